@@ -1,0 +1,87 @@
+"""The `leanrec` command line. Each command group lives in its own module; this file only mounts them."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import leanrec
+
+app = typer.Typer(
+    name="leanrec",
+    help="Which parameter-efficient recommendation method should I use on MY logs, and what does it cost?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"leanrec {leanrec.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """leanrec: statistics, data preparation, benchmark runs and leaderboards for CTR methods."""
+
+
+@app.command("plugins")
+def plugins_command(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List installed plugins: distribution, version, hooks, and what each registers."""
+    from leanrec.plugins import ENV_LOAD, registry
+
+    reg = registry()
+    infos = [p.as_dict() for p in reg.plugins.values()]
+    if as_json:
+        typer.echo(json.dumps(infos, indent=2))
+        return
+    if reg.load_filter is not None and not reg.load_filter:
+        console.print(f"[yellow]{ENV_LOAD} is set but empty: no plugins were loaded.[/yellow]")
+    elif reg.load_filter is not None:
+        console.print(f"{ENV_LOAD}={os.environ.get(ENV_LOAD)!r}: loading only these distributions.")
+    table = Table("distribution", "version", "hooks", "methods", "datasets", "backbones", "status")
+    for p in infos:
+        table.add_row(
+            p["name"], p["version"] or "-",
+            "\n".join(h.removeprefix("leanrec_") for h in p["hooks"]),
+            ", ".join(p["methods"]), ", ".join(p["datasets"]), ", ".join(p["backbones"]),
+            "[red]error[/red]" if p["errors"] else "ok",
+        )
+    console.print(table)
+    for p in infos:
+        for err in p["errors"]:
+            console.print(f"[red]{p['name']}: {err.splitlines()[0]}[/red]")
+
+
+# ---- command groups (each owned by its own module) ------------------------------------------------------
+# leanrec.cli_stats: `leanrec stats`;  leanrec.cli_data: `leanrec data ...`;
+# leanrec.cli_run: `leanrec run`, `leanrec leaderboard`, `leanrec bench`.
+# MOUNT-POINT (add one line per module below)
+
+
+def main() -> None:
+    """Console-script entry point; user errors print cleanly instead of as tracebacks."""
+    from leanrec.errors import LeanrecError
+
+    try:
+        app()
+    except LeanrecError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Hook specifications: the contract between leanrec and its plugins.
+
+Every built-in method and dataset is registered through these hooks by a separate distribution under
+plugins/, exactly as a third-party package would. A plugin is a module listed under the entry-point group
+``leanrec`` that defines functions decorated with ``@leanrec.hookimpl`` whose names match a hook below.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+PROJECT = "leanrec"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def leanrec_register_methods(register: Callable[..., None]) -> None:
+    """Register methods (models, selectors, pruning/search methods) with the harness.
+
+    Call ``register(method_class)`` once per method. ``method_class`` subclasses
+    :class:`leanrec.methods.Method`, sets ``name`` (unique, lowercase, e.g. ``"dnn"``), a ``Config``
+    dataclass whose defaults are the paper's settings, and implements ``fit``. Optional keyword
+    ``aliases=[...]`` registers extra names for the same class.
+    """
+
+
+@hookspec
+def leanrec_register_datasets(register: Callable[..., None]) -> None:
+    """Register datasets with the harness.
+
+    Call ``register(card)`` with either a path to a dataset card (TOML) or a
+    :class:`leanrec.data.cards.DatasetCard` instance (for generated datasets). Names must be unique.
+    """
+
+
+@hookspec
+def leanrec_register_backbones(register: Callable[..., None]) -> None:
+    """Register backbone architectures that other methods can build on (e.g. Light-FMP over DeepFM).
+
+    Call ``register(name, builder)`` where ``builder(fields, **config) -> leanrec.nn.CTRModel`` builds an
+    untrained model over the given field specs. Backbones registered here are addressable by name from any
+    method's ``backbone`` config key.
+    """
