@@ -52,12 +52,12 @@ def plugins_command(
         console.print(f"[yellow]{ENV_LOAD} is set but empty: no plugins were loaded.[/yellow]")
     elif reg.load_filter is not None:
         console.print(f"{ENV_LOAD}={os.environ.get(ENV_LOAD)!r}: loading only these distributions.")
-    table = Table("distribution", "version", "hooks", "methods", "datasets", "backbones", "status")
+    table = Table("distribution", "version", "hooks", "methods", "datasets", "status")
     for p in infos:
         table.add_row(
             p["name"], p["version"] or "-",
             "\n".join(h.removeprefix("leanrec_") for h in p["hooks"]),
-            ", ".join(p["methods"]), ", ".join(p["datasets"]), ", ".join(p["backbones"]),
+            ", ".join(p["methods"]), ", ".join(p["datasets"]),
             "[red]error[/red]" if p["errors"] else "ok",
         )
     console.print(table)

@@ -33,13 +33,3 @@ def leanrec_register_datasets(register: Callable[..., None]) -> None:
     Call ``register(card)`` with either a path to a dataset card (TOML) or a
     :class:`leanrec.data.cards.DatasetCard` instance (for generated datasets). Names must be unique.
     """
-
-
-@hookspec
-def leanrec_register_backbones(register: Callable[..., None]) -> None:
-    """Register backbone architectures that other methods can build on (e.g. Light-FMP over DeepFM).
-
-    Call ``register(name, builder)`` where ``builder(fields, **config) -> leanrec.nn.CTRModel`` builds an
-    untrained model over the given field specs. Backbones registered here are addressable by name from any
-    method's ``backbone`` config key.
-    """

@@ -35,7 +35,6 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
-    backbones: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,7 +56,6 @@ class Registry:
     def __init__(self) -> None:
         self.methods: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
-        self.backbones: dict[str, Entry] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self.load_filter: list[str] | None = None
 
@@ -68,9 +66,6 @@ class Registry:
 
     def dataset(self, name: str):
         return self._get(self.datasets, "dataset", name).obj
-
-    def backbone(self, name: str) -> Callable[..., Any]:
-        return self._get(self.backbones, "backbone", name).obj
 
     @staticmethod
     def _get(table: dict[str, Entry], kind: str, name: str) -> Entry:
@@ -103,11 +98,6 @@ class Registry:
             if not isinstance(card, DatasetCard):
                 card = load_card(card)
             self._add(self.datasets, "dataset", card.name, card, plugin)
-        return register
-
-    def _backbone_register(self, plugin: str) -> Callable[..., None]:
-        def register(name: str, builder: Callable[..., Any]) -> None:
-            self._add(self.backbones, "backbone", name, builder, plugin)
         return register
 
 
@@ -149,10 +139,8 @@ def load_registry(extra_plugins: Iterable[Any] = (), *, entry_points: bool = Tru
     registrars = {
         "leanrec_register_methods": reg._method_register,
         "leanrec_register_datasets": reg._dataset_register,
-        "leanrec_register_backbones": reg._backbone_register,
     }
-    # Backbones first: methods may look them up while registering.
-    for hook_name in ("leanrec_register_backbones", "leanrec_register_datasets", "leanrec_register_methods"):
+    for hook_name in ("leanrec_register_datasets", "leanrec_register_methods"):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             info = reg.plugins[impl.plugin_name]
             info.hooks.append(hook_name)

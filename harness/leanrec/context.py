@@ -1,0 +1,95 @@
+"""RunContext: what the harness hands a method's ``fit``: device, seed, budget, stage timing and the trainer."""
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from leanrec.trainer import Tensors, TrainResult, bce_loss, default_predict, train_model
+
+if TYPE_CHECKING:
+    from leanrec.data import EncodedDataset
+    from leanrec.methods import MethodConfig
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' = CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Budget:
+    """Caps the runner puts on every method (e.g. the quick demo): None = the method's own setting."""
+
+    max_epochs: int | None = None
+
+
+@dataclass
+class RunContext:
+    device: torch.device
+    seed: int = 0
+    budget: Budget = field(default_factory=Budget)
+    progress: bool = True
+    stage_times: dict[str, float] = field(default_factory=dict)
+    train_results: dict[str, TrainResult] = field(default_factory=dict)
+    _tensors: dict[tuple[int, str], Tensors] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a named stage (search, pretrain, prune, retrain, ...); repeated names accumulate."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.stage_times[name] = self.stage_times.get(name, 0.0) + time.perf_counter() - start
+
+    def tensors(self, data: "EncodedDataset", split: str) -> Tensors:
+        """A split as device tensors (converted once per run and reused)."""
+        key = (id(data), split)
+        if key not in self._tensors:
+            s = data.splits[split]
+            self._tensors[key] = Tensors.from_numpy(s.X, s.y, self.device)
+        return self._tensors[key]
+
+    def train(self, model: nn.Module, data: "EncodedDataset | tuple[Tensors, Tensors]", config: "MethodConfig",
+              *, name: str = "train", **kwargs: Any) -> TrainResult:
+        """Train `model` with the harness trainer on data's train split, early-stopping on its valid split.
+
+        `data` may also be a (train, valid) pair of Tensors (e.g. a method's pretraining subset). Keyword
+        arguments go to :func:`leanrec.trainer.train_model` (loss_fn, predict_fn, optimizer, on_step).
+        """
+        if isinstance(data, tuple):
+            train, valid = data
+        else:
+            train, valid = self.tensors(data, "train"), self.tensors(data, "valid")
+        kwargs.setdefault("loss_fn", bce_loss)
+        kwargs.setdefault("predict_fn", default_predict)
+        result = train_model(model, train, valid, config, max_epochs=self.budget.max_epochs,
+                             seed=self.seed, progress=self._progress_callback(name), **kwargs)
+        self.train_results[name] = result
+        return result
+
+    def _progress_callback(self, name: str):
+        if not self.progress:
+            return None
+        from leanrec.progress import batch_progress
+
+        return batch_progress(name)

@@ -1,0 +1,234 @@
+"""Leaderboard: run records -> one table per dataset (mean ± std over seeds, rank, deltas, paired t-tests,
+efficiency columns), written as CSV and Markdown, plus a PNG of AUC against parameters with the Pareto front."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import stats as sps
+
+from leanrec.records import atomic_write_bytes, atomic_write_text, iter_records
+
+REFERENCE = "dnn"  # deltas and time ratios are against this variant when present
+
+
+@dataclass
+class Row:
+    dataset: str
+    variant: str
+    family: str
+    is_baseline: bool
+    seeds: list[int]
+    failed: int
+    auc: list[float]
+    logloss: list[float]
+    gauc: list[float]
+    params: float
+    emb_params: float
+    backbone_params: float
+    flops: float
+    lat1_us: float
+    lat4096_us: float
+    train_s: float
+    fields: float
+    dims: float
+    rank: int = 0
+    delta_auc: float = math.nan
+    time_ratio: float = math.nan
+    p_value: float = math.nan
+    vs: str = ""
+
+    def mean(self, key: str) -> float:
+        v = getattr(self, key)
+        return float(np.mean(v)) if v else math.nan
+
+    def std(self, key: str) -> float:
+        v = getattr(self, key)
+        return float(np.std(v, ddof=1)) if len(v) > 1 else (0.0 if v else math.nan)
+
+
+def _mean(values: Iterable[float]) -> float:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
+    """Aggregate records into leaderboard rows per dataset, ranked by mean test AUC."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["variant"])].append(r)
+    tables: dict[str, list[Row]] = defaultdict(list)
+    for (dataset, variant), recs in sorted(groups.items()):
+        ok = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: r["seed"])
+        m = [r["metrics"] for r in ok]
+        sel = [r.get("selection") or {} for r in ok]
+        tables[dataset].append(Row(
+            dataset=dataset, variant=variant, family=recs[0].get("family", ""),
+            is_baseline=bool(recs[0].get("is_baseline")), seeds=[r["seed"] for r in ok],
+            failed=len(recs) - len(ok),
+            auc=[x["auc"] for x in m], logloss=[x["logloss"] for x in m],
+            gauc=[x["gauc"] for x in m if "gauc" in x],
+            params=_mean(x["params"]["total"] for x in m), emb_params=_mean(x["params"]["embedding"] for x in m),
+            backbone_params=_mean(x["params"]["backbone"] for x in m), flops=_mean(x["flops_per_sample"] for x in m),
+            lat1_us=_mean(1e6 * x["latency_s_per_sample"]["batch_1"] for x in m),
+            lat4096_us=_mean(1e6 * x["latency_s_per_sample"]["batch_4096"] for x in m),
+            train_s=_mean(r["total_time"] for r in ok),
+            fields=_mean(len(s["fields"]) for s in sel if s.get("fields")),
+            dims=_mean(sum(s["field_dims"].values()) for s in sel if s.get("field_dims")),
+        ))
+    for rows in tables.values():
+        _annotate(rows)
+    return dict(tables)
+
+
+def _annotate(rows: list[Row]) -> None:
+    rows.sort(key=lambda r: (-r.mean("auc") if r.auc else math.inf, r.variant))
+    for i, r in enumerate(rows, 1):
+        r.rank = i
+    ref = next((r for r in rows if r.variant == REFERENCE and r.auc), None)
+    baselines = [r for r in rows if r.is_baseline and r.auc]
+    best = max(baselines, key=lambda r: r.mean("auc"), default=None)
+    for r in rows:
+        if ref is not None and r.auc:
+            r.delta_auc = r.mean("auc") - ref.mean("auc")
+            r.time_ratio = r.train_s / ref.train_s if ref.train_s else math.nan
+        if best is not None and r is not best and r.auc:
+            r.vs, r.p_value = best.variant, paired_p_value(best, r)
+
+
+def paired_p_value(a: Row, b: Row) -> float:
+    """Two-sided paired t-test of test AUC on the seeds both rows share (same seed = same split and init)."""
+    common = sorted(set(a.seeds) & set(b.seeds))
+    if len(common) < 2:
+        return math.nan
+    x = [a.auc[a.seeds.index(s)] for s in common]
+    y = [b.auc[b.seeds.index(s)] for s in common]
+    if np.allclose(x, y):
+        return 1.0
+    return float(sps.ttest_rel(x, y).pvalue)
+
+
+COLUMNS = ["rank", "variant", "family", "seeds", "auc", "logloss", "gauc", "delta_auc", "p_value", "vs",
+           "params", "emb_params", "backbone_params", "flops", "lat1_us", "lat4096_us", "train_s", "time_ratio",
+           "fields", "dims", "failed"]
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _si(x: float) -> str:
+    if math.isnan(x):
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def to_csv(tables: dict[str, list[Row]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["dataset", "rank", "variant", "family", "n_seeds", "auc_mean", "auc_std", "logloss_mean",
+                "logloss_std", "gauc_mean", "delta_auc_vs_dnn", "p_value", "vs_baseline", "params", "emb_params",
+                "backbone_params", "flops_per_sample", "latency_b1_us", "latency_b4096_us_per_sample",
+                "train_time_s", "train_time_ratio_vs_dnn", "fields", "total_dims", "failed_runs"])
+    for dataset, rows in tables.items():
+        for r in rows:
+            w.writerow([dataset, r.rank, r.variant, r.family, len(r.seeds), r.mean("auc"), r.std("auc"),
+                        r.mean("logloss"), r.std("logloss"), r.mean("gauc"), r.delta_auc, r.p_value, r.vs,
+                        r.params, r.emb_params, r.backbone_params, r.flops, r.lat1_us, r.lat4096_us, r.train_s,
+                        r.time_ratio, r.fields, r.dims, r.failed])
+    return buf.getvalue()
+
+
+def to_markdown(tables: dict[str, list[Row]]) -> str:
+    out = []
+    for dataset, rows in tables.items():
+        has_gauc = any(r.gauc for r in rows)
+        out.append(f"## {dataset}\n")
+        head = ["#", "method", "AUC (mean ± std)", "logloss"] + (["gAUC"] if has_gauc else []) + [
+            "Δ AUC vs dnn", "p vs best baseline", "params (emb / backbone)", "FLOPs/sample",
+            "latency b1 (µs)", "latency b4096 (µs/sample)", "train s", "time × dnn", "seeds"]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for r in rows:
+            cells = [str(r.rank), f"`{r.variant}`" + (" (baseline)" if r.is_baseline else ""),
+                     f"{_fmt(r.mean('auc'))} ± {_fmt(r.std('auc'))}", _fmt(r.mean("logloss"))]
+            if has_gauc:
+                cells.append(_fmt(r.mean("gauc")))
+            cells += [
+                ("+" if r.delta_auc > 0 else "") + _fmt(r.delta_auc), _fmt(r.p_value, 3),
+                f"{_si(r.params)} ({_si(r.emb_params)} / {_si(r.backbone_params)})", _si(r.flops),
+                _fmt(r.lat1_us, 1), _fmt(r.lat4096_us, 3), _fmt(r.train_s, 1), _fmt(r.time_ratio, 2),
+                f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else ""),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        best = next((r.vs for r in rows if r.vs), None)
+        if best:
+            out.append(f"\np: two-sided paired t-test of test AUC against the best baseline `{best}` on shared seeds.\n")
+        out.append("")
+    return "\n".join(out)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated (fewer params and higher AUC is better), sorted by params."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot(rows: list[Row], path: Path, title: str) -> None:
+    """AUC against parameter count (log x), error bars over seeds, Pareto front highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.auc and not math.isnan(r.params)]
+    if not rows:
+        return
+    pts = [(r.params, r.mean("auc")) for r in rows]
+    front = pareto_front(pts)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, r in enumerate(rows):
+        ax.errorbar(r.params, r.mean("auc"), yerr=r.std("auc"), fmt="o", color="C1" if i in front else "C0",
+                    capsize=3)
+        ax.annotate(r.variant, (r.params, r.mean("auc")), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    fx = [pts[i] for i in front]
+    ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="C1", label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters of the serving model (log)")
+    ax.set_ylabel("test AUC (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: bool = True) -> tuple[dict, str]:
+    """Build the leaderboard from results_dir's records; write leaderboard.{csv,md} (+ PNGs) to out_dir."""
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir or results_dir)
+    tables = build_rows(iter_records(results_dir))
+    md = "# leanrec leaderboard\n\n" + to_markdown(tables)
+    atomic_write_text(out_dir / "leaderboard.csv", to_csv(tables))
+    atomic_write_text(out_dir / "leaderboard.md", md)
+    if plots:
+        for dataset, rows in tables.items():
+            plot(rows, out_dir / f"auc_vs_params_{dataset}.png", f"{dataset}: AUC vs parameters")
+    return tables, md

@@ -1,0 +1,159 @@
+"""The method protocol that every plugin implements (see docs/plugins.md for a walk-through).
+
+A method is a class with a unique ``name``, a ``Config`` dataclass whose defaults are its paper's settings,
+and ``fit(data, ctx) -> FitResult``. Inside ``fit`` the method trains through ``ctx.train`` (the harness
+trainer) and wraps each phase in ``with ctx.stage("name"):`` so the harness times it. It returns the
+serving model; the harness -- never the method -- measures AUC, logloss, parameters, FLOPs and latency.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from torch import nn
+
+from leanrec.errors import ConfigError, check_keys
+from leanrec.nn import CTRModel, FieldSpec
+
+if TYPE_CHECKING:
+    from leanrec.context import RunContext
+    from leanrec.data import EncodedDataset
+
+
+@dataclass
+class MethodConfig:
+    """Training settings shared by every method. Subclasses add their own fields (with the paper's defaults)."""
+
+    embedding_dim: int = 10
+    batch_size: int = 1024
+    lr: float = 1e-3
+    epochs: int = 20
+    patience: int = 2              # epochs without validation-AUC improvement before stopping
+    lr_decay: float = 0.1          # multiply the LR by this on every plateau (FuxiCTR's reduce-on-plateau)
+    weight_decay: float = 0.0      # L2 on non-embedding parameters
+    embedding_l2: float = 0.0      # L2 on the embedding rows used in each batch
+    grad_clip: float = 10.0        # max global gradient norm (0 = off)
+
+    def validate(self) -> None:
+        """Raise ConfigError on values that make no sense. Subclasses extend it (call super())."""
+        for name in ("embedding_dim", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(MethodConfig)) - {"embedding_dim"}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a CLI string (or JSON value) to the type a config field declares."""
+    origin = typing.get_origin(annotation)
+    if isinstance(value, str) and annotation is not str:
+        import json
+
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            if annotation in (int, float, bool):
+                raise ConfigError(f"config key {key!r}: cannot parse {value!r} as {annotation.__name__}") from None
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, bool) and not isinstance(value, annotation):
+        raise ConfigError(f"config key {key!r} expects {annotation.__name__}, got {value!r}")
+    if origin in (tuple, list) and isinstance(value, list):
+        return tuple(value) if origin is tuple else value
+    return value
+
+
+def make_config(config_cls: type[MethodConfig], overrides: dict[str, Any] | None = None) -> MethodConfig:
+    """Instantiate a config from overrides, rejecting unknown keys and badly typed values."""
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    check_keys(overrides, fields, f"{config_cls.__name__}")
+    hints = typing.get_type_hints(config_cls)
+    values = {k: _coerce(v, hints.get(k, Any), k) for k, v in overrides.items()}
+    config = config_cls(**values)
+    config.validate()
+    return config
+
+
+@dataclass
+class FitResult:
+    """What a method hands back to the harness."""
+
+    model: nn.Module                                  # serving model: forward(X (B, F_dataset) int) -> logits (B,)
+    selected_fields: list[str] | None = None          # fields the serving model reads, when the method chose them
+    field_dims: dict[str, int] | None = None          # per-field embedding dims, when the method chose them
+    field_scores: dict[str, float] | None = None      # importance per field (selectors), higher = more important
+    extra: dict[str, Any] = field(default_factory=dict)  # JSON-able method-specific facts (selection order, ...)
+
+
+class Method:
+    """Base class of every method plugin. Subclass, set the class attributes, implement ``fit``."""
+
+    name: ClassVar[str]
+    paper: ClassVar[str] = ""          # citation of the paper the method comes from
+    family: ClassVar[str] = "model"    # model | selector | pruning | dimension-search | backbone
+    is_baseline: ClassVar[bool] = False  # baselines are what the leaderboard's t-test compares against
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config if config is not None else self.Config()
+        self.config.validate()
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any] | None = None) -> "Method":
+        """Build the method with its paper defaults updated by `overrides` (validated)."""
+        return cls(make_config(cls.Config, overrides))
+
+    def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
+        """Train on ``data.train`` (validating on ``data.valid``) and return the serving model."""
+        raise NotImplementedError(f"method {self.name!r} does not implement fit()")
+
+
+def field_specs(data: "EncodedDataset") -> list[FieldSpec]:
+    """FieldSpecs for a dataset's fields, in column order."""
+    return [FieldSpec(f.name, f.vocab_size) for f in data.fields]
+
+
+class BackboneMethod(Method):
+    """A plain model trained end to end: the model zoo registers one subclass per architecture.
+
+    The model is built as ``model_class(fields, embedding_dim=..., **other config fields)``; training keys of
+    MethodConfig are consumed by the trainer, every other config field is passed to the model.
+    """
+
+    model_class: ClassVar[type[CTRModel]]
+    family = "backbone"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.to_dict().items() if k not in TRAINING_KEYS}
+
+    def build_model(self, fields: Sequence[FieldSpec], **changes: Any) -> CTRModel:
+        """An untrained model over `fields`; `changes` override config values (e.g. embedding_dim=[...])."""
+        return self.model_class(list(fields), **{**self.model_kwargs(), **changes})
+
+    def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
+        model = self.build_model(field_specs(data)).to(ctx.device)
+        with ctx.stage("train"):
+            ctx.train(model, data, self.config)
+        return FitResult(model=model)
+
+
+def get_backbone(name: str, overrides: dict[str, Any] | None = None) -> BackboneMethod:
+    """A registered backbone method (e.g. "deepfm") configured with `overrides`, for methods that build on one
+    (Light-FMP, i-Razor, selectors' retraining). Use ``.build_model(fields)`` to get an untrained CTRModel."""
+    from leanrec.plugins import registry
+
+    cls = registry().method(name)
+    if not (isinstance(cls, type) and issubclass(cls, BackboneMethod)):
+        raise ConfigError(f"{name!r} is not a backbone (it is a {getattr(cls, 'family', '?')} method)")
+    return cls.from_overrides(overrides)

@@ -1,0 +1,6 @@
+"""Shared neural building blocks: the fused field embedding, MLPs, interaction layers and the CTRModel base."""
+from leanrec.nn.embedding import FieldEmbedding, FieldSpec
+from leanrec.nn.layers import MLP, FactorizationMachine, field_columns
+from leanrec.nn.model import CTRModel, Features
+
+__all__ = ["FieldEmbedding", "FieldSpec", "MLP", "FactorizationMachine", "field_columns", "CTRModel", "Features"]

@@ -1,0 +1,62 @@
+"""Layers shared by the model zoo. Every forward is vectorised over fields (no Python loops over fields)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def field_columns(dims: Sequence[int], keep: Sequence[int]) -> list[int]:
+    """Column indices, in a flattened field-major embedding of per-field widths `dims`, of the fields `keep`."""
+    starts = [0]
+    for d in dims:
+        starts.append(starts[-1] + d)
+    return [c for i in keep for c in range(starts[i], starts[i + 1])]
+
+
+class MLP(nn.Module):
+    """Linear -> [BatchNorm] -> activation -> [Dropout] blocks, optionally followed by an output Linear."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = 1, dropout: float = 0.0,
+                 batch_norm: bool = False, activation: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_dim
+        for h in hidden:
+            layers.append(nn.Linear(prev, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(activation())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            prev = h
+        if out_dim is not None:
+            layers.append(nn.Linear(prev, out_dim))
+        self.net = nn.Sequential(*layers)
+        self.in_dim, self.out_features = in_dim, (out_dim if out_dim is not None else prev)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def select_inputs(self, columns: Sequence[int]) -> None:
+        """Keep only the given input columns of the first Linear, copying their weights (weight transfer)."""
+        first = self.net[0]
+        assert isinstance(first, nn.Linear)
+        cols = torch.as_tensor(list(columns), dtype=torch.long, device=first.weight.device)
+        new = nn.Linear(len(cols), first.out_features, bias=first.bias is not None).to(first.weight.device)
+        with torch.no_grad():
+            new.weight.copy_(first.weight[:, cols])
+            if first.bias is not None:
+                new.bias.copy_(first.bias)
+        self.net[0] = new
+        self.in_dim = len(cols)
+
+
+class FactorizationMachine(nn.Module):
+    """Second-order FM term: 0.5 * sum_k ((sum_f e_fk)^2 - sum_f e_fk^2), for E of shape (B, F, d)."""
+
+    def forward(self, E: torch.Tensor) -> torch.Tensor:
+        square_of_sum = E.sum(dim=1).pow(2)
+        sum_of_square = E.pow(2).sum(dim=1)
+        return 0.5 * (square_of_sum - sum_of_square).sum(dim=1)

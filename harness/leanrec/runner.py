@@ -1,0 +1,165 @@
+"""The runner: a grid of datasets x methods x seeds, one atomic JSON record per run, resumable."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import os
+import platform
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+import leanrec
+from leanrec.context import Budget, RunContext, pick_device, seed_everything
+from leanrec.errors import ConfigError
+from leanrec.measure import measure
+from leanrec.methods import Method
+from leanrec.plugins import Registry, registry
+from leanrec.records import (SCHEMA_VERSION, read_record, record_path, variant_name, write_record)
+
+
+@dataclass
+class MethodSpec:
+    """A method to run: its registered name and config overrides (validated before the grid starts)."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        return variant_name(self.name, self.overrides)
+
+
+def parse_method(text: str) -> MethodSpec:
+    """'dnn' or 'dnn:hidden=[64,64],lr=0.01' (values parsed as JSON where possible)."""
+    name, _, rest = text.partition(":")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, _split_top_level(rest)):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"method spec {text!r}: expected key=value, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return MethodSpec(name.strip(), overrides)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets (so hidden=[64,64] stays whole)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[{("
+        depth -= ch in "]})"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur]
+
+
+def environment() -> dict[str, Any]:
+    """Versions, git commit and hardware, stored in every record."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "leanrec": leanrec.__version__, "git_commit": commit, "python": platform.python_version(),
+        "torch": torch.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _plugin_version(reg: Registry, method: str) -> dict[str, Any]:
+    plugin = reg.methods[method.lower()].plugin
+    try:
+        version = md.version(plugin)
+    except md.PackageNotFoundError:
+        version = None
+    return {"plugin": plugin, "version": version}
+
+
+def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budget: Budget,
+            device: torch.device, progress: bool, reg: Registry) -> dict[str, Any]:
+    """Fit one method on one (dataset, seed) and measure it; failures become records with a traceback."""
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "dataset": data.name, "dataset_cache_key": data.cache_key,
+        "method": spec.name.lower(), "variant": spec.variant, "overrides": spec.overrides, "seed": seed,
+        "family": method_cls.family, "is_baseline": method_cls.is_baseline, "paper": method_cls.paper,
+        "budget": budget.__dict__, "plugin": _plugin_version(reg, spec.name), "environment": environment(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress)
+    start = time.perf_counter()
+    try:
+        method = method_cls.from_overrides(spec.overrides)
+        record["config"] = method.config.to_dict()
+        seed_everything(seed)
+        result = method.fit(data, ctx)
+        record["stage_times"] = dict(ctx.stage_times)
+        record["total_time"] = time.perf_counter() - start
+        record["training"] = {k: {"best_valid_auc": r.best_valid_auc, "best_epoch": r.best_epoch,
+                                  "epochs_run": r.epochs_run, "steps": r.steps}
+                              for k, r in ctx.train_results.items()}
+        record["selection"] = {"fields": result.selected_fields, "field_dims": result.field_dims,
+                               "field_scores": result.field_scores}
+        record["extra"] = result.extra
+        record["metrics"] = measure(result.model.to(device), ctx.tensors(data, "test"), data.test.group)
+        record["status"] = "ok"
+    except Exception as exc:  # the grid goes on; the record says what broke
+        record["stage_times"] = dict(ctx.stage_times)
+        record["status"] = "failed"
+        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    return record
+
+
+def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequence[int], results_dir: Path, *,
+             budget: Budget | None = None, data_overrides: dict[str, Any] | None = None, device: str = "auto",
+             rerun_failed: bool = True, progress: bool = True,
+             report: Callable[[dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
+    """Run every (dataset, method, seed) not yet finished under results_dir; return all their records.
+
+    Names and configs are validated before anything runs. Finished records are skipped (resume after a
+    crash or Ctrl-C); failed ones are rerun unless rerun_failed is False.
+    """
+    from leanrec.data import load_dataset
+
+    reg = registry()
+    budget = budget or Budget()
+    classes = {m.name: reg.method(m.name) for m in methods}
+    for m in methods:  # fail fast on bad config keys/values
+        classes[m.name].from_overrides(m.overrides)
+    for d in datasets:
+        reg.dataset(d) if not Path(d).exists() else None
+    dev = pick_device(device)
+    records = []
+    for dataset in datasets:
+        for seed in seeds:
+            todo = []
+            for m in methods:
+                path = record_path(results_dir, Path(dataset).stem, m.variant, seed)
+                if path.exists():
+                    old = read_record(path)
+                    if old["status"] == "ok" or not rerun_failed:
+                        records.append(old)
+                        if report:
+                            report(old, True)
+                        continue
+                todo.append(m)
+            if not todo:
+                continue
+            data = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
+            for m in todo:
+                rec = run_one(classes[m.name], m, data, seed, budget=budget, device=dev, progress=progress, reg=reg)
+                rec["data_overrides"] = data_overrides or {}
+                write_record(record_path(results_dir, data.name, m.variant, seed), rec)
+                records.append(rec)
+                if report:
+                    report(rec, False)
+    return records
