@@ -210,7 +210,7 @@ class DatasetCard:
         )
         labels = []
         raw_labels = data.get("labels", [])
-        if not raw_labels:
+        if not raw_labels and fmt != "synthetic":  # synthetic labels come from the generator
             raise ConfigError(f"{where}: at least one [[labels]] entry is required")
         for lab in raw_labels:
             if isinstance(lab, str):

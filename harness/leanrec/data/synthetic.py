@@ -1,0 +1,265 @@
+"""Synthetic CTR logs with planted ground truth, generated in memory or streamed to disk.
+
+The generating process (a *plan*) depends only on the options and `seed`, never on the number of rows, so
+`generate(n)` and `write(path, n)` draw rows from the same process in fixed-size chunks.
+
+Fields are named C1..Cn (names do not reveal roles). Values are integer ids drawn from a Zipf law
+(p(k) ~ (k+1)^-zipf) with Criteo-like cardinalities spread geometrically from 3 to `max_cardinality`. Roles:
+
+- informative: additive per-value logit effects ~ N(0, effect^2);
+- interaction: a pair informative only jointly: logit += interaction_effect * s_a[v_a] * s_b[v_b] with signs
+  s in {-1, +1} balanced under the Zipf mass, so each field alone carries ~0 information about the label;
+- redundant: a near-copy of an informative field (its value relabelled; replaced by a fresh draw with
+  probability `redundancy_noise`);
+- noise: independent of everything.
+
+Label 1 ("click") ~ Bernoulli(sigmoid(bias + effects)) with bias calibrated to `ctr`. With n_labels = 2 a
+second label ("conversion") is 1 only for clicks, with probability sigmoid(bias2 + other informative effects).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from dataclasses import asdict, dataclass, fields as dc_fields, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from leanrec.errors import ConfigError, check_keys
+
+LABEL_NAMES = ("click", "conversion")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Options of the synthetic generator (card [synthetic] section, or overrides={"synthetic": {...}})."""
+
+    n_rows: int = 100_000
+    n_fields: int = 20
+    n_informative: int = 5
+    n_redundant: int = 3
+    n_interaction: int = 2
+    n_labels: int = 1
+    max_cardinality: int = 10_000
+    zipf: float = 1.1
+    effect: float = 0.8
+    interaction_effect: float = 1.5
+    redundancy_noise: float = 0.2
+    ctr: float = 0.25
+    conversion_rate: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, where: str = "synthetic options",
+                     base: "SyntheticConfig | None" = None) -> "SyntheticConfig":
+        check_keys(options.keys(), [f.name for f in dc_fields(cls)], where)
+        cfg = replace(base or cls(), **options)
+        roles = cfg.n_informative + cfg.n_redundant + cfg.n_interaction
+        problems = []
+        if cfg.n_rows < 1:
+            problems.append("n_rows must be >= 1")
+        if cfg.n_interaction not in (0, 2):
+            problems.append("n_interaction must be 0 or 2")
+        if cfg.n_informative < 1 or cfg.n_redundant > cfg.n_informative:
+            problems.append("need n_informative >= 1 and n_redundant <= n_informative")
+        if roles > cfg.n_fields:
+            problems.append(f"n_fields ({cfg.n_fields}) < informative + redundant + interaction ({roles})")
+        if cfg.n_labels not in (1, 2):
+            problems.append("n_labels must be 1 or 2")
+        if cfg.max_cardinality < 3:
+            problems.append("max_cardinality must be >= 3")
+        if not 0 < cfg.ctr < 1 or not 0 < cfg.conversion_rate < 1 or not 0 <= cfg.redundancy_noise <= 1:
+            problems.append("ctr and conversion_rate must be in (0, 1), redundancy_noise in [0, 1]")
+        if problems:
+            raise ConfigError(f"{where}: " + "; ".join(problems))
+        return cfg
+
+
+@dataclass
+class _Plan:
+    names: list[str]
+    cards: np.ndarray                 # cardinality per field
+    cdfs: list[np.ndarray]            # Zipf CDF per field
+    roles: dict[str, list[int]]       # role -> field indices
+    copy_of: dict[int, int]           # redundant field -> informative source
+    relabel: dict[int, np.ndarray]    # redundant field -> value permutation of its source
+    effects: dict[int, np.ndarray]    # informative field -> per-value logit effect (click)
+    effects2: dict[int, np.ndarray]   # informative field -> per-value logit effect (conversion)
+    signs: dict[int, np.ndarray]      # interaction field -> per-value sign
+    bias: float = 0.0
+    bias2: float = 0.0
+
+    def ground_truth(self) -> dict[str, Any]:
+        gt: dict[str, Any] = {role: [self.names[i] for i in idx] for role, idx in self.roles.items()}
+        gt["redundant_of"] = {self.names[r]: self.names[s] for r, s in self.copy_of.items()}
+        gt["cardinality"] = {n: int(c) for n, c in zip(self.names, self.cards)}
+        return gt
+
+
+def _zipf_cdf(k: int, a: float) -> np.ndarray:
+    p = (np.arange(1, k + 1, dtype=np.float64)) ** -a
+    c = np.cumsum(p / p.sum())
+    c[-1] = 1.0
+    return c
+
+
+def _balanced_signs(cdf: np.ndarray) -> np.ndarray:
+    """+-1 per value such that the probability mass of +1 and -1 is as equal as possible (greedy)."""
+    p = np.diff(cdf, prepend=0.0)
+    signs = np.empty(len(p))
+    mass = [0.0, 0.0]
+    for i in np.argsort(-p, kind="stable"):  # plan construction only: O(cardinality), not O(rows)
+        side = 0 if mass[0] <= mass[1] else 1
+        mass[side] += p[i]
+        signs[i] = 1.0 if side == 0 else -1.0
+    return signs
+
+
+def make_plan(cfg: SyntheticConfig) -> _Plan:
+    """The generating process for `cfg` (independent of n_rows)."""
+    return _make_plan(replace(cfg, n_rows=1))
+
+
+@lru_cache(maxsize=8)
+def _make_plan(cfg: SyntheticConfig) -> _Plan:
+    rng = np.random.default_rng([cfg.seed, 0x5EED])
+    F = cfg.n_fields
+    cards = np.unique(np.round(np.geomspace(3, cfg.max_cardinality, F)).astype(np.int64))
+    cards = np.resize(cards, F) if len(cards) < F else cards
+    cards = rng.permutation(cards)
+    order = rng.permutation(F)
+    n_inf, n_red, n_int = cfg.n_informative, cfg.n_redundant, cfg.n_interaction
+    roles = {"informative": sorted(order[:n_inf].tolist()),
+             "interaction": sorted(order[n_inf:n_inf + n_int].tolist()),
+             "redundant": sorted(order[n_inf + n_int:n_inf + n_int + n_red].tolist()),
+             "noise": sorted(order[n_inf + n_int + n_red:].tolist())}
+    for i, k in zip(roles["interaction"], (6, 20)):  # learnable sizes for the pair
+        cards[i] = min(k, cfg.max_cardinality)
+    copy_of = {r: s for r, s in zip(roles["redundant"], rng.permutation(roles["informative"])[:n_red].tolist())}
+    for r, s in copy_of.items():
+        cards[r] = cards[s]
+    cdfs = [_zipf_cdf(int(k), cfg.zipf) for k in cards]
+    effects = {i: rng.normal(0.0, cfg.effect, int(cards[i])) for i in roles["informative"]}
+    effects2 = {i: rng.normal(0.0, cfg.effect, int(cards[i])) for i in roles["informative"]}
+    plan = _Plan(names=[f"C{i + 1}" for i in range(F)], cards=cards, cdfs=cdfs, roles=roles, copy_of=copy_of,
+                 relabel={r: rng.permutation(int(cards[s])) for r, s in copy_of.items()},
+                 effects=effects, effects2=effects2,
+                 signs={i: _balanced_signs(cdfs[i]) for i in roles["interaction"]})
+    # calibrate biases on a fixed sample so the click rate and conversion rate match the options
+    X = _draw_fields(plan, 50_000, np.random.default_rng([cfg.seed, 0xCA1]), cfg.redundancy_noise)
+    plan.bias = _calibrate(_logit(plan, X, cfg), cfg.ctr)
+    plan.bias2 = _calibrate(_logit2(plan, X), cfg.conversion_rate)
+    return plan
+
+
+def _calibrate(logit: np.ndarray, rate: float) -> float:
+    lo, hi = -20.0, 20.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if np.mean(1 / (1 + np.exp(-(logit + mid)))) < rate:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _draw_fields(plan: _Plan, n: int, rng: np.random.Generator, noise: float) -> np.ndarray:
+    X = np.empty((n, len(plan.names)), dtype=np.int32)
+    for j, cdf in enumerate(plan.cdfs):
+        if j not in plan.copy_of:
+            X[:, j] = np.searchsorted(cdf, rng.random(n), side="right")
+    for r, s in plan.copy_of.items():
+        fresh = np.searchsorted(plan.cdfs[r], rng.random(n), side="right")
+        X[:, r] = np.where(rng.random(n) < noise, fresh, plan.relabel[r][X[:, s]])
+    return X
+
+
+def _logit(plan: _Plan, X: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
+    z = np.zeros(len(X))
+    for i, eff in plan.effects.items():
+        z += eff[X[:, i]]
+    if plan.roles["interaction"]:
+        a, b = plan.roles["interaction"]
+        z += cfg.interaction_effect * plan.signs[a][X[:, a]] * plan.signs[b][X[:, b]]
+    return z
+
+
+def _logit2(plan: _Plan, X: np.ndarray) -> np.ndarray:
+    z = np.zeros(len(X))
+    for i, eff in plan.effects2.items():
+        z += eff[X[:, i]]
+    return z
+
+
+def _chunk(plan: _Plan, cfg: SyntheticConfig, n: int, rng: np.random.Generator) -> pa.Table:
+    X = _draw_fields(plan, n, rng, cfg.redundancy_noise)
+    click = rng.random(n) < 1 / (1 + np.exp(-(_logit(plan, X, cfg) + plan.bias)))
+    cols: dict[str, Any] = {"click": click.astype(np.int8)}
+    if cfg.n_labels == 2:
+        conv = click & (rng.random(n) < 1 / (1 + np.exp(-(_logit2(plan, X) + plan.bias2))))
+        cols["conversion"] = conv.astype(np.int8)
+    for j, name in enumerate(plan.names):
+        cols[name] = X[:, j]
+    return pa.table(cols)
+
+
+def iter_chunks(cfg: SyntheticConfig, n_rows: int | None = None, chunk_rows: int = 1_000_000
+                ) -> Iterator[pa.Table]:
+    """Tables of at most `chunk_rows` rows, `n_rows` in total (default cfg.n_rows); deterministic per seed."""
+    plan = make_plan(cfg)
+    total = cfg.n_rows if n_rows is None else n_rows
+    for k, start in enumerate(range(0, total, chunk_rows)):
+        yield _chunk(plan, cfg, min(chunk_rows, total - start), np.random.default_rng([cfg.seed, 0xDA7A, k]))
+
+
+def generate(cfg: SyntheticConfig | None = None, **options: Any) -> tuple[pa.Table, dict[str, Any]]:
+    """All rows in memory: (table with label columns then C1..Cn as int32, ground truth)."""
+    cfg = SyntheticConfig.from_options(options, base=cfg)
+    table = pa.concat_tables(iter_chunks(cfg))
+    return table, ground_truth(cfg)
+
+
+def ground_truth(cfg: SyntheticConfig) -> dict[str, Any]:
+    """{"informative", "interaction", "redundant", "noise": [field names], "redundant_of", "cardinality"}."""
+    return make_plan(cfg).ground_truth()
+
+
+def label_names(cfg: SyntheticConfig) -> list[str]:
+    return list(LABEL_NAMES[:cfg.n_labels])
+
+
+def write(path: str | Path, n_rows: int, format: str = "parquet", *, chunk_rows: int = 1_000_000,
+          **options: Any) -> dict[str, Any]:
+    """Stream `n_rows` synthetic rows to `path` (parquet, or TSV with a header) in bounded memory.
+
+    Returns the ground truth. The file appears atomically (written as `path.tmp`, then renamed).
+    """
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if format not in ("parquet", "tsv"):
+        raise ConfigError(f"format must be 'parquet' or 'tsv', got {format!r}")
+    cfg = SyntheticConfig.from_options({**options, "n_rows": n_rows})
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = None
+    try:
+        for table in iter_chunks(cfg, n_rows, chunk_rows):
+            if writer is None:
+                writer = (pq.ParquetWriter(tmp, table.schema) if format == "parquet" else
+                          pcsv.CSVWriter(tmp, table.schema, write_options=pcsv.WriteOptions(delimiter="\t")))
+            writer.write_table(table)
+        writer.close()
+        tmp.replace(path)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+        tmp.unlink(missing_ok=True)
+        raise
+    gt = ground_truth(cfg)
+    gt["config"] = asdict(cfg)
+    return gt
