@@ -70,6 +70,11 @@ def plugins_command(
 # leanrec.cli_stats: `leanrec stats`;  leanrec.cli_data: `leanrec data ...`;
 # leanrec.cli_run: `leanrec run`, `leanrec leaderboard`, `leanrec bench`.
 # MOUNT-POINT (add one line per module below)
+from leanrec.cli_run import bench_command, leaderboard_command, run_command  # noqa: E402
+
+app.command("run")(run_command)
+app.command("leaderboard")(leaderboard_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:

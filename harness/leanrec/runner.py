@@ -85,6 +85,15 @@ def _plugin_version(reg: Registry, method: str) -> dict[str, Any]:
     return {"plugin": plugin, "version": version}
 
 
+def _dataset_name(reg: Registry, dataset: str) -> str:
+    """The card name of a registered dataset or of a card file (unknown names fail with suggestions)."""
+    if Path(dataset).is_file():
+        from leanrec.data import load_card
+
+        return load_card(dataset).name
+    return reg.dataset(dataset).name
+
+
 def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budget: Budget,
             device: torch.device, progress: bool, reg: Registry) -> dict[str, Any]:
     """Fit one method on one (dataset, seed) and measure it; failures become records with a traceback."""
@@ -135,15 +144,14 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     classes = {m.name: reg.method(m.name) for m in methods}
     for m in methods:  # fail fast on bad config keys/values
         classes[m.name].from_overrides(m.overrides)
-    for d in datasets:
-        reg.dataset(d) if not Path(d).exists() else None
+    names = {d: _dataset_name(reg, d) for d in datasets}
     dev = pick_device(device)
     records = []
     for dataset in datasets:
         for seed in seeds:
             todo = []
             for m in methods:
-                path = record_path(results_dir, Path(dataset).stem, m.variant, seed)
+                path = record_path(results_dir, names[dataset], m.variant, seed)
                 if path.exists():
                     old = read_record(path)
                     if old["status"] == "ok" or not rerun_failed:

@@ -1,0 +1,109 @@
+"""`leanrec run`, `leanrec leaderboard` and `leanrec bench`: the benchmark grid and its leaderboard."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
+    from leanrec.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"{what}: expected key=value, got {item!r}")
+        try:
+            parsed: Any = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        node = out
+        *parents, leaf = key.strip().split(".")  # synthetic.n_rows=1000 -> {"synthetic": {"n_rows": 1000}}
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = parsed
+    return out
+
+
+def _report(record: dict[str, Any], skipped: bool) -> None:
+    head = f"{record['dataset']} · {record['variant']} · seed {record['seed']}"
+    if skipped:
+        console.print(f"[dim]↷ {head}: already done[/dim]")
+    elif record["status"] == "ok":
+        m = record["metrics"]
+        console.print(f"[green]✓[/green] {head}: AUC {m['auc']:.4f}  logloss {m['logloss']:.4f}  "
+                      f"params {m['params']['total']:,}  ({record['total_time']:.1f} s)")
+    else:
+        console.print(f"[red]✗ {head}: {record['error']['type']}: {record['error']['message']}[/red]")
+
+
+def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], results_dir: Path,
+                  max_epochs: Optional[int], data_overrides: dict[str, Any], device: str, progress: bool) -> None:
+    from leanrec.context import Budget
+    from leanrec.leaderboard import write_leaderboard
+    from leanrec.runner import parse_method, run_grid
+
+    specs = [parse_method(m) for m in methods]
+    records = run_grid(datasets, specs, seeds, results_dir, budget=Budget(max_epochs=max_epochs),
+                       data_overrides=data_overrides, device=device, progress=progress, report=_report)
+    _, md = write_leaderboard(results_dir)
+    console.print(md)
+    failed = sum(r["status"] != "ok" for r in records)
+    console.print(f"Leaderboard written to {results_dir / 'leaderboard.md'} (+ .csv, plots); "
+                  f"{len(records)} runs, {failed} failed.")
+
+
+def run_command(
+    dataset: list[str] = typer.Option(..., "--dataset", "-d", help="Dataset name or card path (repeatable)."),
+    method: list[str] = typer.Option(..., "--method", "-m",
+                                     help="Method spec, e.g. dnn or 'dnn:hidden=[64,64],lr=0.01' (repeatable)."),
+    seeds: int = typer.Option(5, "--seeds", help="Number of seeds (same seed = same split and init)."),
+    seed_start: int = typer.Option(0, "--seed-start", help="First seed."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where records and leaderboards go."),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Cap every method's epochs (quick runs)."),
+    data: list[str] = typer.Option([], "--data", help="Data/preprocessing override key=value (repeatable)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
+    _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir, max_epochs,
+                  _parse_kv(data, "--data"), device, progress)
+
+
+def leaderboard_command(
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Directory holding runs/."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write AUC-vs-parameters PNGs."),
+) -> None:
+    """Rebuild the leaderboard (CSV, Markdown, PNG) from the run records."""
+    from leanrec.errors import LeanrecError
+    from leanrec.leaderboard import write_leaderboard
+
+    if not (results_dir / "runs").is_dir():
+        raise LeanrecError(f"{results_dir} holds no runs/ directory: run `leanrec run` first")
+    _, md = write_leaderboard(results_dir, out, plots=plots)
+    console.print(md)
+
+
+def bench_command(
+    suite: str = typer.Argument("default", help="Suite name (see leanrec.suites)."),
+    results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Default: results/<suite>."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Override the suite's seed count."),
+    device: str = typer.Option("auto", "--device"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run a named benchmark suite and print its leaderboard (the README's first command runs 'default')."""
+    from leanrec.suites import get_suite
+
+    s = get_suite(suite)
+    console.print(f"[bold]Suite {suite!r}[/bold]: {s.description}")
+    _run_and_rank(s.datasets, s.methods, list(range(seeds or s.seeds)), results_dir or Path("results") / suite,
+                  s.max_epochs, s.data_overrides, device, progress)

@@ -1,0 +1,25 @@
+"""Shared fixtures. Real-data tests skip when ../shared/data is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LEANREC_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes caches to a private temp dir, never to the user's ~/.cache."""
+    if "LEANREC_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("LEANREC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "leanrec-cache"))
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, skipping the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data sample not available: {path}")
+    return path
