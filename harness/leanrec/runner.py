@@ -131,7 +131,8 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
 def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequence[int], results_dir: Path, *,
              budget: Budget | None = None, data_overrides: dict[str, Any] | None = None, device: str = "auto",
              rerun_failed: bool = True, progress: bool = True,
-             report: Callable[[dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
+             report: Callable[[dict[str, Any], bool], None] | None = None,
+             reg: Registry | None = None) -> list[dict[str, Any]]:
     """Run every (dataset, method, seed) not yet finished under results_dir; return all their records.
 
     Names and configs are validated before anything runs. Finished records are skipped (resume after a
@@ -139,7 +140,7 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     """
     from leanrec.data import load_dataset
 
-    reg = registry()
+    reg = reg or registry()
     budget = budget or Budget()
     classes = {m.name: reg.method(m.name) for m in methods}
     for m in methods:  # fail fast on bad config keys/values

@@ -32,9 +32,11 @@ class Tensors:
 
     @classmethod
     def from_numpy(cls, X: np.ndarray, y: np.ndarray, device: torch.device) -> "Tensors":
-        y = np.asarray(y, dtype=np.float32)
-        return cls(torch.from_numpy(np.ascontiguousarray(X, dtype=np.int32)).to(device),
-                   torch.from_numpy(np.ascontiguousarray(y.reshape(len(y), -1))).to(device))
+        # Copy read-only memory maps into memory: random minibatch gathers would page them in anyway, and
+        # torch refuses to wrap non-writable arrays safely.
+        X = np.array(X, dtype=np.int32, order="C", copy=not getattr(X, "flags", None) or not X.flags.writeable)
+        y = np.array(np.asarray(y, dtype=np.float32).reshape(len(y), -1), order="C")
+        return cls(torch.from_numpy(X).to(device), torch.from_numpy(y).to(device))
 
     def __len__(self) -> int:
         return self.X.shape[0]

@@ -1,0 +1,248 @@
+"""Harness core: trainer, measurement, config validation, runner (resume, failures), records, leaderboard."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+from sklearn.metrics import log_loss as sk_log_loss
+from sklearn.metrics import roc_auc_score
+
+import leanrec
+from leanrec.context import Budget, RunContext
+from leanrec.errors import ConfigError, LeanrecError, UnknownNameError
+from leanrec.leaderboard import build_rows, pareto_front, write_leaderboard
+from leanrec.measure import count_parameters, flops_per_sample, measure
+from leanrec.methods import BackboneMethod, Method, MethodConfig, field_specs, make_config
+from leanrec.metrics import group_auc, log_loss, roc_auc
+from leanrec.nn import MLP, CTRModel, field_columns
+from leanrec.plugins import load_registry
+from leanrec.records import SCHEMA_VERSION, iter_records, write_record
+from leanrec.runner import MethodSpec, parse_method, run_grid
+from leanrec.testing import tiny_dataset
+from leanrec.trainer import Tensors, TrainingDiverged, predict_logits
+
+REPO = Path(__file__).resolve().parents[1]
+SYNTHETIC_CARD = REPO / "datasets" / "synthetic.toml"
+
+
+class TinyDNN(CTRModel):
+    supports_mixed_dims = True
+
+    def __init__(self, fields, embedding_dim=4, hidden=(16,)):
+        super().__init__(fields, embedding_dim)
+        self.mlp = MLP(self.embedding.output_dim, list(hidden))
+
+    def interact(self, feats):
+        return self.mlp(feats.emb.flatten(1)).squeeze(-1)
+
+    def _transfer_fields(self, keep, old_dims):
+        self.mlp.select_inputs(field_columns(old_dims, keep))
+
+
+@dataclass
+class TinyConfig(MethodConfig):
+    embedding_dim: int = 4
+    epochs: int = 3
+    hidden: tuple[int, ...] = (16,)
+
+
+class TinyMethod(BackboneMethod):
+    name = "tiny-dnn"
+    is_baseline = True
+    model_class = TinyDNN
+    Config = TinyConfig
+
+
+class ExplodingMethod(Method):
+    name = "exploding"
+
+    def fit(self, data, ctx):
+        raise RuntimeError("this method always fails")
+
+
+class _TestPlugin:
+    __name__ = "test-plugin"
+
+    @staticmethod
+    @leanrec.hookimpl
+    def leanrec_register_methods(register):
+        register(TinyMethod)
+        register(ExplodingMethod)
+
+
+def _registry():
+    import leanrec.builtin_datasets as builtin
+
+    return load_registry([_TestPlugin(), builtin], entry_points=False)
+
+
+# ---- metrics against scikit-learn ------------------------------------------------------------------------
+def test_metrics_match_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 2000)
+    s = np.round(rng.normal(size=2000), 1)  # ties on purpose
+    g = rng.integers(0, 30, 2000)
+    assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    p = 1 / (1 + np.exp(-s))
+    assert log_loss(y, p) == pytest.approx(sk_log_loss(y, p), rel=1e-9)
+    per, w = [], []
+    for k in np.unique(g):
+        m = g == k
+        if 0 < y[m].sum() < m.sum():
+            per.append(roc_auc_score(y[m], s[m]))
+            w.append(m.sum())
+    assert group_auc(y, s, g) == pytest.approx(np.average(per, weights=w), abs=1e-12)
+    assert math.isnan(roc_auc(np.ones(5), np.arange(5)))
+
+
+# ---- config validation -------------------------------------------------------------------------------------
+def test_unknown_and_badly_typed_config_keys_fail_clearly():
+    with pytest.raises(ConfigError, match="did you mean 'hidden'"):
+        make_config(TinyConfig, {"hiden": [8]})
+    with pytest.raises(ConfigError, match="lr"):
+        make_config(TinyConfig, {"lr": "fast"})
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        make_config(TinyConfig, {"lr": -1})
+    cfg = make_config(TinyConfig, {"hidden": "[8,8]", "lr": "0.01"})  # CLI strings parse as JSON
+    assert cfg.hidden == (8, 8) and cfg.lr == 0.01
+
+
+def test_parse_method_spec_keeps_brackets_whole():
+    spec = parse_method("dnn:hidden=[64,64],lr=0.01")
+    assert spec == MethodSpec("dnn", {"hidden": "[64,64]", "lr": "0.01"})
+    assert parse_method("dnn").variant == "dnn"
+
+
+# ---- trainer -----------------------------------------------------------------------------------------------
+def test_trainer_learns_and_restores_best_epoch():
+    ds = tiny_dataset(4000, seed=3)
+    ctx = RunContext(torch.device("cpu"), progress=False)
+    method = TinyMethod.from_overrides({"epochs": 6, "lr": 0.03, "patience": 6})
+    result = method.fit(ds, ctx)
+    tr = ctx.train_results["train"]
+    valid = ctx.tensors(ds, "valid")
+    auc_now = roc_auc(valid.y[:, 0].numpy(), predict_logits(result.model, valid.X))
+    assert auc_now == pytest.approx(tr.best_valid_auc, abs=1e-12)  # the best epoch's weights are restored
+    assert tr.best_valid_auc == max(h["valid_auc"] for h in tr.history)
+    assert tr.best_valid_auc > 0.7
+    assert "train" in ctx.stage_times and ctx.stage_times["train"] > 0
+
+
+def test_trainer_stops_early_and_decays_lr():
+    ds = tiny_dataset(2000, seed=4)
+    ctx = RunContext(torch.device("cpu"), progress=False)
+    TinyMethod.from_overrides({"epochs": 50, "lr": 0.05, "patience": 1}).fit(ds, ctx)
+    hist = ctx.train_results["train"].history
+    assert len(hist) < 50
+    assert hist[-1]["valid_auc"] <= max(h["valid_auc"] for h in hist[:-1])
+
+
+def test_nan_loss_is_detected():
+    ds = tiny_dataset(500)
+    model = TinyDNN(field_specs(ds))
+    with torch.no_grad():
+        model.mlp.net[0].weight.fill_(float("nan"))
+    ctx = RunContext(torch.device("cpu"), progress=False)
+    with pytest.raises(TrainingDiverged, match="nan"):
+        ctx.train(model, ds, TinyConfig(epochs=1))
+
+
+# ---- measurement -------------------------------------------------------------------------------------------
+def test_parameter_count_and_flops_by_hand():
+    ds = tiny_dataset(300, n_informative=2, n_noise=1, interaction=False, vocab=5)
+    model = TinyDNN(field_specs(ds), embedding_dim=4, hidden=(16,))
+    counts = count_parameters(model)
+    assert counts["embedding"] == 3 * 5 * 4
+    assert counts["backbone"] == (12 * 16 + 16) + (16 + 1)
+    X = torch.from_numpy(ds.test.X)
+    assert flops_per_sample(model, X) == 2 * 12 * 16 + 2 * 16 * 1
+    dropped = model.drop_fields([0, 2])
+    assert count_parameters(dropped)["embedding"] == 2 * 5 * 4
+    w = torch.tensor([1.0, 0.0, 1.0])
+    torch.testing.assert_close(dropped(X), model(X, field_weights=w))
+
+
+def test_measure_reports_everything():
+    ds = tiny_dataset(600)
+    model = TinyDNN(field_specs(ds))
+    test = Tensors.from_numpy(ds.test.X, ds.test.y, torch.device("cpu"))
+    m = measure(model, test, ds.test.group, latency_repeats=3)
+    assert set(m) >= {"auc", "logloss", "gauc", "params", "flops_per_sample", "latency_s_per_sample"}
+    assert m["latency_s_per_sample"]["batch_1"] > 0 and m["latency_s_per_sample"]["batch_4096"] > 0
+
+
+# ---- runner + leaderboard ----------------------------------------------------------------------------------
+def _grid(tmp_path, methods, seeds=(0, 1), **kw):
+    reports = []
+    recs = run_grid([str(SYNTHETIC_CARD)], [parse_method(m) for m in methods], list(seeds), tmp_path,
+                    budget=Budget(max_epochs=2), data_overrides={"synthetic": {"n_rows": 3000}},
+                    progress=False, reg=_registry(), report=lambda r, skipped: reports.append((r, skipped)), **kw)
+    return recs, reports
+
+
+def test_runner_records_resume_and_failures(tmp_path):
+    recs, reports = _grid(tmp_path, ["tiny-dnn", "tiny-dnn:hidden=[8]", "exploding"])
+    assert len(recs) == 6
+    assert {r["status"] for r in recs if r["method"] == "tiny-dnn"} == {"ok"}
+    failed = [r for r in recs if r["method"] == "exploding"]
+    assert len(failed) == 2 and all("this method always fails" in r["error"]["traceback"] for r in failed)
+    files = sorted((tmp_path / "runs").rglob("*.json"))
+    assert len(files) == 6
+    rec = json.loads(files[0].read_text())
+    assert rec["schema_version"] == SCHEMA_VERSION
+    assert {"config", "environment", "date", "seed", "plugin"} <= set(rec)
+
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    _, reports2 = _grid(tmp_path, ["tiny-dnn", "tiny-dnn:hidden=[8]"])
+    assert all(skipped for _, skipped in reports2) and len(reports2) == 4
+    assert all(f.stat().st_mtime_ns == mtimes[f] for f in files)
+
+    # an "interrupted" grid: one record missing -> only that one reruns
+    victim = next(f for f in files if "hidden" in f.name)
+    victim.unlink()
+    _, reports3 = _grid(tmp_path, ["tiny-dnn", "tiny-dnn:hidden=[8]"])
+    assert sum(not skipped for _, skipped in reports3) == 1 and victim.exists()
+
+
+def test_runner_rejects_bad_names_and_keys_before_running(tmp_path):
+    with pytest.raises(UnknownNameError, match="tiny-dnn"):
+        _grid(tmp_path, ["tiny-dn"])
+    with pytest.raises(ConfigError, match="hiden"):
+        _grid(tmp_path, ["tiny-dnn:hiden=[8]"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_records_of_another_schema_are_refused(tmp_path):
+    write_record(tmp_path / "runs" / "x" / "old__seed0.json", {"schema_version": 0})
+    with pytest.raises(LeanrecError, match="schema version 0"):
+        list(iter_records(tmp_path))
+
+
+def test_leaderboard_statistics_match_independent_computation(tmp_path):
+    _grid(tmp_path, ["tiny-dnn", "tiny-dnn:hidden=[8]"], seeds=(0, 1, 2))
+    tables, md = write_leaderboard(tmp_path)
+    rows = {r.variant: r for r in tables["synthetic"]}
+    recs = list(iter_records(tmp_path))
+    auc = {v: [r["metrics"]["auc"] for r in sorted(recs, key=lambda r: r["seed"]) if r["variant"] == v]
+           for v in rows}
+    for v, row in rows.items():
+        assert row.mean("auc") == pytest.approx(np.mean(auc[v]))
+        assert row.std("auc") == pytest.approx(np.std(auc[v], ddof=1))
+    best = max(rows.values(), key=lambda r: r.mean("auc"))
+    other = next(r for r in rows.values() if r is not best)
+    assert other.p_value == pytest.approx(sps.ttest_rel(auc[best.variant], auc[other.variant]).pvalue)
+    assert [r.rank for r in sorted(rows.values(), key=lambda r: -r.mean("auc"))] == [1, 2]
+    for name in ("leaderboard.csv", "leaderboard.md", "auc_vs_params_synthetic.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "tiny-dnn" in md and "±" in md
+
+
+def test_pareto_front():
+    pts = [(10, 0.7), (20, 0.8), (15, 0.6), (30, 0.79), (5, 0.5)]
+    assert pareto_front(pts) == [4, 0, 1]
