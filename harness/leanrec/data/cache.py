@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import uuid
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,9 +49,19 @@ def fingerprint(paths: list[Path]) -> list[list[Any]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the data-layer modules that decide the encoded result, so a code change invalidates caches."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("readers.py", "preprocess.py", "synthetic.py", "dataset.py", "cache.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_key(payload: dict[str, Any]) -> str:
     """A stable hash of a JSON-serialisable payload (sorted keys)."""
-    blob = json.dumps({"version": CACHE_VERSION, **payload}, sort_keys=True, default=str).encode()
+    blob = json.dumps({"version": CACHE_VERSION, "code": code_version(), **payload}, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 

@@ -6,7 +6,8 @@ The generating process (a *plan*) depends only on the options and `seed`, never 
 Fields are named C1..Cn (names do not reveal roles). Values are integer ids drawn from a Zipf law
 (p(k) ~ (k+1)^-zipf) with Criteo-like cardinalities spread geometrically from 3 to `max_cardinality`. Roles:
 
-- informative: additive per-value logit effects ~ N(0, effect^2);
+- informative: additive per-value logit effects (Gaussian, standardised to std `effect` under the field's
+  value distribution);
 - interaction: a pair informative only jointly: logit += interaction_effect * s_a[v_a] * s_b[v_b] with signs
   s in {-1, +1} balanced under the Zipf mass, so each field alone carries ~0 information about the label;
 - redundant: a near-copy of an informative field (its value relabelled; replaced by a fresh draw with
@@ -104,6 +105,14 @@ def _zipf_cdf(k: int, a: float) -> np.ndarray:
     return c
 
 
+def _standardised(effect: np.ndarray, cdf: np.ndarray, scale: float) -> np.ndarray:
+    """Per-value effects with mean 0 and standard deviation `scale` under the field's value distribution, so
+    every informative field carries a comparable signal whatever its cardinality."""
+    p = np.diff(cdf, prepend=0.0)
+    centred = effect - p @ effect
+    return scale * centred / np.sqrt(p @ centred**2)
+
+
 def _balanced_signs(cdf: np.ndarray) -> np.ndarray:
     """+-1 per value such that the probability mass of +1 and -1 is as equal as possible (greedy)."""
     p = np.diff(cdf, prepend=0.0)
@@ -140,8 +149,8 @@ def _make_plan(cfg: SyntheticConfig) -> _Plan:
     for r, s in copy_of.items():
         cards[r] = cards[s]
     cdfs = [_zipf_cdf(int(k), cfg.zipf) for k in cards]
-    effects = {i: rng.normal(0.0, cfg.effect, int(cards[i])) for i in roles["informative"]}
-    effects2 = {i: rng.normal(0.0, cfg.effect, int(cards[i])) for i in roles["informative"]}
+    effects = {i: _standardised(rng.normal(size=int(cards[i])), cdfs[i], cfg.effect) for i in roles["informative"]}
+    effects2 = {i: _standardised(rng.normal(size=int(cards[i])), cdfs[i], cfg.effect) for i in roles["informative"]}
     plan = _Plan(names=[f"C{i + 1}" for i in range(F)], cards=cards, cdfs=cdfs, roles=roles, copy_of=copy_of,
                  relabel={r: rng.permutation(int(cards[s])) for r, s in copy_of.items()},
                  effects=effects, effects2=effects2,
