@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import subprocess
+import sys
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,3 +26,13 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data sample not available: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def template_plugin_site(tmp_path_factory) -> Path:
+    """The documented plugin template, pip-installed into a private directory (add it to PYTHONPATH to use)."""
+    target = tmp_path_factory.mktemp("template-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(REPO / "examples" / "leanrec-plugin-template")],
+                   check=True, capture_output=True, timeout=300)
+    return target

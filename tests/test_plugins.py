@@ -129,14 +129,11 @@ def test_cli_version_and_help():
         assert "Usage" in res.stdout
 
 
-def test_plugin_template_is_discovered_only_via_its_entry_point(tmp_path):
-    """Install the documented template into a private target dir: found through its entry point when that
-    dir is on the path, absent otherwise (so nothing imports it by name)."""
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(REPO / "examples" / "leanrec-plugin-template")],
-                   check=True, capture_output=True, timeout=300)
-    with_it = _cli("plugins", "--json", env={"PYTHONPATH": str(target)})
+def test_plugin_template_is_discovered_only_via_its_entry_point(template_plugin_site):
+    """The installed template is found through its entry point when its site dir is on the path, and is
+    absent otherwise (nothing imports it by name)."""
+    with_it = _cli("plugins", "--json", env={"PYTHONPATH": os.pathsep.join([str(template_plugin_site),
+                                                                            os.environ.get("PYTHONPATH", "")])})
     assert with_it.returncode == 0, with_it.stderr
     found = {p["distribution"]: p for p in json.loads(with_it.stdout)}
     assert found["leanrec-example"]["methods"] == ["example-mean-pool"]
