@@ -169,7 +169,7 @@ def read_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
                 pass
         if bad:
             r = bad[0]
-            line = None if r.number is None else r.number + (1 if header else 0)
+            line = r.number  # physical 1-based line (skipped header rows included)
             raise DataError(f"expected {r.expected_columns} columns, found {r.actual_columns}: {r.text[:120]!r}",
                             path=str(path), line=line) from None
         raise DataError(f"cannot parse: {exc}", path=str(path)) from None
