@@ -223,11 +223,20 @@ def test_ablation_specs_parse():
     assert m.config.b == 1 and m.config.head_hidden == [8, 4] and m.config.filter_dim is None
 
 
-@pytest.mark.parametrize("cls, epochs", [(SSRSMethod, 4), (SSRDMethod, 8)])
-def test_learns_planted_signal_and_records_sparsity(cls, epochs):
+@pytest.fixture
+def one_thread():
+    """Tiny models train faster on one thread than fighting over a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cls", [SSRSMethod, SSRDMethod])
+def test_learns_planted_signal_and_records_sparsity(cls, one_thread):
     torch.manual_seed(0)
     data = tiny_dataset(3000, seed=0)
-    method = cls.from_overrides({"embedding_dim": 8, "b": 4, "d_v": 16, "epochs": epochs,
+    method = cls.from_overrides({"embedding_dim": 8, "b": 4, "d_v": 16, "epochs": 6,
                                  "batch_size": 256, "lr": 3e-3})
     ctx = RunContext(device=torch.device("cpu"), seed=0, progress=False)
     result = method.fit(data, ctx)
