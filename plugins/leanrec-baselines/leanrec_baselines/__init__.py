@@ -1,0 +1,1 @@
+"""leanrec-baselines: the baseline CTR backbone zoo, registered as leanrec methods (family "backbone")."""
