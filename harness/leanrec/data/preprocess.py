@@ -76,11 +76,17 @@ def _check(ok: bool, where: str, message: str) -> None:
 
 # ---- the one frequency-table function (switch point to the Rust statistics engine) -------------------------
 def value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Distinct non-null values and their counts, in first-seen order.
+    """Distinct non-null values and their counts (any order).
 
-    This is the only place that counts values; it uses pyarrow until the statistics engine
-    (``leanrec.stats.value_counts``) is wired in here.
+    This is the only place that counts values: it uses the statistics engine (``leanrec.stats.value_counts``,
+    Rust) when the native extension is importable, else pyarrow.compute.value_counts.
     """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    native = _native_value_counts()
+    if native is not None:
+        vals, counts = native(values)
+        return (vals if isinstance(vals, pa.Array) else pa.array(vals, type=values.type)), np.asarray(counts)
     vc = pc.value_counts(values)
     vals, counts = vc.field("values"), vc.field("counts").to_numpy()
     valid = pc.is_valid(vals).to_numpy(zero_copy_only=False)
@@ -88,6 +94,20 @@ def value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarr
         keep = np.flatnonzero(valid)
         return vals.take(pa.array(keep)), counts[keep]
     return vals, counts
+
+
+def _native_value_counts():
+    """leanrec.stats.value_counts, or None when the native extension is not built (set
+    LEANREC_DATA_NO_NATIVE=1 to force the pyarrow path)."""
+    import os
+
+    if os.environ.get("LEANREC_DATA_NO_NATIVE"):
+        return None
+    try:
+        from leanrec.stats import value_counts as native
+    except ImportError:
+        return None
+    return native
 
 
 @dataclass
