@@ -248,3 +248,19 @@ def test_learns_planted_signal_and_records_sparsity(cls, one_thread):
         assert len(result.extra["ics_alpha_mean_per_layer"][0]) == 5
     else:
         assert sparsity is None
+
+
+def test_filter_sparsity_counts_exact_zeros_per_layer():
+    torch.manual_seed(5)
+    X = torch.randint(0, 7, (64, 5))
+    topk = SSRModel(FIELDS, embedding_dim=4, b=3, d_v=20, filter="topk", topk_keep=0.25)
+    assert all(s >= 0.75 for s in topk.filter_sparsity(X))          # at most 5 of 20 dims survive per view
+    model = SSRModel(FIELDS, embedding_dim=4, b=3, d_v=20, filter="ics").train()
+    ratios = model.filter_sparsity(X)
+    assert model.training                                          # mode restored
+    x = model.embed(X).emb.flatten(1)
+    h, s = model.layers[0].filter_views(x)
+    assert ratios[0] == pytest.approx(float((s == 0).float().mean()))
+    x2 = model.layers[0].fuse(h).flatten(1)
+    assert ratios[1] == pytest.approx(float((model.layers[1].filter_views(x2)[1] == 0).float().mean()))
+    assert SSRModel(FIELDS, embedding_dim=4, b=3, d_v=20).filter_sparsity(X) is None
