@@ -19,6 +19,8 @@ from leanrec.trainer import Tensors
 from leanrec_baselines.methods import ALL_METHODS
 
 NAMES = [m.name for m in ALL_METHODS]
+EXPECTED = ["lr", "fm", "fwfm", "dnn", "wide-deep", "deepfm", "ipnn", "xdeepfm", "dcnv2", "autoint-plus",
+            "fibinet", "finalmlp", "wukong", "rankmixer"]
 
 # Small configs: the model keeps its architecture, only widths shrink (CPU, seconds).
 SMALL: dict[str, dict] = {
@@ -42,7 +44,7 @@ def test_every_registered_method_is_found_through_the_entry_point():
     reg = load_registry()
     info = reg.plugins["leanrec-baselines"]
     assert not info.errors
-    assert sorted(info.methods) == sorted(NAMES)
+    assert sorted(info.methods) == sorted(NAMES) == sorted(EXPECTED)
     for cls in ALL_METHODS:
         assert reg.method(cls.name) is cls
         assert issubclass(cls, BackboneMethod) and cls.family == "backbone" and cls.is_baseline
@@ -50,6 +52,15 @@ def test_every_registered_method_is_found_through_the_entry_point():
 
 
 # ---- learning -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """The tiny models gain nothing from intra-op threads; on a shared CPU they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_dataset(3000, seed=1)
@@ -75,7 +86,8 @@ KEEP = [0, 2, 3]
 def _randomised(name: str, **changes) -> nn.Module:
     """A small model with every parameter and BN statistic drawn at O(1) scale, so that a mismatch shows."""
     torch.manual_seed(0)
-    model = get_backbone(name, SMALL[name]).build_model(FIELDS, **{"embedding_dim": 4, **changes})
+    config = {**SMALL[name], **{k: v for k, v in changes.items() if k != "embedding_dim"}}
+    model = get_backbone(name, config).build_model(FIELDS, **{"embedding_dim": 4, **changes})
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.5)
@@ -91,13 +103,22 @@ def _codes(n: int = 64) -> torch.Tensor:
     return torch.stack([torch.randint(0, f.vocab_size, (n,), generator=g) for f in FIELDS], dim=1).int()
 
 
-# Models whose dropped copy equals the masked original exactly; the others are tested in their own tests.
-EXACT = [n for n in NAMES if n not in ("autoint-plus", "wukong")]
+# Models (and architecture variants) whose dropped copy equals the masked original exactly. AutoInt+ and
+# Wukong with its FMB LayerNorm are not exact; their own tests below check what is.
+EXACT = [(n, {}) for n in NAMES if n not in ("autoint-plus", "wukong")] + [
+    ("xdeepfm", {"cin_split_half": True}),
+    ("dcnv2", {"model_structure": "stacked"}), ("dcnv2", {"model_structure": "crossnet_only"}),
+    ("dcnv2", {"low_rank": 3}),
+    ("fibinet", {"bilinear_type": "field_all"}), ("fibinet", {"bilinear_type": "field_each"}),
+    ("finalmlp", {"use_fs": False}),
+    ("wukong", {"fmb_layernorm": False}), ("wukong", {"fmb_layernorm": False, "num_layers": 0}),
+    ("wukong", {"fmb_layernorm": False, "fmb_tokens": 3, "lcb_tokens": 2}),  # identity residual in layer 1
+]
 
 
-@pytest.mark.parametrize("name", EXACT)
-def test_drop_fields_equals_masking(name):
-    model = _randomised(name)
+@pytest.mark.parametrize("name,changes", EXACT, ids=[f"{n}-{c}" if c else n for n, c in EXACT])
+def test_drop_fields_equals_masking(name, changes):
+    model = _randomised(name, **changes)
     X = _codes()
     mask = torch.zeros(len(FIELDS))
     mask[KEEP] = 1.0
@@ -112,6 +133,37 @@ def test_drop_fields_equals_masking(name):
         torch.testing.assert_close(dropped.embedding.field_rows(new_i), model.embedding.field_rows(old_i))
     assert count_parameters(dropped)["embedding"] < count_parameters(model)["embedding"]
     assert [f.name for f in dropped.fields] == [FIELDS[i].name for i in KEEP]
+
+
+def test_autoint_drop_fields_equals_attention_over_kept_fields():
+    """Masking is not exact for attention (a zero key still takes softmax mass); dropping equals attending
+    over the kept fields only, with every kept weight unchanged."""
+    model = _randomised("autoint-plus")
+    X = _codes()
+    mask = torch.zeros(len(FIELDS))
+    mask[KEEP] = 1.0
+    with torch.no_grad():
+        out = model.drop_fields(KEEP)(X)
+        torch.testing.assert_close(out, model.masked_logits(X, KEEP), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(out, model(X, field_weights=mask), atol=1e-3)
+
+
+def test_wukong_fmb_layernorm_drop_transfers_weights():
+    """With the paper's LayerNorm before the first FMB MLP, dropping is not exactly masking (the norm's
+    statistics change), but every kept weight is transferred and the model still runs on the full X."""
+    model = _randomised("wukong")
+    X = _codes()
+    dropped = model.drop_fields(KEEP)
+    old, new = model.layers[0], dropped.layers[0]
+    torch.testing.assert_close(new.fm_proj, old.fm_proj[KEEP])
+    torch.testing.assert_close(new.lcb.weight, old.lcb.weight[:, KEEP])
+    torch.testing.assert_close(new.residual.weight, old.residual.weight[:, KEEP])
+    cols = [k * 4 + r for k in KEEP for r in range(4)]  # fmb_rank 4
+    torch.testing.assert_close(new.fmb_norm.weight, old.fmb_norm.weight[cols])
+    torch.testing.assert_close(new.fmb_mlp.net[0].weight, old.fmb_mlp.net[0].weight[:, cols])
+    for a, b in zip(model.layers[1].parameters(), dropped.layers[1].parameters()):
+        torch.testing.assert_close(a, b)
+    assert dropped(X).shape == (X.shape[0],)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if get_backbone(n).model_class.supports_mixed_dims])
@@ -164,6 +216,29 @@ def hand_count(name: str) -> int:
     if name == "xdeepfm":                          # CIN [8, 8]: 1x1 convs over H_{k-1} * F channels, + bias
         cin = (F * F * 8 + 8) + (8 * F * 8 + 8) + (16 + 1)
         return LIN + EMB + deep + cin
+    if name == "dcnv2":                            # 2 full-rank cross layers (W, b) + parallel DNN + head
+        cross = 2 * (F * D * F * D + F * D)
+        return EMB + cross + mlp(F * D, [32, 32], None) + (F * D + 32 + 1)
+    if name == "autoint-plus":                     # W_q, W_k, W_v, W_res per layer (no bias), 2 heads x 8
+        attn = 4 * (D * 16) + 4 * (16 * 16)
+        return EMB + attn + (F * 16 + 1) + deep
+    if name == "fibinet":                          # SENet F -> int(F/3) = 1 -> F (no bias); 2 bilinear P x d x d
+        return LIN + EMB + (F * 1 + 1 * F) + 2 * P * D * D + mlp(2 * P * D, [32, 32])
+    if name == "finalmlp":                         # 2 context vectors, 2 gate MLPs (no BN), 2 streams, fusion
+        gates = 2 * D + 2 * mlp(D, [16], F * D, bn=False)
+        streams = mlp(F * D, [32, 32], None) + mlp(F * D, [32], None)
+        fusion = (32 + 1) + 32 + 2 * 16 * 16       # w_x (+bias), w_y, 2 heads of 16 x 16
+        return EMB + gates + streams + fusion
+    if name == "wukong":                           # layer: Y (n x k), LN(n k), FMB MLP, LCB, [residual], LN(d)
+        def layer(n: int) -> int:
+            residual = n * 8 if n != 8 else 0
+            return n * 4 + 2 * n * 4 + mlp(n * 4, [16], 4 * D, bn=False) + n * 4 + residual + 2 * D
+        return EMB + layer(F) + layer(8) + mlp(8 * D, [32])
+    if name == "rankmixer":                        # T = 4 tokens of width 16, 2 layers, FFN ratio 2
+        T, W, L, k = 4, 16, 2, 2
+        tokenizer = F * D * W + T * W
+        ffn = L * T * (W * k * W + k * W + k * W * W + W)
+        return EMB + tokenizer + ffn + L * 2 * (2 * W) + (W + 1)
     raise KeyError(name)
 
 

@@ -140,4 +140,179 @@ class XDeepFM(BackboneMethod):
     Config = XDeepFMConfig
 
 
-ALL_METHODS: list[type[BackboneMethod]] = [LR, FM, FwFM, DNN, WideDeep, DeepFM, IPNN, XDeepFM]
+# ---- explicit-interaction networks ---------------------------------------------------------------------------
+@dataclass
+class DCNv2Config(MLPConfig):
+    """FuxiCTR DCNv2 defaults: parallel structure, 3 full-rank cross layers."""
+
+    num_cross_layers: int = 3
+    model_structure: str = "parallel"   # parallel | stacked | crossnet_only
+    low_rank: int = 0                   # 0 = full-rank W_l; r > 0 = W_l = U_l V_l^T of rank r (one expert)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.model_structure not in M.DCNv2Model.STRUCTURES:
+            raise ConfigError(f"model_structure must be one of {M.DCNv2Model.STRUCTURES}, got {self.model_structure!r}")
+        if self.num_cross_layers < 0 or self.low_rank < 0:
+            raise ConfigError("num_cross_layers and low_rank must be >= 0")
+
+
+class DCNv2(BackboneMethod):
+    """DCN V2: Improved Deep & Cross Network (Wang et al., WWW 2021)."""
+
+    name = "dcnv2"
+    paper = ("Wang et al. DCN V2: Improved Deep & Cross Network and Practical Lessons for Web-scale Learning to "
+             "Rank Systems. WWW 2021")
+    is_baseline = True
+    model_class = M.DCNv2Model
+    Config = DCNv2Config
+
+
+@dataclass
+class AutoIntConfig(MLPConfig):
+    """AutoInt paper settings: 3 interacting layers, 2 heads, attention size d' = 32, residual connections."""
+
+    attention_layers: int = 3
+    num_heads: int = 2
+    attention_dim: int = 32
+    use_residual: bool = True
+    use_scale: bool = False             # scale scores by 1/sqrt(d') (not in the paper; FuxiCTR option)
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "num_heads", "attention_dim")
+        if self.attention_layers < 0:
+            raise ConfigError(f"attention_layers must be >= 0, got {self.attention_layers}")
+
+
+class AutoIntPlus(BackboneMethod):
+    """AutoInt+: self-attentive feature interactions plus a DNN (Song et al., CIKM 2019)."""
+
+    name = "autoint-plus"
+    paper = ("Song et al. AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks. "
+             "CIKM 2019")
+    is_baseline = True
+    model_class = M.AutoIntPlusModel
+    Config = AutoIntConfig
+
+
+@dataclass
+class FiBiNETConfig(MLPConfig):
+    """FiBiNET paper/FuxiCTR settings: SENet reduction ratio 3, field-interaction bilinear type."""
+
+    reduction_ratio: float = 3.0
+    bilinear_type: str = "field_interaction"   # field_all | field_each | field_interaction
+
+    def validate(self) -> None:
+        super().validate()
+        if self.reduction_ratio <= 0:
+            raise ConfigError(f"reduction_ratio must be > 0, got {self.reduction_ratio}")
+        if self.bilinear_type not in ("field_all", "field_each", "field_interaction"):
+            raise ConfigError(f"bilinear_type must be field_all, field_each or field_interaction, got {self.bilinear_type!r}")
+
+
+class FiBiNET(BackboneMethod):
+    """FiBiNET: feature importance (SENet) and bilinear feature interactions (Huang et al., RecSys 2019)."""
+
+    name = "fibinet"
+    paper = ("Huang, Zhang, Zhang. FiBiNET: Combining Feature Importance and Bilinear feature Interaction for "
+             "Click-Through Rate Prediction. RecSys 2019")
+    is_baseline = True
+    model_class = M.FiBiNETModel
+    Config = FiBiNETConfig
+
+
+# ---- two-stream MLP and scaling architectures -------------------------------------------------------------------
+@dataclass
+class FinalMLPConfig(MethodConfig):
+    """FinalMLP: two streams (MLP1 [400, 400, 400], MLP2 [800]), feature-selection gates with an [800] MLP,
+    multi-head bilinear fusion (10 heads); batch norm and dropout 0.2 in both streams."""
+
+    mlp1_hidden: tuple[int, ...] = (400, 400, 400)
+    mlp2_hidden: tuple[int, ...] = (800,)
+    dropout: float = 0.2
+    batch_norm: bool = True
+    use_fs: bool = True
+    fs_hidden: tuple[int, ...] = (800,)
+    fusion_heads: int = 10
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "mlp1_hidden", "mlp2_hidden", "fs_hidden", "fusion_heads")
+        _fraction(self, "dropout")
+        for name in ("mlp1_hidden", "mlp2_hidden"):
+            widths = getattr(self, name)
+            if widths and widths[-1] % self.fusion_heads:
+                raise ConfigError(f"fusion_heads ({self.fusion_heads}) must divide the last width of {name} {widths}")
+
+
+class FinalMLP(BackboneMethod):
+    """FinalMLP: an enhanced two-stream MLP model for CTR prediction (Mao et al., AAAI 2023)."""
+
+    name = "finalmlp"
+    paper = "Mao et al. FinalMLP: An Enhanced Two-Stream MLP Model for CTR Prediction. AAAI 2023"
+    is_baseline = True
+    model_class = M.FinalMLPModel
+    Config = FinalMLPConfig
+
+
+@dataclass
+class WukongConfig(MLPConfig):
+    """Wukong at a modest (CPU) scale: 3 layers of 16 FMB + 16 LCB tokens, FM compression rank 8, FMB MLP
+    [256], LayerNorm before the FMB MLP (paper); the top MLP is the shared DNN default."""
+
+    num_layers: int = 3
+    fmb_tokens: int = 16
+    lcb_tokens: int = 16
+    fmb_rank: int = 8
+    fmb_hidden: tuple[int, ...] = (256,)
+    fmb_layernorm: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "fmb_tokens", "lcb_tokens", "fmb_rank", "fmb_hidden")
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers must be >= 0, got {self.num_layers}")
+
+
+class Wukong(BackboneMethod):
+    """Wukong: towards a scaling law for large-scale recommendation (Zang et al., ICML 2024)."""
+
+    name = "wukong"
+    paper = "Zang et al. Wukong: Towards a Scaling Law for Large-Scale Recommendation. ICML 2024"
+    is_baseline = True
+    model_class = M.WukongModel
+    Config = WukongConfig
+
+
+@dataclass
+class RankMixerConfig(MethodConfig):
+    """RankMixer at a modest (CPU) scale: 8 tokens of width 64, 2 layers, per-token FFN ratio 4. The number
+    of mixing heads equals num_tokens (the paper's choice, which keeps every mixed token D wide)."""
+
+    num_tokens: int = 8
+    token_dim: int = 64
+    num_layers: int = 2
+    ffn_ratio: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "num_tokens", "token_dim", "ffn_ratio")
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers must be >= 0, got {self.num_layers}")
+        if self.token_dim % self.num_tokens:
+            raise ConfigError(f"token_dim ({self.token_dim}) must be divisible by num_tokens ({self.num_tokens})")
+
+
+class RankMixer(BackboneMethod):
+    """RankMixer: scaling up ranking models in industrial recommenders (Zhu et al., 2025)."""
+
+    name = "rankmixer"
+    paper = "Zhu et al. RankMixer: Scaling Up Ranking Models in Industrial Recommenders. arXiv:2507.15551, 2025"
+    is_baseline = True
+    model_class = M.RankMixerModel
+    Config = RankMixerConfig
+
+
+ALL_METHODS: list[type[BackboneMethod]] = [LR, FM, FwFM, DNN, WideDeep, DeepFM, IPNN, XDeepFM, DCNv2, AutoIntPlus,
+                                           FiBiNET, FinalMLP, Wukong, RankMixer]
