@@ -64,6 +64,10 @@ _BACKBONES = {"dnn": _DNNMethod, "fm": _FMMethod}
 def _tiny_backbones(monkeypatch):
     monkeypatch.setattr(irazor_method, "get_backbone",
                         lambda name, overrides=None: _BACKBONES[name].from_overrides(overrides))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only contend on the shared machine
+    yield
+    torch.set_num_threads(threads)
 
 
 def _ctx(seed=0):
@@ -234,6 +238,29 @@ def test_uniform_backbone_gets_per_field_projection():
                           ProjectedFieldEmbedding)
 
 
+def test_zoo_backbones_search_and_retrain_shapes():
+    """The real zoo (leanrec-baselines): DNN takes mixed dims, FM-style interaction models get projections."""
+    from leanrec.errors import UnknownNameError
+    from leanrec.methods import get_backbone  # the real one (the fixture patches only i-Razor's reference)
+
+    try:
+        get_backbone("dnn")
+    except UnknownNameError:
+        pytest.skip("leanrec-baselines is not installed")
+    fields = [FieldSpec(f"f{i}", 6) for i in range(4)]
+    X = torch.randint(0, 6, (8, 4))
+    dnn = build_retrain_model(get_backbone("dnn", {"hidden": [8]}), fields, [3, 0, 5, 1], 6)
+    assert not isinstance(dnn.embedding, ProjectedFieldEmbedding) and dnn.embedding.dims == [3, 5, 1]
+    assert dnn(X).shape == (8,)
+    for name in ("deepfm", "ipnn", "xdeepfm"):
+        backbone = get_backbone(name, {"hidden": [8]})
+        model = build_retrain_model(backbone, fields, [3, 0, 5, 1], 6)
+        assert isinstance(model.embedding, ProjectedFieldEmbedding), name
+        assert model(X).shape == (8,), name
+        search = IRazorSearch(backbone.build_model(fields, embedding_dim=6), [0, 1, 3, 6], 0.05, [6] * 4)
+        assert search(X).shape == (8,), name
+
+
 # ---- config and registration ----------------------------------------------------------------------------
 def test_config_defaults_and_validation():
     cfg = IRazor().config
@@ -241,7 +268,8 @@ def test_config_defaults_and_validation():
                                                                               (0, 1, 2, 4, 8, 16, 30))
     assert IRazorArgmax().config.cpt == 0.0 and IRazorArgmax.name == "irazor-argmax"
     assert make_config(IRazor.Config, {"candidates": "[0,1,3,6]", "zero_dim": "false"}).candidates == (0, 1, 3, 6)
-    for bad in ({"cpt": 1.5}, {"tau": 0}, {"candidates": [0]}, {"nope": 1}):
+    for bad in ({"cpt": 1.5}, {"tau": 0}, {"candidates": [0]}, {"nope": 1}, {"backbone_config": {"lr": 0.1}},
+                {"backbone_config": {"embedding_dim": 4}}):
         with pytest.raises(ConfigError):
             make_config(IRazor.Config, bad)
 

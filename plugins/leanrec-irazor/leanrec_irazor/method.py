@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, FitResult, Method, MethodConfig, field_specs, get_backbone
+from leanrec.methods import (TRAINING_KEYS, BackboneMethod, FitResult, Method, MethodConfig, field_specs,
+                             get_backbone)
 from leanrec.nn import CTRModel, FieldEmbedding, FieldSpec
 from leanrec.trainer import bce_loss
 
@@ -55,6 +56,12 @@ class IRazorConfig(MethodConfig):
             raise ConfigError("search_epochs and projection_dim must be >= 0")
         if not isinstance(self.backbone_config, dict):
             raise ConfigError(f"backbone_config must be a mapping, got {self.backbone_config!r}")
+        # The backbone only supplies the architecture: training settings are i-Razor's own, and the embedding
+        # dims are what the search decides, so neither may hide in backbone_config.
+        misplaced = sorted(set(self.backbone_config) & (TRAINING_KEYS | {"embedding_dim"}))
+        if misplaced:
+            raise ConfigError(f"backbone_config may hold architecture keys only; set {misplaced} on i-Razor itself "
+                              f"(training keys) or drop them (embedding dims are searched)")
 
 
 class ProjectedFieldEmbedding(nn.Module):
