@@ -74,8 +74,10 @@ def test_learns_planted_signal(name, tiny):
     result = method.fit(tiny, ctx)
     test = Tensors.from_numpy(tiny.test.X, tiny.test.y, ctx.device)
     auc = quality(result.model, test)["auc"]
-    # Informative fields alone give ~0.75; a trivial (constant or noise-only) model gives 0.5.
-    assert auc > 0.7, f"{name}: test AUC {auc:.3f}"
+    # A trivial (constant or noise-only) model gives 0.5; the additive informative fields alone ~0.77 (all LR
+    # can capture); capturing the planted XOR pair as well lifts it to ~0.95.
+    threshold = 0.7 if name == "lr" else 0.88
+    assert auc > threshold, f"{name}: test AUC {auc:.3f}"
 
 
 # ---- field dropping with weight transfer -------------------------------------------------------------------
@@ -246,3 +248,26 @@ def hand_count(name: str) -> int:
 def test_parameter_count_matches_hand_count(name):
     model = get_backbone(name, SMALL[name]).build_model(FIELDS, embedding_dim=D)
     assert count_parameters(model)["total"] == hand_count(name)
+
+
+# ---- configuration -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,overrides", [
+    ("dnn", {"hiden": [8]}),                       # unknown key (typo)
+    ("dnn", {"dropout": 1.5}),
+    ("finalmlp", {"fusion_heads": 7}),             # must divide both stream widths
+    ("rankmixer", {"num_tokens": 3}),              # token_dim 64 not divisible into 3 heads
+    ("dcnv2", {"model_structure": "serial"}),
+    ("fibinet", {"bilinear_type": "pairwise"}),
+])
+def test_bad_config_is_rejected(name, overrides):
+    from leanrec.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        get_backbone(name, overrides)
+
+
+def test_cli_style_overrides_build_the_paper_hyperparameters():
+    method = get_backbone("xdeepfm", {"cin_layer_units": "[4, 6]", "hidden": "[8]"})
+    model = method.build_model(FIELDS)
+    assert model.cin.layer_units == [4, 6] and model.mlp.net[0].out_features == 8
+    assert model.embedding.dims == [10] * len(FIELDS)  # BARS default embedding dim
