@@ -59,9 +59,12 @@ class MutualInfo(SelectorMethod):
     (``leanrec.stats.field_label_mi``, plug-in estimator, nats). Classic filter baseline used by ERASE
     (Jia et al., KDD 2024) and the REACTION paper's ablations.
 
-    ``correction="miller-madow"`` (default) subtracts the plug-in estimator's first-order bias
-    ((K_x - 1) + (K_y - 1) - (K_xy - 1)) / (2N) with K the observed cell counts: without it a high-cardinality
-    pure-noise field can outscore a weak informative one. ``"none"`` ranks by the raw plug-in MI.
+    The plug-in MI of a field with many rare values is biased upward by roughly (K_x - 1)(K_y - 1) / (2N), so
+    raw MI lets a high-cardinality pure-noise field outscore a weak informative one. ``correction``:
+    ``"g-test"`` (default) ranks by the significance of the MI: G = 2 N MI is asymptotically chi-square with
+    (K_x - 1)(K_y - 1) degrees of freedom (K observed values), scored as its Wilson-Hilferty z;
+    ``"miller-madow"`` subtracts the first-order bias ((K_xy - 1) - (K_x - 1) - (K_y - 1)) / (2N) (too small
+    when most cells hold one or two rows); ``"none"`` ranks by the raw plug-in MI.
     """
 
     name = "mi"
@@ -69,25 +72,28 @@ class MutualInfo(SelectorMethod):
 
     @dataclass
     class Config(StatConfig):
-        correction: str = "miller-madow"   # miller-madow | none
+        correction: str = "g-test"   # g-test | miller-madow | none
 
         def validate(self) -> None:
             super().validate()
-            if self.correction not in ("miller-madow", "none"):
-                raise ConfigError(f"correction must be 'miller-madow' or 'none', got {self.correction!r}")
+            if self.correction not in ("g-test", "miller-madow", "none"):
+                raise ConfigError(f"correction must be 'g-test', 'miller-madow' or 'none', got {self.correction!r}")
 
     def rank(self, data: "EncodedDataset", ctx: "RunContext") -> dict[str, float]:
         from leanrec import stats
 
         X, y = _train_arrays(data, self.config.label)
         mi = np.asarray(stats.field_label_mi(X, y.reshape(-1, 1)), dtype=np.float64).reshape(len(data.fields), -1)[:, 0]
-        if self.config.correction == "miller-madow":
+        if self.config.correction != "none":
             vocab = np.array([f.vocab_size for f in data.fields])
             cells = _value_counts(X, vocab, y)
             k_x = _per_field((cells.sum(1) > 0).astype(np.int64), vocab)
-            k_xy = _per_field((cells > 0).sum(1), vocab)
             k_y = len(np.unique(y > 0.5))
-            mi = mi - ((k_x - 1) + (k_y - 1) - (k_xy - 1)) / (2.0 * len(X))
+            if self.config.correction == "g-test":
+                mi = wilson_hilferty_z(2.0 * len(X) * mi, (k_x - 1) * (k_y - 1))
+            else:
+                k_xy = _per_field((cells > 0).sum(1), vocab)
+                mi = mi + ((k_x - 1) + (k_y - 1) - (k_xy - 1)) / (2.0 * len(X))
         return {f.name: float(s) for f, s in zip(data.fields, mi)}
 
 
@@ -220,7 +226,7 @@ class GroupLasso(SelectorMethod):
         dev = ctx.device
         vocab = torch.tensor([f.vocab_size for f in data.fields], device=dev)
         offsets = torch.cat([vocab.new_zeros(1), vocab.cumsum(0)[:-1]])
-        X = torch.as_tensor(Xn, dtype=torch.long, device=dev) + offsets
+        X = torch.as_tensor(Xn.astype(np.int64), device=dev) + offsets
         y = torch.as_tensor(yn, dtype=torch.float32, device=dev)
         N, F = X.shape
         V = int(vocab.sum())
