@@ -188,7 +188,7 @@ impl CategoricalAcc {
                         i += 1;
                     }
                     if i < n {
-                        self.grow_or_convert(keys[i] + 1);
+                        self.grow_or_convert(keys[i].saturating_add(1));
                     }
                 }
                 Table::Hashed { index, keys: ks, counts, values } => {
@@ -339,7 +339,7 @@ impl CategoricalAcc {
                         }
                         return;
                     }
-                    self.grow_or_convert(k + 1);
+                    self.grow_or_convert(k.saturating_add(1));
                 }
                 Table::Hashed { index, keys, counts, values } => {
                     let slot = match index.get(&k) {
@@ -669,5 +669,16 @@ mod tests {
         let s = acc.stats();
         assert_eq!((s.rows, s.nulls, s.distinct), (6, 1, Some(2)));
         assert!(CategoricalAcc::from_bytes(&acc.to_bytes()[..30]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    #[test]
+    fn negative_and_huge_keys_go_hashed() {
+        let mut a = CategoricalAcc::new(CatConfig { n_labels: 0, ..Default::default() }, false).unwrap();
+        a.update(&[u64::MAX, 5, 5, u64::MAX - 1], None, &[0; 4], None).unwrap();
+        assert_eq!(a.stats().distinct, Some(3));
     }
 }

@@ -1,8 +1,640 @@
 //! Thin pyo3 bindings over `leanrec-core`, exposed to Python as `leanrec._native`.
+//!
+//! Arrow columns arrive zero-copy through the Arrow PyCapsule interface (pyo3-arrow), so pyarrow,
+//! polars and duckdb objects all work; code matrices and labels arrive as numpy arrays. Every heavy
+//! call releases the GIL (`py.detach`) and runs on rayon (thread count settable per call).
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
+use leanrec_core as core;
+use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3_arrow::PyArray;
+use rayon::prelude::*;
+
+fn err(e: core::Error) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+// ---------------------------------------------------------------- Arrow columns -> keys
+
+/// Keys of one Arrow column: integer values as-is (two's complement), raw bytes hashed with xxh3
+/// (fixed seed), floats by their bit pattern (-0.0 folded into 0.0). `raw` keeps the byte source.
+struct Keys {
+    keys: Vec<u64>,
+    valid: Option<Vec<bool>>,
+    raw: Option<ArrayRef>,
+    /// dictionary indices when `raw` is a dictionary's values
+    dict_idx: Option<Vec<usize>>,
+}
+
+fn bytes_at(a: &ArrayRef, i: usize) -> &[u8] {
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i).as_bytes(),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i).as_bytes(),
+        DataType::Utf8View => a.as_string_view().value(i).as_bytes(),
+        DataType::Binary => a.as_binary::<i32>().value(i),
+        DataType::LargeBinary => a.as_binary::<i64>().value(i),
+        DataType::BinaryView => a.as_binary_view().value(i),
+        _ => &[],
+    }
+}
+
+fn is_bytes(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+}
+
+/// Whether a column's keys are raw-byte hashes (so accumulators should keep the values).
+fn column_is_bytes(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(_, v) => is_bytes(v),
+        t => is_bytes(t),
+    }
+}
+
+fn plain_keys(a: &ArrayRef) -> PyResult<Vec<u64>> {
+    macro_rules! ints {
+        ($t:ty) => {
+            a.as_primitive::<$t>().values().iter().map(|&v| v as i64 as u64).collect()
+        };
+    }
+    let fl = |v: f64| if v == 0.0 { 0u64 } else { v.to_bits() };
+    Ok(match a.data_type() {
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().values().to_vec(),
+        DataType::Float32 => a.as_primitive::<Float32Type>().values().iter().map(|&v| fl(v as f64)).collect(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().values().iter().map(|&v| fl(v)).collect(),
+        DataType::Boolean => a.as_boolean().values().iter().map(|b| b as u64).collect(),
+        DataType::Null => vec![0; a.len()],
+        t if is_bytes(t) => (0..a.len()).into_par_iter().map(|i| if a.is_null(i) { 0 } else { core::hash::hash_bytes(bytes_at(a, i)) }).collect(),
+        t => return Err(PyTypeError::new_err(format!("unsupported Arrow type {t} (use integers, strings, binary, dictionary, float or bool)"))),
+    })
+}
+
+fn validity(a: &dyn Array) -> Option<Vec<bool>> {
+    a.logical_nulls().filter(|n| n.null_count() > 0).map(|n| n.iter().collect())
+}
+
+fn to_keys(a: &ArrayRef) -> PyResult<Keys> {
+    if let DataType::Dictionary(kt, _) = a.data_type() {
+        macro_rules! dict {
+            ($t:ty) => {{
+                let d = a.as_dictionary::<$t>();
+                let vals = d.values().clone();
+                let vkeys = plain_keys(&vals)?;
+                let idx: Vec<usize> = d.keys().values().iter().map(|&k| k as usize).collect();
+                let keys = idx.iter().map(|&k| vkeys.get(k).copied().unwrap_or(0)).collect();
+                let raw = if is_bytes(vals.data_type()) { Some(vals) } else { None };
+                (keys, raw, Some(idx))
+            }};
+        }
+        let (keys, raw, dict_idx) = match kt.as_ref() {
+            DataType::Int8 => dict!(Int8Type),
+            DataType::Int16 => dict!(Int16Type),
+            DataType::Int32 => dict!(Int32Type),
+            DataType::Int64 => dict!(Int64Type),
+            DataType::UInt8 => dict!(UInt8Type),
+            DataType::UInt16 => dict!(UInt16Type),
+            DataType::UInt32 => dict!(UInt32Type),
+            DataType::UInt64 => dict!(UInt64Type),
+            t => return Err(PyTypeError::new_err(format!("unsupported dictionary key type {t}"))),
+        };
+        return Ok(Keys { keys, valid: validity(a.as_ref()), raw, dict_idx });
+    }
+    let raw = if is_bytes(a.data_type()) { Some(a.clone()) } else { None };
+    Ok(Keys { keys: plain_keys(a)?, valid: validity(a.as_ref()), raw, dict_idx: None })
+}
+
+impl Keys {
+    fn raw_at(&self, i: usize) -> &[u8] {
+        match (&self.raw, &self.dict_idx) {
+            (Some(r), Some(idx)) => bytes_at(r, idx[i]),
+            (Some(r), None) => bytes_at(r, i),
+            _ => &[],
+        }
+    }
+    fn update(&self, acc: &mut core::CategoricalAcc, pats: &[u8]) -> core::Result<()> {
+        let raw = |i: usize| self.raw_at(i);
+        let rawf: Option<&core::cat::RawFn> = if acc.keeps_values() { Some(&raw) } else { None };
+        if acc.keeps_values() && self.raw.is_none() {
+            return Err(core::Error::Input("this accumulator counts strings/binary; got a non-string column".into()));
+        }
+        acc.update(&self.keys, self.valid.as_deref(), pats, rawf)
+    }
+    /// Keys with nulls folded into u64::MAX (pairs and 1-D measures).
+    fn with_null_key(&self) -> Vec<u64> {
+        match &self.valid {
+            None => self.keys.clone(),
+            Some(v) => self.keys.iter().zip(v).map(|(&k, &ok)| if ok { k } else { u64::MAX }).collect(),
+        }
+    }
+}
+
+fn keys_of(x: PyArray) -> PyResult<Keys> {
+    to_keys(x.array())
+}
+
+// ---------------------------------------------------------------- labels
+
+/// (N, L) uint8 0/1 labels (C-contiguous) -> one pattern byte per row.
+fn patterns(labels: Option<PyReadonlyArray2<u8>>, n: usize, n_labels: usize) -> PyResult<Vec<u8>> {
+    let Some(lab) = labels else {
+        if n_labels != 0 {
+            return Err(PyValueError::new_err(format!("labels missing: this accumulator expects {n_labels}")));
+        }
+        return Ok(vec![0; n]);
+    };
+    let shape = lab.shape();
+    if shape[0] != n || shape[1] != n_labels {
+        return Err(PyValueError::new_err(format!("labels have shape {:?}, expected ({n}, {n_labels})", shape)));
+    }
+    let s = lab.as_slice().map_err(|_| PyValueError::new_err("labels must be C-contiguous uint8"))?;
+    let mut out = vec![0u8; n];
+    for (r, o) in out.iter_mut().enumerate() {
+        for l in 0..n_labels {
+            let v = s[r * n_labels + l];
+            if v > 1 {
+                return Err(PyValueError::new_err(format!("label {l} at row {r} is {v}; labels must be 0 or 1")));
+            }
+            *o |= v << l;
+        }
+    }
+    Ok(out)
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: &core::FieldStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("rows", s.rows)?;
+    d.set_item("nulls", s.nulls)?;
+    d.set_item("distinct", s.distinct)?;
+    d.set_item("hll", s.hll)?;
+    d.set_item("entropy", s.entropy)?;
+    d.set_item("mi", s.mi.clone())?;
+    d.set_item("nmi", s.nmi.clone())?;
+    d.set_item("label_cmi", s.label_cmi.clone())?;
+    d.set_item("positives", s.positives.clone())?;
+    d.set_item("approx", s.approx)?;
+    Ok(d)
+}
+
+// ---------------------------------------------------------------- accumulator classes
+
+/// Exact (budgeted) frequency table of one categorical field jointly with binary labels.
+#[pyclass(module = "leanrec._native")]
+struct FieldAccumulator {
+    inner: core::CategoricalAcc,
+}
+
+#[pymethods]
+impl FieldAccumulator {
+    #[new]
+    #[pyo3(signature = (n_labels=1, *, budget_bytes=256<<20, hll_precision=14, dense_limit=1<<24, keep_values=false))]
+    fn new(n_labels: usize, budget_bytes: usize, hll_precision: u8, dense_limit: u64, keep_values: bool) -> PyResult<Self> {
+        let cfg = core::CatConfig { n_labels, dense_limit, budget_bytes, hll_p: hll_precision };
+        Ok(FieldAccumulator { inner: core::CategoricalAcc::new(cfg, keep_values).map_err(err)? })
+    }
+    #[pyo3(signature = (values, labels=None))]
+    fn update(&mut self, py: Python<'_>, values: PyArray, labels: Option<PyReadonlyArray2<u8>>) -> PyResult<()> {
+        let n = values.array().len();
+        let pats = patterns(labels, n, self.inner.config().n_labels)?;
+        let keys = keys_of(values)?;
+        let inner = &mut self.inner;
+        py.detach(|| keys.update(inner, &pats)).map_err(err)
+    }
+    fn merge(&mut self, other: PyRef<'_, FieldAccumulator>) -> PyResult<()> {
+        self.inner.merge(&other.inner).map_err(err)
+    }
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+    #[staticmethod]
+    fn from_bytes(data: &Bound<'_, PyBytes>) -> PyResult<Self> {
+        Ok(FieldAccumulator { inner: core::CategoricalAcc::from_bytes(data.as_bytes()).map_err(err)? })
+    }
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.inner.stats());
+        stats_dict(py, &s)
+    }
+    /// [(key, count, raw bytes or None)] by count descending, key ascending.
+    #[pyo3(signature = (k=None))]
+    fn top_k<'py>(&self, py: Python<'py>, k: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+        let v = py.detach(|| self.inner.top_k(k));
+        let out = PyList::empty(py);
+        for (key, c, raw) in v {
+            let r: Option<Bound<PyBytes>> = raw.map(|b| PyBytes::new(py, &b));
+            out.append((key, c, r))?;
+        }
+        Ok(out)
+    }
+    #[getter]
+    fn approx(&self) -> bool {
+        self.inner.is_approx()
+    }
+    #[getter]
+    fn keep_values(&self) -> bool {
+        self.inner.keeps_values()
+    }
+    #[getter]
+    fn memory_bytes(&self) -> usize {
+        self.inner.memory_bytes()
+    }
+}
+
+/// count / nulls / mean / variance / min / max / zeros of one numeric field (mergeable).
+#[pyclass(module = "leanrec._native")]
+#[derive(Default)]
+struct NumericAccumulator {
+    inner: core::NumericAcc,
+}
+
+fn floats(a: &ArrayRef) -> PyResult<Vec<f64>> {
+    let c = arrow_cast_f64(a)?;
+    Ok(c)
+}
+
+fn arrow_cast_f64(a: &ArrayRef) -> PyResult<Vec<f64>> {
+    macro_rules! f {
+        ($t:ty) => {
+            a.as_primitive::<$t>().values().iter().map(|&v| v as f64).collect()
+        };
+    }
+    Ok(match a.data_type() {
+        DataType::Float64 => a.as_primitive::<Float64Type>().values().to_vec(),
+        DataType::Float32 => f!(Float32Type),
+        DataType::Int8 => f!(Int8Type),
+        DataType::Int16 => f!(Int16Type),
+        DataType::Int32 => f!(Int32Type),
+        DataType::Int64 => f!(Int64Type),
+        DataType::UInt8 => f!(UInt8Type),
+        DataType::UInt16 => f!(UInt16Type),
+        DataType::UInt32 => f!(UInt32Type),
+        DataType::UInt64 => f!(UInt64Type),
+        DataType::Null => vec![f64::NAN; a.len()],
+        t => return Err(PyTypeError::new_err(format!("numeric statistics need an integer or float column, got {t}"))),
+    })
+}
+
+fn num_dict<'py>(py: Python<'py>, s: &core::NumericAcc) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("count", s.count)?;
+    d.set_item("nulls", s.nulls)?;
+    d.set_item("mean", if s.count > 0 { s.mean } else { f64::NAN })?;
+    d.set_item("variance", s.variance())?;
+    d.set_item("min", if s.count > 0 { s.min } else { f64::NAN })?;
+    d.set_item("max", if s.count > 0 { s.max } else { f64::NAN })?;
+    d.set_item("zero_share", s.zero_share())?;
+    Ok(d)
+}
+
+#[pymethods]
+impl NumericAccumulator {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+    fn update(&mut self, py: Python<'_>, values: PyArray) -> PyResult<()> {
+        let a = values.array();
+        let v = floats(a)?;
+        let valid = validity(a.as_ref());
+        let inner = &mut self.inner;
+        py.detach(|| inner.update(&v, valid.as_deref()));
+        Ok(())
+    }
+    fn merge(&mut self, other: PyRef<'_, NumericAccumulator>) {
+        self.inner.merge(&other.inner)
+    }
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+    #[staticmethod]
+    fn from_bytes(data: &Bound<'_, PyBytes>) -> PyResult<Self> {
+        Ok(NumericAccumulator { inner: core::NumericAcc::from_bytes(data.as_bytes()).map_err(err)? })
+    }
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        num_dict(py, &self.inner)
+    }
+}
+
+/// Joint table of two fields with the labels: I(A;B), I(A; l | B), I(B; l | A). Nulls are a category.
+#[pyclass(module = "leanrec._native")]
+struct PairAccumulator {
+    inner: core::PairAcc,
+    n_labels: usize,
+}
+
+fn pair_dict<'py>(py: Python<'py>, s: &core::PairStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("rows", s.rows)?;
+    d.set_item("mi_ab", s.mi_ab)?;
+    d.set_item("cmi_a_given_b", s.cmi_a_given_b.clone())?;
+    d.set_item("cmi_b_given_a", s.cmi_b_given_a.clone())?;
+    d.set_item("approx", s.approx)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PairAccumulator {
+    #[new]
+    #[pyo3(signature = (n_labels=1, *, budget_bytes=256<<20))]
+    fn new(n_labels: usize, budget_bytes: usize) -> PyResult<Self> {
+        Ok(PairAccumulator { inner: core::PairAcc::new(n_labels, budget_bytes, None).map_err(err)?, n_labels })
+    }
+    #[pyo3(signature = (a, b, labels=None))]
+    fn update(&mut self, py: Python<'_>, a: PyArray, b: PyArray, labels: Option<PyReadonlyArray2<u8>>) -> PyResult<()> {
+        let n = a.array().len();
+        if b.array().len() != n {
+            return Err(PyValueError::new_err("pair columns differ in length"));
+        }
+        let pats = patterns(labels, n, self.n_labels)?;
+        let (ka, kb) = (keys_of(a)?.with_null_key(), keys_of(b)?.with_null_key());
+        let inner = &mut self.inner;
+        py.detach(|| inner.update(&ka, &kb, &pats)).map_err(err)
+    }
+    fn merge(&mut self, other: PyRef<'_, PairAccumulator>) -> PyResult<()> {
+        self.inner.merge(&other.inner).map_err(err)
+    }
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+    #[staticmethod]
+    fn from_bytes(data: &Bound<'_, PyBytes>) -> PyResult<Self> {
+        let inner = core::PairAcc::from_bytes(data.as_bytes()).map_err(err)?;
+        let n_labels = data.as_bytes()[7] as usize;
+        Ok(PairAccumulator { inner, n_labels })
+    }
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.inner.stats());
+        pair_dict(py, &s)
+    }
+    #[getter]
+    fn approx(&self) -> bool {
+        self.inner.is_approx()
+    }
+}
+
+/// Update many field accumulators with one batch in parallel (one rayon task per field).
+/// `fields` and `numeric` are (accumulator, column) lists; pairs are (accumulator, col_a, col_b).
+#[pyfunction]
+#[pyo3(signature = (fields, numeric, pairs, labels=None, n_labels=1, threads=None))]
+fn update_batch(
+    py: Python<'_>,
+    fields: Vec<(Py<FieldAccumulator>, PyArray)>,
+    numeric: Vec<(Py<NumericAccumulator>, PyArray)>,
+    pairs: Vec<(Py<PairAccumulator>, PyArray, PyArray)>,
+    labels: Option<PyReadonlyArray2<u8>>,
+    n_labels: usize,
+    threads: Option<usize>,
+) -> PyResult<()> {
+    let n = fields.first().map(|f| f.1.array().len()).or(numeric.first().map(|f| f.1.array().len())).unwrap_or(0);
+    let pats = patterns(labels, n, n_labels)?;
+    // take the accumulators out of their Python objects, work without the GIL, put them back
+    let mut cat: Vec<(core::CategoricalAcc, ArrayRef)> = Vec::new();
+    for (acc, col) in &fields {
+        if col.array().len() != n {
+            return Err(PyValueError::new_err("columns of one batch differ in length"));
+        }
+        let mut b = acc.borrow_mut(py);
+        let empty = core::CategoricalAcc::new(b.inner.config().clone(), b.inner.keeps_values()).map_err(err)?;
+        cat.push((std::mem::replace(&mut b.inner, empty), col.array().clone()));
+    }
+    let mut num: Vec<(core::NumericAcc, ArrayRef)> =
+        numeric.iter().map(|(a, c)| (std::mem::take(&mut a.borrow_mut(py).inner), c.array().clone())).collect();
+    let mut prs: Vec<(core::PairAcc, ArrayRef, ArrayRef)> = Vec::new();
+    for (acc, a, b) in &pairs {
+        let mut g = acc.borrow_mut(py);
+        let empty = core::PairAcc::new(g.n_labels, 1 << 20, None).map_err(err)?;
+        prs.push((std::mem::replace(&mut g.inner, empty), a.array().clone(), b.array().clone()));
+    }
+    let result: PyResult<()> = py.detach(|| {
+        core::with_threads(threads, || -> PyResult<()> {
+            let r1: PyResult<()> = cat.par_iter_mut().try_for_each(|(acc, col)| {
+                let keys = to_keys(col)?;
+                keys.update(acc, &pats).map_err(err)
+            });
+            let r2: PyResult<()> = num.par_iter_mut().try_for_each(|(acc, col)| {
+                let v = arrow_cast_f64(col)?;
+                acc.update(&v, validity(col.as_ref()).as_deref());
+                Ok(())
+            });
+            let r3: PyResult<()> = prs.par_iter_mut().try_for_each(|(acc, a, b)| {
+                let (ka, kb) = (to_keys(a)?.with_null_key(), to_keys(b)?.with_null_key());
+                acc.update(&ka, &kb, &pats).map_err(err)
+            });
+            r1.and(r2).and(r3)
+        })
+        .map_err(err)?
+    });
+    for ((acc, _), (inner, _)) in fields.iter().zip(cat) {
+        acc.borrow_mut(py).inner = inner;
+    }
+    for ((acc, _), (inner, _)) in numeric.iter().zip(num) {
+        acc.borrow_mut(py).inner = inner;
+    }
+    for ((acc, _, _), (inner, _, _)) in pairs.iter().zip(prs) {
+        acc.borrow_mut(py).inner = inner;
+    }
+    result
+}
+
+// ---------------------------------------------------------------- 1-D measures
+
+fn keys_no_nulls(x: PyArray, what: &str) -> PyResult<Vec<u64>> {
+    let k = keys_of(x)?;
+    if k.valid.is_some() {
+        return Err(PyValueError::new_err(format!("{what} contains nulls; fill them with a 'missing' code first")));
+    }
+    Ok(k.keys)
+}
+
+#[pyfunction]
+fn entropy(py: Python<'_>, x: PyArray) -> PyResult<f64> {
+    let k = keys_no_nulls(x, "x")?;
+    Ok(py.detach(|| core::info::entropy(&k)))
+}
+
+fn same_len(a: &[u64], b: &[u64]) -> PyResult<()> {
+    if a.len() != b.len() {
+        return Err(PyValueError::new_err(format!("arrays differ in length: {} vs {}", a.len(), b.len())));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+fn mutual_info(py: Python<'_>, x: PyArray, y: PyArray) -> PyResult<f64> {
+    let (a, b) = (keys_no_nulls(x, "x")?, keys_no_nulls(y, "y")?);
+    same_len(&a, &b)?;
+    Ok(py.detach(|| core::info::mutual_info(&a, &b)))
+}
+
+#[pyfunction]
+fn conditional_mutual_info(py: Python<'_>, x: PyArray, y: PyArray, z: PyArray) -> PyResult<f64> {
+    let (a, b, c) = (keys_no_nulls(x, "x")?, keys_no_nulls(y, "y")?, keys_no_nulls(z, "z")?);
+    same_len(&a, &b)?;
+    same_len(&a, &c)?;
+    Ok(py.detach(|| core::info::cmi(&a, &b, &c)))
+}
+
+#[pyfunction]
+fn chi2(py: Python<'_>, x: PyArray, y: PyArray) -> PyResult<f64> {
+    let (a, b) = (keys_no_nulls(x, "x")?, keys_no_nulls(y, "y")?);
+    same_len(&a, &b)?;
+    Ok(py.detach(|| core::info::chi2(&a, &b)))
+}
+
+/// Frequency table of one column: (keys or raw bytes list, counts, null count, is_bytes).
+#[pyfunction]
+#[pyo3(signature = (x, threads=None))]
+fn value_counts<'py>(py: Python<'py>, x: PyArray, threads: Option<usize>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, u64)> {
+    let bytes = column_is_bytes(x.array().data_type());
+    let keys = keys_of(x)?;
+    let cfg = core::CatConfig { n_labels: 0, budget_bytes: usize::MAX / 4, ..Default::default() };
+    let mut acc = core::CategoricalAcc::new(cfg, bytes).map_err(err)?;
+    let pats = vec![0u8; keys.keys.len()];
+    let top = py
+        .detach(|| core::with_threads(threads, || keys.update(&mut acc, &pats).map(|_| acc.top_k(None))))
+        .map_err(err)?
+        .map_err(err)?;
+    let counts = PyArray1::from_vec(py, top.iter().map(|t| t.1).collect());
+    let nulls = keys.valid.as_ref().map_or(0, |v| v.iter().filter(|&&b| !b).count() as u64);
+    let values: Bound<'py, PyAny> = if bytes {
+        let l = PyList::empty(py);
+        for t in &top {
+            l.append(PyBytes::new(py, t.2.as_deref().unwrap_or(&[])))?;
+        }
+        l.into_any()
+    } else {
+        PyArray1::from_vec(py, top.iter().map(|t| t.0).collect()).into_any()
+    };
+    Ok((values, counts, nulls))
+}
+
+// ---------------------------------------------------------------- code matrices
+
+enum Mat<'py> {
+    I32(PyReadonlyArray2<'py, i32>),
+    I64(PyReadonlyArray2<'py, i64>),
+}
+
+fn mat<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Mat<'py>> {
+    if let Ok(a) = obj.extract::<PyReadonlyArray2<i32>>() {
+        return Ok(Mat::I32(a));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArray2<i64>>() {
+        return Ok(Mat::I64(a));
+    }
+    Err(PyTypeError::new_err("codes must be a 2-D int32 or int64 numpy array"))
+}
+
+fn with_codes<R: Send>(py: Python<'_>, m: &Mat, threads: Option<usize>, f: impl Fn(&dyn CodesView) -> core::Result<R> + Send + Sync) -> PyResult<R> {
+    macro_rules! go {
+        ($a:expr) => {{
+            let (n, fcount) = ($a.shape()[0], $a.shape()[1]);
+            let c_order = $a.is_c_contiguous();
+            let s = $a.as_slice().map_err(|_| PyValueError::new_err("codes must be C- or F-contiguous"))?;
+            let (rs, fs) = if c_order { (fcount, 1) } else { (1, n) };
+            let codes = core::matrix::Codes::new(s, n, fcount, rs, fs).map_err(err)?;
+            py.detach(|| core::with_threads(threads, || f(&codes))).map_err(err)?.map_err(err)
+        }};
+    }
+    match m {
+        Mat::I32(a) => go!(a),
+        Mat::I64(a) => go!(a),
+    }
+}
+
+/// Object-safe view so one closure serves int32 and int64 matrices.
+trait CodesView: Sync {
+    fn rows(&self) -> usize;
+    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig) -> core::Result<Vec<core::FieldStats>>;
+    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize) -> core::Result<Vec<core::PairStats>>;
+}
+
+impl<T: core::matrix::Code> CodesView for core::matrix::Codes<'_, T> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig) -> core::Result<Vec<core::FieldStats>> {
+        core::matrix::field_stats(self, pats, cfg)
+    }
+    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize) -> core::Result<Vec<core::PairStats>> {
+        core::matrix::pair_stats(self, pats, l, pairs, budget)
+    }
+}
+
+/// Per-field statistics of a code matrix (N, F) with labels (N, L) uint8.
+#[pyfunction]
+#[pyo3(signature = (codes, labels, threads=None, budget_bytes=1<<30))]
+fn matrix_field_stats<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    labels: Option<PyReadonlyArray2<'py, u8>>,
+    threads: Option<usize>,
+    budget_bytes: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let m = mat(codes)?;
+    let (n, l) = (codes.getattr("shape")?.get_item(0)?.extract::<usize>()?, labels.as_ref().map_or(0, |a| a.shape()[1]));
+    let pats = patterns(labels, n, l)?;
+    let cfg = core::CatConfig { n_labels: l, budget_bytes, dense_limit: 1 << 26, hll_p: 14 };
+    let stats = with_codes(py, &m, threads, |c| c.field_stats(&pats, &cfg))?;
+    let out = PyList::empty(py);
+    for s in &stats {
+        out.append(stats_dict(py, s)?)?;
+    }
+    Ok(out)
+}
+
+/// Pair statistics of a code matrix for the given (a, b) pairs.
+#[pyfunction]
+#[pyo3(signature = (codes, labels, pairs, threads=None, budget_bytes=256<<20))]
+fn matrix_pair_stats<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    labels: Option<PyReadonlyArray2<'py, u8>>,
+    pairs: Vec<(usize, usize)>,
+    threads: Option<usize>,
+    budget_bytes: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let m = mat(codes)?;
+    let (n, l) = (codes.getattr("shape")?.get_item(0)?.extract::<usize>()?, labels.as_ref().map_or(0, |a| a.shape()[1]));
+    let pats = patterns(labels, n, l)?;
+    let stats = with_codes(py, &m, threads, |c| {
+        debug_assert_eq!(c.rows(), n);
+        c.pair_stats(&pats, l, &pairs, budget_bytes)
+    })?;
+    let out = PyList::empty(py);
+    for s in &stats {
+        out.append(pair_dict(py, s)?)?;
+    }
+    Ok(out)
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("HASH_SEED", core::hash::SEED)?;
+    m.add_class::<FieldAccumulator>()?;
+    m.add_class::<NumericAccumulator>()?;
+    m.add_class::<PairAccumulator>()?;
+    for f in [
+        wrap_pyfunction!(update_batch, m)?,
+        wrap_pyfunction!(entropy, m)?,
+        wrap_pyfunction!(mutual_info, m)?,
+        wrap_pyfunction!(conditional_mutual_info, m)?,
+        wrap_pyfunction!(chi2, m)?,
+        wrap_pyfunction!(value_counts, m)?,
+        wrap_pyfunction!(matrix_field_stats, m)?,
+        wrap_pyfunction!(matrix_pair_stats, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     Ok(())
 }

@@ -1,0 +1,506 @@
+"""Streaming statistics over files: CSV / TSV (with or without header) / Parquet / Arrow IPC / shard folders.
+
+Sources are read as pyarrow record batches (bounded memory), validated (bad rows raise DataError naming
+file, line and column, or are counted and skipped), and fed to mergeable Rust accumulators, all fields of
+a batch in parallel with the GIL released. A `TableAccumulator` serialises to bytes, so shards can be
+counted in other processes (see `compute_distributed`) and merged into exactly the one-pass result.
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leanrec import _native
+from leanrec.errors import ConfigError, DataError
+from leanrec.stats.report import StatsReport
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
+           ".arrow": "ipc", ".ipc": "ipc", ".feather": "ipc"}
+BadRows = Literal["error", "skip"]
+_MAGIC = b"LRTA1\n"  # TableAccumulator blob: magic, JSON header line, then length-prefixed accumulator blobs
+
+
+def parse_size(size: str | int) -> int:
+    """'2GB', '512MiB', '100k' or an int -> bytes (decimal and binary units both mean powers of 1024)."""
+    if isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)i?b?\s*", str(size).lower())
+    if not m:
+        raise ConfigError(f"cannot parse memory size {size!r}; use e.g. 2GB, 512MB, 1000000")
+    return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2) or "_"))
+
+
+def _files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(source, (list, tuple)):
+        return [f for s in source for f in _files(s)]
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in FORMATS)
+        if not files:
+            raise DataError(f"no readable shards ({', '.join(sorted(FORMATS))}) in directory", path=str(p))
+        return files
+    if not p.exists():
+        raise FileNotFoundError(f"no such file or directory: {p}")
+    return [p]
+
+
+def _format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in {"csv", "tsv", "parquet", "ipc"}:
+            raise ConfigError(f"unknown format {fmt!r}; use csv, tsv, parquet or ipc")
+        return fmt
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ConfigError(f"cannot tell the format of {path.name}; pass format='csv'|'tsv'|'parquet'|'ipc'") from None
+
+
+@dataclass
+class _ReadState:
+    path: str
+    header: bool
+    skipped_lines: list[int] = field(default_factory=list)
+    error: tuple[int, str] | None = None
+    rows_seen: int = 0  # rows delivered in batches so far (file-local)
+
+    def line(self, local_row: int) -> int:
+        """Physical line of delivered row `local_row` (0-based), accounting for skipped malformed lines."""
+        line = self.header + local_row + 1
+        for s in self.skipped_lines:
+            if s <= line:
+                line += 1
+            else:
+                break
+        return line
+
+
+def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRows,
+          state: _ReadState) -> Iterator[pa.RecordBatch]:
+    """Yield record batches of one file; CSV/TSV columns come back as strings (typed later, per field)."""
+    if fmt in ("csv", "tsv"):
+        import pyarrow.csv as pacsv
+
+        delim = "," if fmt == "csv" else "\t"
+        if names is None:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                first = fh.readline().rstrip("\r\n")
+            if not first:
+                return
+            cols = [c.strip().strip('"') for c in first.split(delim)]
+        else:
+            cols = list(names)
+
+        def on_invalid(row: Any) -> str:
+            if on_bad_rows == "skip":
+                state.skipped_lines.append(row.number)
+                return "skip"
+            state.error = (row.number, f"expected {row.expected_columns} fields, found {row.actual_columns}")
+            return "error"
+
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=8 << 20, column_names=cols,
+                                               skip_rows=1 if names is None else 0),
+                parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols},
+                                                     strings_can_be_null=True, null_values=[""]),
+            )
+            for batch in reader:
+                yield batch
+        except pa.ArrowInvalid as exc:
+            if state.error:
+                raise DataError(state.error[1], path=state.path, line=state.error[0]) from None
+            if "Empty CSV file" in str(exc):
+                return
+            raise DataError(str(exc), path=state.path) from None
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(batch_size=65536)
+    else:
+        import pyarrow.ipc as ipc
+
+        try:
+            r = ipc.open_file(path)
+            for i in range(r.num_record_batches):
+                yield r.get_batch(i)
+        except pa.ArrowInvalid:
+            with pa.memory_map(str(path)) as src:
+                yield from ipc.open_stream(src)
+
+
+def _to_float(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """Cast to float64; on failure also return a mask of the unparseable (non-null) rows."""
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_boolean(col.type):
+        return pc.cast(col, pa.float64()), None
+    try:
+        return pc.cast(col, pa.float64()), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        def bad(v: Any) -> bool:
+            if v is None:
+                return False
+            try:
+                float(v)
+                return False
+            except ValueError:
+                return True
+        mask = np.fromiter((bad(v) for v in col.to_pylist()), dtype=bool, count=len(col))
+        fixed = pc.if_else(pa.array(mask), pa.scalar(None, col.type), col)
+        return pc.cast(fixed, pa.float64()), mask
+
+
+def _parses(col: pa.Array) -> bool:
+    try:
+        pc.cast(col, pa.float64())
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+@dataclass
+class Spec:
+    """What to count: fields (categorical stats for all), which are numeric, which keep string values."""
+
+    fields: list[str]
+    numeric: list[str]
+    strings: list[str]
+    labels: list[str]
+    pairs: list[tuple[str, str]]
+    budget: int
+    hll_precision: int = 14
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "pairs": [list(p) for p in self.pairs]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Spec":
+        return cls(**{**d, "pairs": [tuple(p) for p in d["pairs"]]})
+
+
+def infer_spec(batch: pa.RecordBatch, *, labels: Sequence[str], fields: Sequence[str] | None,
+               numeric: Sequence[str] | None, pairs: bool | Sequence[tuple[str, str]], budget: int,
+               hll_precision: int, path: str) -> Spec:
+    names = batch.schema.names
+    missing = [lab for lab in labels if lab not in names]
+    if missing:
+        raise DataError(f"label column(s) {missing} not found; columns are {names}", path=path)
+    chosen = list(fields) if fields is not None else [n for n in names if n not in labels]
+    unknown = [f for f in chosen if f not in names]
+    if unknown:
+        raise ConfigError(f"unknown field(s) {unknown}; columns are {names}")
+    if numeric is None:  # numeric = typed numbers, or strings that all parse as numbers in the first batch
+        numeric = []
+        for f in chosen:
+            col = batch.column(f)
+            if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+                numeric.append(f)
+            elif pa.types.is_string(col.type) and col.null_count < len(col) and _parses(col):
+                numeric.append(f)
+    strings = [f for f in chosen if f not in numeric and _is_bytes(batch.column(f).type)]
+    if pairs is True:
+        pair_list = [(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1:]]
+    elif pairs:
+        pair_list = [tuple(p) for p in pairs]  # type: ignore[misc]
+        bad = [p for p in pair_list if p[0] not in chosen or p[1] not in chosen]
+        if bad:
+            raise ConfigError(f"pairs name unknown fields: {bad}")
+    else:
+        pair_list = []
+    return Spec(chosen, list(numeric), strings, list(labels), pair_list, budget, hll_precision)
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or \
+        pa.types.is_large_binary(t) or getattr(pa.types, "is_string_view", lambda _: False)(t)
+
+
+class TableAccumulator:
+    """All accumulators of one table: per field (categorical + numeric), per pair; mergeable, serialisable.
+
+    The byte budget is split evenly over field and pair tables; a table that would exceed its share
+    falls back to hashed bins (flagged `approx` in the report; see docs/stats.md).
+    """
+
+    def __init__(self, spec: Spec, threads: int | None = None):
+        self.spec, self.threads = spec, threads
+        n_l = len(spec.labels)
+        share = max(1 << 20, spec.budget // max(1, len(spec.fields) + len(spec.pairs)))
+        self.cat = {f: _native.FieldAccumulator(n_l, budget_bytes=share, hll_precision=spec.hll_precision,
+                                                keep_values=f in spec.strings) for f in spec.fields}
+        self.num = {f: _native.NumericAccumulator() for f in spec.numeric}
+        self.pair = {p: _native.PairAccumulator(n_l, budget_bytes=share) for p in spec.pairs}
+        self.bad_rows = 0
+
+    def update(self, columns: dict[str, pa.Array], floats: dict[str, pa.Array], labels: np.ndarray) -> None:
+        """Count one validated batch: raw columns for categorical stats, float64 columns for numeric."""
+        _native.update_batch(
+            [(self.cat[f], columns[f]) for f in self.spec.fields],
+            [(self.num[f], floats[f]) for f in self.spec.numeric],
+            [(self.pair[p], columns[p[0]], columns[p[1]]) for p in self.spec.pairs],
+            labels, len(self.spec.labels), self.threads,
+        )
+
+    def merge(self, other: "TableAccumulator") -> None:
+        if other.spec != self.spec:
+            raise ConfigError("cannot merge accumulators of different field specs (fields, labels, budget)")
+        for f, a in self.cat.items():
+            a.merge(other.cat[f])
+        for f, a in self.num.items():
+            a.merge(other.num[f])
+        for p, a in self.pair.items():
+            a.merge(other.pair[p])
+        self.bad_rows += other.bad_rows
+
+    def to_bytes(self) -> bytes:
+        blobs = [a.to_bytes() for a in (*self.cat.values(), *self.num.values(), *self.pair.values())]
+        head = json.dumps({"spec": self.spec.to_json(), "bad_rows": self.bad_rows}).encode()
+        return b"".join([_MAGIC, head, b"\n", *(struct.pack("<Q", len(b)) + b for b in blobs)])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, threads: int | None = None) -> "TableAccumulator":
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a leanrec TableAccumulator blob")
+        end = data.index(b"\n", len(_MAGIC))
+        head = json.loads(data[len(_MAGIC):end])
+        acc = cls(Spec.from_json(head["spec"]), threads)
+        acc.bad_rows = head["bad_rows"]
+        pos = end + 1
+        for store, kind in ((acc.cat, _native.FieldAccumulator), (acc.num, _native.NumericAccumulator),
+                            (acc.pair, _native.PairAccumulator)):
+            for k in store:
+                (n,) = struct.unpack_from("<Q", data, pos)
+                store[k] = kind.from_bytes(data[pos + 8:pos + 8 + n])
+                pos += 8 + n
+        if pos != len(data):
+            raise ValueError("trailing bytes after TableAccumulator blob")
+        return acc
+
+    def report(self, source: str = "", top_k: int = 10) -> StatsReport:
+        """Final statistics; raises DataError on empty input or a single-class label."""
+        spec = self.spec
+        rows_out, top = [], {}
+        n_rows, positives = 0, [0] * len(spec.labels)
+        for f in spec.fields:
+            s = self.cat[f].stats()
+            n_rows, positives = s["rows"], s["positives"]
+            row: dict[str, Any] = {"name": f, "kind": "numeric" if f in spec.numeric else "categorical",
+                                   "rows": s["rows"], "nulls": s["nulls"], "distinct": s["distinct"],
+                                   "hll": s["hll"], "entropy": s["entropy"]}
+            for i, lab in enumerate(spec.labels):
+                row[f"mi_{lab}"], row[f"nmi_{lab}"] = s["mi"][i], s["nmi"][i]
+            n_l = len(spec.labels)
+            for i, li in enumerate(spec.labels):
+                for j, lj in enumerate(spec.labels):
+                    if i != j:
+                        row[f"cmi_{lj}_given_{li}"] = s["label_cmi"][i * n_l + j]
+            row["approx"] = s["approx"]
+            if f in self.num:
+                row.update(self.num[f].stats())
+            rows_out.append(row)
+            top[f] = [(self._value(f, key, raw), c) for key, c, raw in self.cat[f].top_k(top_k)]
+        if spec.fields and n_rows == 0:
+            raise DataError("the input has no rows (after skipping bad rows)", path=source or None)
+        for lab, pos in zip(spec.labels, positives):
+            if pos in (0, n_rows):
+                raise DataError(f"label {lab!r} has a single class ({pos} positives in {n_rows} rows): "
+                                "mutual information with it is identically 0", path=source or None)
+        pair_rows = []
+        for (a, b), acc in self.pair.items():
+            s = acc.stats()
+            pr: dict[str, Any] = {"a": a, "b": b, "mi_ab": s["mi_ab"], "approx": s["approx"]}
+            for i, lab in enumerate(spec.labels):
+                pr[f"cmi_a_given_b_{lab}"] = s["cmi_a_given_b"][i]
+                pr[f"cmi_b_given_a_{lab}"] = s["cmi_b_given_a"][i]
+            pair_rows.append(pr)
+        return StatsReport(labels=list(spec.labels), rows=n_rows, fields=rows_out, pairs=pair_rows, top=top,
+                           bad_rows=self.bad_rows, label_positives=dict(zip(spec.labels, positives)), source=source)
+
+    def _value(self, f: str, key: int, raw: bytes | None) -> Any:
+        if raw is not None:
+            return raw.decode("utf-8", errors="replace")
+        if f in self.spec.numeric:  # keys of numeric fields are float64 bit patterns
+            return struct.unpack("<d", struct.pack("<Q", key))[0]
+        return key - (1 << 64) if key >= 1 << 63 else key
+
+
+def _prepare(batch: pa.RecordBatch, spec: Spec, state: _ReadState, on_bad_rows: BadRows,
+             acc: TableAccumulator) -> tuple[dict[str, pa.Array], dict[str, pa.Array], np.ndarray] | None:
+    """Validate and type one batch. Returns (columns, float columns, labels uint8) or None if all rows are bad."""
+    n = batch.num_rows
+    bad = np.zeros(n, dtype=bool)
+    first_err: tuple[int, str, str] | None = None
+
+    def flag(mask: np.ndarray, column: str, what: str) -> None:
+        nonlocal first_err
+        idx = np.flatnonzero(mask)
+        if len(idx) and (first_err is None or idx[0] < first_err[0]):
+            first_err = (int(idx[0]), column, what)
+        bad[mask] = True
+
+    label_cols = []
+    for lab in spec.labels:
+        col = batch.column(lab)
+        fl, unparse = _to_float(col)
+        vals = fl.to_numpy(zero_copy_only=False)
+        miss = np.isnan(vals) if unparse is None else np.isnan(vals) & ~unparse
+        invalid = ~np.isin(vals, (0.0, 1.0)) & ~np.isnan(vals)
+        if unparse is not None:
+            invalid |= unparse
+        raw = col.to_pylist() if invalid.any() else None
+        flag(invalid, lab, "label must be 0 or 1, found {!r}".format(raw[int(np.flatnonzero(invalid)[0])]) if raw else "")
+        flag(miss, lab, "label is missing")
+        label_cols.append(np.nan_to_num(vals).astype(np.uint8))
+    floats = {}
+    for f in spec.numeric:
+        col = batch.column(f)
+        fl, unparse = _to_float(col)
+        if unparse is not None:
+            v = col.to_pylist()[int(np.flatnonzero(unparse)[0])]
+            flag(unparse, f, f"expected a number, found {v!r}")
+        floats[f] = fl
+    columns = {f: (floats[f] if f in floats and not _is_numeric_type(batch.column(f).type) else batch.column(f))
+               for f in spec.fields}
+    labels = np.ascontiguousarray(np.stack(label_cols, axis=1)) if label_cols else np.zeros((n, 0), np.uint8)
+    if bad.any():
+        if on_bad_rows == "error":
+            assert first_err is not None
+            row, column, what = first_err
+            raise DataError(what, path=state.path, line=state.line(state.rows_seen + row), column=column)
+        keep = pa.array(~bad)
+        acc.bad_rows += int(bad.sum())
+        columns = {k: pc.filter(v, keep) for k, v in columns.items()}
+        floats = {k: pc.filter(v, keep) for k, v in floats.items()}
+        labels = np.ascontiguousarray(labels[~bad])
+        if not len(labels):
+            return None
+    return columns, floats, labels
+
+
+def _is_numeric_type(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _slices(batch: pa.RecordBatch, rows: int | None) -> Iterator[pa.RecordBatch]:
+    if not rows or batch.num_rows <= rows:
+        yield batch
+        return
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
+
+
+def _count(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | None, spec: Spec | None,
+           spec_args: dict[str, Any], threads: int | None, on_bad_rows: BadRows,
+           batch_rows: int | None = None, progress: Any = None) -> TableAccumulator:
+    acc: TableAccumulator | None = None
+    for path in files:
+        state = _ReadState(path=str(path), header=names is None and _format(path, fmt) in ("csv", "tsv"))
+        for big in _read(path, _format(path, fmt), names, on_bad_rows, state):
+            for batch in _slices(big, batch_rows):
+                if acc is None:
+                    acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
+                prepared = _prepare(batch, acc.spec, state, on_bad_rows, acc)
+                state.rows_seen += batch.num_rows
+                if prepared is not None:
+                    acc.update(*prepared)
+                if progress is not None:
+                    progress(batch.num_rows)
+        acc_bad = len(state.skipped_lines)
+        if acc is not None:
+            acc.bad_rows += acc_bad
+    if acc is None:
+        raise DataError("the input has no rows", path=", ".join(map(str, files)))
+    return acc
+
+
+def _labels_arg(label: str | Sequence[str]) -> list[str]:
+    return [label] if isinstance(label, str) else list(label)
+
+
+def compute(source: str | Path | Sequence[str | Path], *, format: str | None = None,
+            names: Sequence[str] | None = None, label: str | Sequence[str] = "label",
+            fields: Sequence[str] | None = None, numeric: Sequence[str] | None = None,
+            pairs: bool | Sequence[tuple[str, str]] = False, memory_budget: str | int = "2GB",
+            threads: int | None = None, on_bad_rows: BadRows = "error", progress: bool = True,
+            hll_precision: int = 14, batch_rows: int | None = None, top_k: int = 10) -> StatsReport:
+    """Stream `source` through the statistics engine and return a StatsReport.
+
+    source: a file, a directory of shards, or a list of them (CSV/TSV/Parquet/Arrow IPC).
+    names: column names for header-less CSV/TSV (e.g. Criteo: label, I1..I13, C1..C26); without
+        names the first line is the header.
+    label: label column(s), values 0/1 (at most 8).  fields: fields to describe (default: all others).
+    numeric: fields that also get numeric stats (default: typed numbers, or text columns whose first
+        batch parses as numbers).  pairs: True for all field pairs, or a list of (a, b) names.
+    memory_budget: bytes (or '2GB') shared by all exact tables; tables beyond their share fall back to
+        hashed bins, flagged `approx`.  threads: rayon threads (None: all cores).
+    on_bad_rows: 'error' raises DataError naming file, line and column; 'skip' counts them in
+        `report.bad_rows`.  batch_rows: re-slice batches (results do not depend on it).
+    """
+    if on_bad_rows not in ("error", "skip"):
+        raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+    files = _files(source)
+    spec_args = dict(labels=_labels_arg(label), fields=fields, numeric=numeric, pairs=pairs,
+                     budget=parse_size(memory_budget), hll_precision=hll_precision)
+    kwargs = dict(fmt=format, names=names, spec=None, spec_args=spec_args, threads=threads,
+                  on_bad_rows=on_bad_rows, batch_rows=batch_rows)
+    if not progress:
+        acc = _count(files, **kwargs)
+    else:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} rows"),
+                      TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task(f"counting {len(files)} file(s)", total=None)
+            acc = _count(files, progress=lambda n: bar.advance(task, n), **kwargs)
+    return acc.report(source=str(source), top_k=top_k)
+
+
+def _count_shard(path: str, kwargs: dict[str, Any]) -> bytes:
+    """Worker task: count one shard, return the serialised accumulator."""
+    kwargs = dict(kwargs)
+    spec = Spec.from_json(kwargs.pop("spec"))
+    return _count([Path(path)], spec=spec, spec_args={}, **kwargs).to_bytes()
+
+
+def compute_distributed(source: str | Path | Sequence[str | Path], *, client: Any = None,
+                        format: str | None = None, names: Sequence[str] | None = None,
+                        label: str | Sequence[str] = "label", fields: Sequence[str] | None = None,
+                        numeric: Sequence[str] | None = None, pairs: bool | Sequence[tuple[str, str]] = False,
+                        memory_budget: str | int = "2GB", threads: int | None = None,
+                        on_bad_rows: BadRows = "error", hll_precision: int = 14) -> StatsReport:
+    """Count each shard on a Dask cluster (one task per file), merge the byte blobs here.
+
+    The field spec (which fields are numeric / strings) is inferred once from the first shard so all
+    workers count the same thing. The result equals `compute` over the same files exactly.
+    """
+    try:
+        from dask.distributed import get_client
+    except ImportError as exc:  # optional extra
+        raise ConfigError("compute_distributed needs dask: pip install 'leanrec[distributed]'") from exc
+    client = client or get_client()
+    files = _files(source)
+    first = next(iter(_read(files[0], _format(files[0], format), names, on_bad_rows,
+                            _ReadState(str(files[0]), names is None))), None)
+    if first is None:
+        raise DataError("the first shard has no rows", path=str(files[0]))
+    spec = infer_spec(first, labels=_labels_arg(label), fields=fields, numeric=numeric, pairs=pairs,
+                      budget=parse_size(memory_budget), hll_precision=hll_precision, path=str(files[0]))
+    kw = dict(fmt=format, names=list(names) if names else None, threads=threads, on_bad_rows=on_bad_rows,
+              spec=spec.to_json())
+    futures = client.map(_count_shard, [str(f) for f in files], kwargs=kw, pure=False)
+    blobs = client.gather(futures)
+    total = TableAccumulator.from_bytes(blobs[0], threads)
+    for b in blobs[1:]:
+        total.merge(TableAccumulator.from_bytes(b, threads))
+    return total.report(source=str(source))

@@ -1,0 +1,179 @@
+"""Information measures on in-memory arrays (nats, plug-in estimator), backed by leanrec._native.
+
+1-D inputs may be numpy arrays, pyarrow arrays / chunked arrays, polars Series or anything with
+``__arrow_c_array__``; integers are used as they are, strings/binary are hashed (xxh3, fixed seed).
+Code matrices are 2-D int32/int64 numpy arrays (N rows x F fields); labels are (N, L) or (N,) 0/1.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from leanrec import _native
+
+
+def as_arrow(x: Any) -> Any:
+    """Return an object exposing ``__arrow_c_array__`` for a 1-D input (zero-copy where possible)."""
+    if isinstance(x, pa.ChunkedArray):
+        return x.combine_chunks()
+    if hasattr(x, "__arrow_c_array__"):
+        return x
+    if hasattr(x, "to_arrow") and not isinstance(x, np.ndarray):  # polars Series
+        return as_arrow(x.to_arrow())
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a 1-D array, got shape {arr.shape}")
+    return pa.array(arr)
+
+
+def labels_u8(labels: Any, n: int) -> np.ndarray:
+    """Validate 0/1 labels of shape (N,) or (N, L) and return them as C-contiguous uint8 (N, L)."""
+    lab = np.asarray(labels)
+    if lab.ndim == 1:
+        lab = lab[:, None]
+    if lab.ndim != 2 or lab.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) or ({n}, L); got {np.shape(labels)}")
+    if lab.shape[1] > 8:
+        raise ValueError(f"at most 8 labels are supported, got {lab.shape[1]}")
+    bad = ~((lab == 0) | (lab == 1))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"labels must be 0 or 1; found {lab[r, c]!r} at row {r}, label {c}")
+    return np.ascontiguousarray(lab, dtype=np.uint8)
+
+
+def _codes(codes: Any, fortran: bool = False) -> np.ndarray:
+    c = np.asarray(codes)
+    if c.ndim != 2:
+        raise ValueError(f"codes must be 2-D (rows, fields), got shape {c.shape}")
+    if c.dtype not in (np.int32, np.int64):
+        if not np.issubdtype(c.dtype, np.integer):
+            raise TypeError(f"codes must be integers, got dtype {c.dtype}")
+        c = c.astype(np.int64)
+    if fortran and not c.flags.f_contiguous:
+        c = np.asfortranarray(c)  # pair tables read two columns each: contiguous columns stream faster
+    elif not (c.flags.c_contiguous or c.flags.f_contiguous):
+        c = np.ascontiguousarray(c)
+    return c
+
+
+def entropy(x: Any) -> float:
+    """Plug-in entropy H(X) in nats."""
+    return _native.entropy(as_arrow(x))
+
+
+def mutual_info(x: Any, y: Any) -> float:
+    """Plug-in mutual information I(X; Y) in nats (equals sklearn's mutual_info_score)."""
+    return _native.mutual_info(as_arrow(x), as_arrow(y))
+
+
+def conditional_mutual_info(x: Any, y: Any, z: Any) -> float:
+    """Plug-in conditional mutual information I(X; Y | Z) in nats."""
+    return _native.conditional_mutual_info(as_arrow(x), as_arrow(y), as_arrow(z))
+
+
+def chi2(x: Any, y: Any) -> float:
+    """Pearson chi-square statistic of the X x Y contingency table (no continuity correction)."""
+    return _native.chi2(as_arrow(x), as_arrow(y))
+
+
+def value_counts(array: Any, *, threads: int | None = None) -> tuple[Any, np.ndarray]:
+    """Frequency table of one column, sorted by count descending (ties: by key).
+
+    Returns ``(values, counts)``: values as a numpy array for integer/float/bool columns, a pyarrow
+    array of the original type for string/binary columns. Nulls are not included (their count is
+    ``array.null_count``).
+    """
+    arr = as_arrow(array)
+    values, counts, _nulls = _native.value_counts(arr, threads)
+    if isinstance(values, list):
+        typ = pa.array(arr).type if not isinstance(arr, pa.Array) else arr.type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+            return pa.array([v.decode("utf-8") for v in values], type=pa.string()), counts
+        return pa.array(values, type=pa.binary()), counts
+    typ = arr.type if isinstance(arr, pa.Array) else None
+    if typ is not None and pa.types.is_signed_integer(typ):
+        values = values.view(np.int64)
+    elif typ is not None and pa.types.is_floating(typ):
+        values = values.view(np.float64)
+    elif typ is not None and pa.types.is_boolean(typ):
+        values = values.astype(bool)
+    return values, counts
+
+
+def _field_stats(codes: Any, labels: Any, threads: int | None) -> list[dict]:
+    c = _codes(codes)
+    lab = labels_u8(labels, c.shape[0]) if labels is not None else None
+    return _native.matrix_field_stats(c, lab, threads)
+
+
+def field_label_mi(codes: Any, labels: Any, *, threads: int | None = None) -> np.ndarray:
+    """I(X_f; l) for every field f and label l, shape (F, L), nats. One parallel pass over `codes`."""
+    stats = _field_stats(codes, labels, threads)
+    return np.array([s["mi"] for s in stats], dtype=np.float64).reshape(len(stats), -1)
+
+
+def label_conditional_mi(codes: Any, labels: Any, *, threads: int | None = None) -> np.ndarray:
+    """[i, j, m] = I(X_m; l_j | l_i), shape (L, L, F) (diagonal i == j is 0). Same pass as field_label_mi."""
+    stats = _field_stats(codes, labels, threads)
+    n_lab = labels_u8(labels, np.asarray(codes).shape[0]).shape[1]
+    out = np.zeros((n_lab, n_lab, len(stats)))
+    for m, s in enumerate(stats):
+        out[:, :, m] = np.asarray(s["label_cmi"]).reshape(n_lab, n_lab)
+    return out
+
+
+def _unordered(pairs: Iterable[tuple[int, int]] | None, n_fields: int) -> list[tuple[int, int]]:
+    if pairs is None:
+        return [(a, b) for a in range(n_fields) for b in range(a + 1, n_fields)]
+    seen: dict[tuple[int, int], None] = {}
+    for a, b in pairs:
+        if not (0 <= a < n_fields and 0 <= b < n_fields):
+            raise ValueError(f"pair ({a}, {b}) out of range for {n_fields} fields")
+        if a != b:
+            seen[(min(a, b), max(a, b))] = None
+    return list(seen)
+
+
+def _pair_stats(codes: np.ndarray, lab: np.ndarray | None, pairs: Sequence[tuple[int, int]],
+                threads: int | None, budget_bytes: int) -> list[dict]:
+    return _native.matrix_pair_stats(codes, lab, list(pairs), threads, budget_bytes)
+
+
+def pairwise_label_cmi(codes: Any, labels: Any, pairs: Iterable[tuple[int, int]] | None = None, *,
+                       threads: int | None = None, budget_bytes: int = 256 << 20) -> np.ndarray:
+    """[i, m, j] = I(X_m; l_i | X_j), shape (L, F, F), nats; diagonal is 0.
+
+    `pairs`: optional (m, j) list; one joint table per unordered pair yields both (m, j) and (j, m).
+    Entries not requested are NaN. Tables above `budget_bytes` fall back to hashed bins (approximate).
+    """
+    c = _codes(codes, fortran=True)
+    lab = labels_u8(labels, c.shape[0])
+    n_f = c.shape[1]
+    todo = _unordered(pairs, n_f)
+    out = np.full((lab.shape[1], n_f, n_f), np.nan if pairs is not None else 0.0)
+    for f in range(n_f):
+        out[:, f, f] = 0.0
+    for (a, b), s in zip(todo, _pair_stats(c, lab, todo, threads, budget_bytes)):
+        out[:, a, b] = s["cmi_a_given_b"]
+        out[:, b, a] = s["cmi_b_given_a"]
+    return out
+
+
+def pairwise_mi(codes: Any, pairs: Iterable[tuple[int, int]] | None = None, *,
+                threads: int | None = None, budget_bytes: int = 256 << 20) -> np.ndarray:
+    """I(X_i; X_j), shape (F, F), nats; the diagonal is H(X_i). Entries not requested are NaN."""
+    c = _codes(codes, fortran=True)
+    n_f = c.shape[1]
+    todo = _unordered(pairs, n_f)
+    out = np.full((n_f, n_f), np.nan if pairs is not None else 0.0)
+    for f, s in enumerate(_native.matrix_field_stats(c, None, threads)):
+        out[f, f] = s["entropy"]
+    for (a, b), s in zip(todo, _pair_stats(c, None, todo, threads, budget_bytes)):
+        out[a, b] = out[b, a] = s["mi_ab"]
+    return out
