@@ -139,12 +139,14 @@ def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRow
                 yield from ipc.open_stream(src)
 
 
+def _nan_to_null(a: pa.Array) -> pa.Array:
+    return pc.if_else(pc.is_nan(a), pa.scalar(None, pa.float64()), a) if a.null_count < len(a) else a
+
+
 def _to_float(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
-    """Cast to float64; on failure also return a mask of the unparseable (non-null) rows."""
-    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_boolean(col.type):
-        return pc.cast(col, pa.float64()), None
+    """Cast to float64 (NaN becomes null); on failure also return a mask of the unparseable (non-null) rows."""
     try:
-        return pc.cast(col, pa.float64()), None
+        return _nan_to_null(pc.cast(col, pa.float64())), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         def bad(v: Any) -> bool:
             if v is None:
@@ -156,7 +158,7 @@ def _to_float(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
                 return True
         mask = np.fromiter((bad(v) for v in col.to_pylist()), dtype=bool, count=len(col))
         fixed = pc.if_else(pa.array(mask), pa.scalar(None, col.type), col)
-        return pc.cast(fixed, pa.float64()), mask
+        return _nan_to_null(pc.cast(fixed, pa.float64())), mask
 
 
 def _parses(col: pa.Array) -> bool:
@@ -370,8 +372,8 @@ def _prepare(batch: pa.RecordBatch, spec: Spec, state: _ReadState, on_bad_rows: 
             v = col.to_pylist()[int(np.flatnonzero(unparse)[0])]
             flag(unparse, f, f"expected a number, found {v!r}")
         floats[f] = fl
-    columns = {f: (floats[f] if f in floats and not _is_numeric_type(batch.column(f).type) else batch.column(f))
-               for f in spec.fields}
+    # numeric fields are counted by their float64 value, so CSV text and typed Parquet give equal keys
+    columns = {f: floats[f] if f in floats else batch.column(f) for f in spec.fields}
     labels = np.ascontiguousarray(np.stack(label_cols, axis=1)) if label_cols else np.zeros((n, 0), np.uint8)
     if bad.any():
         if on_bad_rows == "error":
@@ -386,10 +388,6 @@ def _prepare(batch: pa.RecordBatch, spec: Spec, state: _ReadState, on_bad_rows: 
         if not len(labels):
             return None
     return columns, floats, labels
-
-
-def _is_numeric_type(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
 def _slices(batch: pa.RecordBatch, rows: int | None) -> Iterator[pa.RecordBatch]:
