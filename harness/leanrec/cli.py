@@ -70,6 +70,7 @@ def plugins_command(
 # leanrec.cli_stats: `leanrec stats`;  leanrec.cli_data: `leanrec data ...`;
 # leanrec.cli_run: `leanrec run`, `leanrec leaderboard`, `leanrec bench`.
 # MOUNT-POINT (add one line per module below)
+from leanrec.cli_stats import stats_command; app.command("stats")(stats_command)  # noqa: E402,E702
 from leanrec.cli_data import data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
 from leanrec.cli_run import bench_command, leaderboard_command, run_command  # noqa: E402
 
