@@ -102,6 +102,7 @@ class DTFConfig(TowerConfig):
 
     def __post_init__(self) -> None:
         self.towers = tuple(tuple(int(h) for h in t) for t in self.towers)
+        self.monitor, self.serve = str(self.monitor), str(self.serve)   # JSON configs may give an int index
 
     def validate(self) -> None:
         super().validate()
