@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from leanrec.data.cards import DatasetCard, JoinSpec
 from leanrec.errors import DataError
 
+THREADED_BYTES = 64 << 20  # files larger than this are parsed with Arrow's thread pool
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf|infinity)\s*$"
 
 
@@ -155,11 +156,14 @@ def read_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
                 strings_can_be_null=True, null_values=list(missing)),
         )
 
+    # Arrow's parallel CSV reader can hang when a read is aborted by an error (apache/arrow#38676, #43892), so
+    # small files (all our tests, the samples) are parsed on one thread; big logs use the thread pool.
+    threads = path.stat().st_size > THREADED_BYTES
     try:
         if max_rows is None:
-            table = pcsv.read_csv(path, **options(True))
+            table = pcsv.read_csv(path, **options(threads))
         else:
-            table = _read_head(pcsv.open_csv(path, **options(True)), max_rows)
+            table = _read_head(pcsv.open_csv(path, **options(threads)), max_rows)
     except pa.ArrowInvalid as exc:
         if bad and bad[0].number is None:  # line numbers are only known to the single-threaded parser
             bad.clear()
