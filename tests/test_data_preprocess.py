@@ -99,3 +99,18 @@ def test_cross_fields_and_vocab_from_train_only(tmp_path):
         assert fg.train.X[:, j].max() < f.vocab_size and fg.test.X[:, j].max() < f.vocab_size
     assert (np.asarray(fg.train.X[:, 6:]) != OOV).all()  # min_count 1: nothing in train is OOV
     assert (np.asarray(fg.test.X[:, 6:]) == OOV).any()   # unseen crosses in test are OOV
+
+
+def test_native_value_counts_agrees_with_pyarrow(monkeypatch):
+    """When the Rust statistics engine is built, the frequency tables it gives equal pyarrow's."""
+    from leanrec.data import preprocess
+
+    if preprocess._native_value_counts() is None:
+        pytest.skip("leanrec.stats native extension not built")
+    arr = pa.array(["b", "a", None, "b", "c", "a", "b"])
+    ints = pa.array(np.random.default_rng(0).integers(-5, 50, 1000))
+    native = [preprocess.value_counts(a) for a in (arr, ints)]
+    monkeypatch.setenv("LEANREC_DATA_NO_NATIVE", "1")
+    fallback = [preprocess.value_counts(a) for a in (arr, ints)]
+    for (nv, nc), (fv, fc) in zip(native, fallback):
+        assert dict(zip(nv.to_pylist(), nc.tolist())) == dict(zip(fv.to_pylist(), fc.tolist()))
