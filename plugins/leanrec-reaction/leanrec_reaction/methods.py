@@ -91,9 +91,9 @@ class AFEConfig(BaselineConfig):
 class DTFConfig(TowerConfig):
     towers: tuple[tuple[int, ...], ...] = ((80, 80, 80), (240,))
     n_positions: int = 3         # positions of each tower's feature map (see model.py)
-    alpha: float = 1.0           # weight of L_srf (eq. 14); the paper gives no values for alpha..tau
-    beta: float = 1.0            # weight of L_rff
-    gamma: float = 0.1           # weight of L_contra
+    alpha: float = 0.1           # weight of L_srf (eq. 14); the paper gives no values for alpha..tau
+    beta: float = 0.1            # weight of L_rff
+    gamma: float = 0.01          # weight of L_contra
     m1: float = 0.1              # margin of L_srf (eq. 9)
     m2: float = 0.1              # relaxation margin of L_rff (eq. 10)
     tau: float = 0.2             # InfoNCE temperature (eqs. 11-12)
