@@ -22,7 +22,7 @@ $(DEPS_STAMP): | $(PY)
 
 native: $(DEPS_STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --skip-install -q
+		$(VENV)/bin/maturin develop --release -q
 
 setup: native
 	@for p in $(PLUGINS); do \

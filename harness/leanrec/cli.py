@@ -79,6 +79,18 @@ app.command("leaderboard")(leaderboard_command)
 app.command("bench")(bench_command)
 
 
+@app.command("selection-table")
+def selection_table(
+    results_dir: str = typer.Option("results", "--results-dir", help="Directory holding runs/."),
+    out_dir: Optional[str] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots"),
+) -> None:
+    """Feature-selection table over keep ratios (AUC by k per selector) and AUC-vs-k plots."""
+    from leanrec.selection import selection_table_command
+
+    typer.echo(selection_table_command(results_dir, out_dir, plots))
+
+
 def main() -> None:
     """Console-script entry point; user errors print cleanly instead of as tracebacks."""
     from leanrec.errors import LeanrecError

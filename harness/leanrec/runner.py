@@ -85,6 +85,18 @@ def _plugin_version(reg: Registry, method: str) -> dict[str, Any]:
     return {"plugin": plugin, "version": version}
 
 
+def dataset_label(name: str, overrides: dict[str, Any]) -> str:
+    """'avazu' or 'avazu[cross_fields=true]': nested override keys are flattened to their leaf names."""
+    flat: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            walk(v) if isinstance(v, dict) else flat.__setitem__(k, v)
+
+    walk(overrides)
+    return variant_name(name, flat)
+
+
 def _dataset_name(reg: Registry, dataset: str) -> str:
     """The card name of a registered dataset or of a card file (unknown names fail with suggestions)."""
     if Path(dataset).is_file():
@@ -145,7 +157,8 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     classes = {m.name: reg.method(m.name) for m in methods}
     for m in methods:  # fail fast on bad config keys/values
         classes[m.name].from_overrides(m.overrides)
-    names = {d: _dataset_name(reg, d) for d in datasets}
+    # Records of differently preprocessed data (e.g. FG cross fields) must not overwrite each other.
+    names = {d: dataset_label(_dataset_name(reg, d), data_overrides or {}) for d in datasets}
     dev = pick_device(device)
     records = []
     for dataset in datasets:
@@ -166,8 +179,8 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
             data = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
             for m in todo:
                 rec = run_one(classes[m.name], m, data, seed, budget=budget, device=dev, progress=progress, reg=reg)
-                rec["data_overrides"] = data_overrides or {}
-                write_record(record_path(results_dir, data.name, m.variant, seed), rec)
+                rec["dataset"], rec["data_overrides"] = names[dataset], data_overrides or {}
+                write_record(record_path(results_dir, names[dataset], m.variant, seed), rec)
                 records.append(rec)
                 if report:
                     report(rec, False)

@@ -26,8 +26,8 @@ SUITES: dict[str, Suite] = {
         methods=["lr", "fm", "dnn:hidden=[128,128]", "deepfm:hidden=[128,128]", "dcnv2:hidden=[128,128]",
                  "mi:keep_ratio=0.5", "lightfmp:prune_ratio=0.5", "irazor", "ssr-s", "reaction"],
         seeds=3,
-        max_epochs=3,
-        data_overrides={"synthetic": {"n_rows": 60000}},
+        max_epochs=2,
+        data_overrides={"synthetic": {"n_rows": 40000}},
     ),
 }
 
