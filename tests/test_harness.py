@@ -227,7 +227,7 @@ def test_records_of_another_schema_are_refused(tmp_path):
 def test_leaderboard_statistics_match_independent_computation(tmp_path):
     _grid(tmp_path, ["tiny-dnn", "tiny-dnn:hidden=[8]"], seeds=(0, 1, 2))
     tables, md = write_leaderboard(tmp_path)
-    rows = {r.variant: r for r in tables["synthetic"]}
+    rows = {r.variant: r for r in tables["synthetic[n_rows=3000]"]}
     recs = list(iter_records(tmp_path))
     auc = {v: [r["metrics"]["auc"] for r in sorted(recs, key=lambda r: r["seed"]) if r["variant"] == v]
            for v in rows}
@@ -238,7 +238,7 @@ def test_leaderboard_statistics_match_independent_computation(tmp_path):
     other = next(r for r in rows.values() if r is not best)
     assert other.p_value == pytest.approx(sps.ttest_rel(auc[best.variant], auc[other.variant]).pvalue)
     assert [r.rank for r in sorted(rows.values(), key=lambda r: -r.mean("auc"))] == [1, 2]
-    for name in ("leaderboard.csv", "leaderboard.md", "auc_vs_params_synthetic.png"):
+    for name in ("leaderboard.csv", "leaderboard.md", "auc_vs_params_synthetic_n_rows_3000.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "tiny-dnn" in md and "±" in md
 

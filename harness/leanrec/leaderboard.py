@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,5 +231,6 @@ def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: 
     atomic_write_text(out_dir / "leaderboard.md", md)
     if plots:
         for dataset, rows in tables.items():
-            plot(rows, out_dir / f"auc_vs_params_{dataset}.png", f"{dataset}: AUC vs parameters")
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip("_")
+            plot(rows, out_dir / f"auc_vs_params_{slug}.png", f"{dataset}: AUC vs parameters")
     return tables, md
