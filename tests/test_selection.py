@@ -113,14 +113,14 @@ def test_config_validation():
         OracleSelector.from_overrides({"k": -1})
     with pytest.raises(ConfigError, match="Unknown"):
         OracleSelector.from_overrides({"keep": 2})
-    cfg = OracleSelector.from_overrides({"backbone_overrides": '{"hidden": [4]}', "k": "2"}).config
-    assert cfg.backbone_overrides == {"hidden": [4]} and cfg.k == 2 and cfg.backbone == "dnn"
+    cfg = OracleSelector.from_overrides({"backbone_config": '{"hidden": [4]}', "k": "2"}).config
+    assert cfg.backbone_config == {"hidden": [4]} and cfg.k == 2 and cfg.backbone == "dnn"
 
 
 def test_fit_retrains_only_kept_fields(reg, data):
     names = [f.name for f in data.fields]
     OracleSelector.table = {n: float(i % 5) for i, n in enumerate(names)}
-    sel = OracleSelector.from_overrides({"backbone": "tinydnn", "k": 3})
+    sel = OracleSelector.from_overrides({"backbone": "tinydnn", "k": 3, "embedding_dim": 4})
     c = ctx()
     res = sel.fit(data, c)
     expected = order_fields(OracleSelector.table, names)[:3]

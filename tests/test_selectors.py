@@ -16,7 +16,7 @@ SHALLOW = ["lasso", "pca"]
 LEARNED = ["adafs", "optfs", "lpfs", "mvfs"]
 # Search settings small enough for a CPU test (the paper defaults are for real datasets): small batches,
 # a constant LR, and LPFS' L1 strong enough to act within ~100 steps.
-FAST = {"backbone": "tinydnn", "batch_size": 128, "epochs": 6, "lr": 1e-2, "lr_decay": 1.0, "patience": 6, "k": 3}
+FAST = {"backbone": "tinydnn", "embedding_dim": 4, "batch_size": 128, "epochs": 6, "lr": 1e-2, "lr_decay": 1.0, "patience": 6, "k": 3}
 EXTRA = {"lpfs": {"l1": 5.0}, "pca": {"batch_size": 128, "epochs": 4, "lr": 1e-2}}
 
 

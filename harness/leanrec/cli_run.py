@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 
@@ -34,7 +35,8 @@ def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
 
 
 def _report(record: dict[str, Any], skipped: bool) -> None:
-    head = f"{record['dataset']} · {record['variant']} · seed {record['seed']}"
+    # escape: variant names such as mi[keep_ratio=0.5] would otherwise be eaten as rich markup
+    head = escape(f"{record['dataset']} · {record['variant']} · seed {record['seed']}")
     if skipped:
         console.print(f"[dim]↷ {head}: already done[/dim]")
     elif record["status"] == "ok":
@@ -42,7 +44,7 @@ def _report(record: dict[str, Any], skipped: bool) -> None:
         console.print(f"[green]✓[/green] {head}: AUC {m['auc']:.4f}  logloss {m['logloss']:.4f}  "
                       f"params {m['params']['total']:,}  ({record['total_time']:.1f} s)")
     else:
-        console.print(f"[red]✗ {head}: {record['error']['type']}: {record['error']['message']}[/red]")
+        console.print(f"[red]✗ {head}: {escape(record['error']['type'] + ': ' + record['error']['message'])}[/red]")
 
 
 def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], results_dir: Path,
@@ -55,7 +57,7 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
     records = run_grid(datasets, specs, seeds, results_dir, budget=Budget(max_epochs=max_epochs),
                        data_overrides=data_overrides, device=device, progress=progress, report=_report)
     _, md = write_leaderboard(results_dir)
-    console.print(md)
+    console.print(md, markup=False, highlight=False)
     failed = sum(r["status"] != "ok" for r in records)
     console.print(f"Leaderboard written to {results_dir / 'leaderboard.md'} (+ .csv, plots); "
                   f"{len(records)} runs, {failed} failed.")
@@ -90,7 +92,7 @@ def leaderboard_command(
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir} holds no runs/ directory: run `leanrec run` first")
     _, md = write_leaderboard(results_dir, out, plots=plots)
-    console.print(md)
+    console.print(md, markup=False, highlight=False)
 
 
 def bench_command(

@@ -157,3 +157,27 @@ def get_backbone(name: str, overrides: dict[str, Any] | None = None) -> Backbone
     if not (isinstance(cls, type) and issubclass(cls, BackboneMethod)):
         raise ConfigError(f"{name!r} is not a backbone (it is a {getattr(cls, 'family', '?')} method)")
     return cls.from_overrides(overrides)
+
+
+@dataclass
+class BackboneChoiceConfig(MethodConfig):
+    """Config of a method that builds on a registered backbone (selectors, Light-FMP, i-Razor, ...).
+
+    ``backbone_config`` holds the backbone's architecture keys (e.g. ``{"hidden": [128, 128]}``); training
+    keys and ``embedding_dim`` belong to the method itself, which decides how the backbone is trained.
+    """
+
+    backbone: str = "dnn"
+    backbone_config: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.backbone_config, dict):
+            raise ConfigError(f"backbone_config must be a JSON object, got {self.backbone_config!r}")
+        misplaced = sorted(set(self.backbone_config) & (TRAINING_KEYS | {"embedding_dim"}))
+        if misplaced:
+            raise ConfigError(f"backbone_config may hold architecture keys only; set {misplaced} on the method itself")
+
+    def build_backbone(self) -> BackboneMethod:
+        """The configured backbone method, with this method's embedding_dim."""
+        return get_backbone(self.backbone, {"embedding_dim": self.embedding_dim, **self.backbone_config})

@@ -18,14 +18,14 @@ import csv
 import io
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, FitResult, Method, MethodConfig, field_specs, get_backbone
+from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, field_specs
 from leanrec.records import atomic_write_bytes, atomic_write_text, iter_records
 
 if TYPE_CHECKING:
@@ -34,17 +34,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class SelectorConfig(MethodConfig):
+class SelectorConfig(BackboneChoiceConfig):
     """Protocol settings shared by every selector.
 
     The training keys inherited from MethodConfig (lr, epochs, batch_size, ...) govern the selector's own
-    search/pretraining; the retrain uses the backbone's config (its paper defaults + ``backbone_overrides``).
-    ``embedding_dim`` is not used by selectors: models are built by the backbone (set
-    ``backbone_overrides={"embedding_dim": ...}`` instead).
+    search/pretraining; the retrain uses the backbone's config (its paper defaults + ``backbone_config``,
+    with this config's ``embedding_dim``).
     """
 
-    backbone: str = "dnn"
-    backbone_overrides: dict[str, Any] = field(default_factory=dict)
     keep_ratio: float = 0.5      # share of fields kept (rounded, at least 1) ...
     k: int = 0                   # ... unless k > 0: keep exactly k fields
 
@@ -54,8 +51,6 @@ class SelectorConfig(MethodConfig):
             raise ConfigError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
         if self.k < 0:
             raise ConfigError(f"k must be >= 0 (0 = use keep_ratio), got {self.k}")
-        if not isinstance(self.backbone_overrides, dict):
-            raise ConfigError(f"backbone_overrides must be a dict, got {self.backbone_overrides!r}")
 
 
 def keep_count(n_fields: int, keep_ratio: float, k: int = 0) -> int:
@@ -94,7 +89,7 @@ class SelectorMethod(Method):
 
     def backbone(self) -> BackboneMethod:
         """The configured backbone method (builds untrained models; its config drives the retrain)."""
-        return get_backbone(self.config.backbone, self.config.backbone_overrides)
+        return self.config.build_backbone()
 
     def n_keep(self, data: "EncodedDataset") -> int:
         return keep_count(len(data.fields), self.config.keep_ratio, self.config.k)

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from leanrec.errors import ConfigError
-from leanrec.methods import (TRAINING_KEYS, BackboneMethod, FitResult, Method, MethodConfig, field_specs,
-                             get_backbone)
+from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, field_specs
 from leanrec.nn import CTRModel, FieldEmbedding, FieldSpec
 from leanrec.trainer import bce_loss
 
@@ -26,15 +25,13 @@ PAPER = ("Yao et al., i-Razor: A Differentiable Neural Input Razor for Feature S
 
 
 @dataclass
-class IRazorConfig(MethodConfig):
+class IRazorConfig(BackboneChoiceConfig):
     """i-Razor settings; defaults follow the paper's Table 2 (Avazu column) and section 4.5.
 
     ``embedding_dim`` (inherited) is not used: the search embedding has d_K = max(candidates) dims and the
     retrained model gets the searched per-field dims.
     """
 
-    backbone: str = "dnn"                       # target model searched and retrained (dnn, deepfm, xdeepfm, ipnn, ...)
-    backbone_config: dict[str, Any] = field(default_factory=dict)  # shape overrides for the backbone (e.g. hidden)
     candidates: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 30)  # search space D (exponential expansion, d_K = 30)
     zero_dim: bool = True                       # include the "drop field" candidate 0 (ablation: w/o 0)
     tau: float = 0.05                           # softmax temperature of eq. 2
@@ -54,14 +51,6 @@ class IRazorConfig(MethodConfig):
             raise ConfigError(f"cpt must lie in [0, 1], got {self.cpt}")
         if self.search_epochs < 0 or self.projection_dim < 0:
             raise ConfigError("search_epochs and projection_dim must be >= 0")
-        if not isinstance(self.backbone_config, dict):
-            raise ConfigError(f"backbone_config must be a mapping, got {self.backbone_config!r}")
-        # The backbone only supplies the architecture: training settings are i-Razor's own, and the embedding
-        # dims are what the search decides, so neither may hide in backbone_config.
-        misplaced = sorted(set(self.backbone_config) & (TRAINING_KEYS | {"embedding_dim"}))
-        if misplaced:
-            raise ConfigError(f"backbone_config may hold architecture keys only; set {misplaced} on i-Razor itself "
-                              f"(training keys) or drop them (embedding dims are searched)")
 
 
 class ProjectedFieldEmbedding(nn.Module):
@@ -161,7 +150,7 @@ class IRazor(Method):
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
         cfg: IRazorConfig = self.config  # type: ignore[assignment]
         cand = resolve_candidates(cfg.candidates, cfg.zero_dim)
-        backbone = get_backbone(cfg.backbone, cfg.backbone_config)
+        backbone = cfg.build_backbone()  # embedding dims are overridden below: the search decides them
         specs = field_specs(data)
         with ctx.stage("search"):
             search = IRazorSearch(backbone.build_model(specs, embedding_dim=cand[-1]), cand, cfg.tau,
