@@ -11,10 +11,9 @@ import leanrec.methods
 
 pytest.importorskip("leanrec_irazor")
 
-import leanrec_irazor.method as irazor_method
 from leanrec.context import RunContext
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, MethodConfig, field_specs, make_config
+from leanrec.methods import BackboneMethod, MethodConfig, make_config
 from leanrec.nn import MLP, CTRModel, FactorizationMachine, FieldSpec
 from leanrec.testing import tiny_dataset
 from leanrec_irazor import (IRazor, IRazorArgmax, IRazorSearch, ProjectedFieldEmbedding, cardinality_shares,
