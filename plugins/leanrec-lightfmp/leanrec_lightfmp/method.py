@@ -42,13 +42,13 @@ class LightFMPConfig(MethodConfig):
     prune_ratio: float = 0.5               # tau: share of fields removed
     pretrain_rows: int = 2000              # |D_S|, stratified by the first label
     pretrain_valid_rows: int = 2000        # validation rows for pretraining early stopping (0 = whole split)
-    # The paper only says "until convergence"; these settings are ours (see docs/lightfmp.md): the gates need a
-    # few hundred steps to separate from their random init, which 2K rows give at batch 256 in ~50 epochs.
-    pretrain_epochs: int = 50
+    # The paper only says "until convergence"; these settings are ours (see docs/lightfmp.md). Validation (and
+    # the best-epoch restore, gates included) scores the model pruning would produce (top-k, gates folded).
+    pretrain_epochs: int = 50              # upper bound; early stopping usually ends pretraining sooner
     pretrain_batch_size: int = 256
-    pretrain_select: str = "last"          # "last": state after pretrain_epochs; "best": early stopping
-    pretrain_patience: int = 10            # for "best": epochs without gain of the pruned-equivalent valid AUC
-    pretrain_lr: float = 1e-2              # Adam LR of the backbone during pretraining
+    pretrain_select: str = "best"          # "best": early stopping + restore; "last": state after pretrain_epochs
+    pretrain_patience: int = 5             # for "best": epochs without gain of the pruned-equivalent valid AUC
+    pretrain_lr: float = 1e-3              # Adam LR of the backbone during pretraining (paper: one LR)
     gate_lr: float = 0.05                  # Adam LR of log_alpha (CoFi's reg_learning_rate)
     lagrangian_lr: float = 0.05            # Adam LR of (lambda, phi), gradient ascent
     constraint: str = "sample"             # "sample": mean of the sampled z (eq. 4); "expected_l0": mean P(z>0)
@@ -188,10 +188,10 @@ def _pretrain(gated: GatedModel, data: tuple[Tensors, Tensors], cfg: LightFMPCon
               k: int) -> None:
     """Algorithm 1 through the harness trainer: eq. 5 as the loss, one Adam with descent and ascent groups.
 
-    Validation scores the model pruning would produce now (top-k fields, gates folded). With
-    pretrain_select="last" the gates get every epoch and the final state is kept (the trainer would restore
-    its best-AUC epoch, usually one where the gates are still close to their random init); with "best" the
-    trainer's early stopping and restore are used as they are.
+    Validation scores the model pruning would produce now (top-k fields, gates folded). With "best" the
+    trainer's early stopping and best-epoch restore pick the epoch whose pruned model validates best (on
+    realistic data later epochs drift towards high-cardinality fields that memorise D_S); with "last" every
+    epoch runs and the final state is kept.
     """
     last = cfg.pretrain_select == "last"
     # No LR decay on plateaus: it would freeze the gates long before they separate.
@@ -281,7 +281,7 @@ class LightFMP(Method):
             "pretrain_rows": int(len(pre_idx)), "continue_rows": int(rest_mask.sum()),
             "kept": [names[i] for i in keep], "ranking": [names[i] for i in ranking],
             "log_alpha": dict(zip(names, gate.log_alpha.detach().cpu().tolist())),
-            "mean_gate_sample": float(z.mean()), "expected_l0": float(gate.expected_l0().sum()),
+            "mean_gate_sample": float(z.mean()), "expected_l0": float(gate.expected_l0().detach().sum()),
             "target_keep_ratio": 1.0 - cfg.prune_ratio,
             "lambda": float(gated.lagrangian.lambda_.detach()), "phi": float(gated.lagrangian.phi.detach()),
         }
