@@ -1,7 +1,6 @@
 """Preprocessing: train-only vocabularies, missing/OOV codes, bucketing, splits, cross fields."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pyarrow as pa

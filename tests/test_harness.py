@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 import leanrec
 from leanrec.context import Budget, RunContext
 from leanrec.errors import ConfigError, LeanrecError, UnknownNameError
-from leanrec.leaderboard import build_rows, pareto_front, write_leaderboard
+from leanrec.leaderboard import pareto_front, write_leaderboard
 from leanrec.measure import count_parameters, flops_per_sample, measure
 from leanrec.methods import BackboneMethod, Method, MethodConfig, field_specs, make_config
 from leanrec.metrics import group_auc, log_loss, roc_auc

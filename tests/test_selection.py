@@ -2,12 +2,10 @@
 ranking quality, and the table over k (CSV/Markdown/PNG) from run records."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from leanrec.errors import ConfigError
 from leanrec.methods import FitResult, field_specs
 from leanrec.nn import MLP, CTRModel, FieldEmbedding, Features
 from leanrec.selection import SelectorConfig, SelectorMethod, order_fields
-from leanrec.trainer import Tensors, bce_loss, make_adam
+from leanrec.trainer import bce_loss, make_adam
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
