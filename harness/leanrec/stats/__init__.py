@@ -1,7 +1,7 @@
 """leanrec.stats: information statistics over CTR logs, computed by the Rust engine (leanrec._native).
 
-Measures on in-memory codes (nats, plug-in estimator):
-    entropy, mutual_info, conditional_mutual_info, chi2, value_counts,
+Measures on in-memory codes (nats; estimator="plugin" | "miller-madow"):
+    entropy, mutual_info, conditional_mutual_info, chi2, value_counts, independence_bias,
     field_label_mi, label_conditional_mi, pairwise_label_cmi, pairwise_mi
 Streaming over files (bounded memory, mergeable shards):
     compute, compute_distributed, TableAccumulator, StatsReport
@@ -15,6 +15,7 @@ from leanrec.stats.measures import (
     conditional_mutual_info,
     entropy,
     field_label_mi,
+    independence_bias,
     label_conditional_mi,
     mutual_info,
     pairwise_label_cmi,
@@ -24,7 +25,7 @@ from leanrec.stats.measures import (
 from leanrec.stats.report import StatsReport
 
 __all__ = [
-    "entropy", "mutual_info", "conditional_mutual_info", "chi2", "value_counts",
+    "entropy", "mutual_info", "conditional_mutual_info", "chi2", "value_counts", "independence_bias",
     "field_label_mi", "label_conditional_mi", "pairwise_label_cmi", "pairwise_mi",
     "compute", "compute_distributed", "TableAccumulator", "StatsReport", "parse_size",
 ]

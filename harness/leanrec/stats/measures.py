@@ -1,4 +1,9 @@
-"""Information measures on in-memory arrays (nats, plug-in estimator), backed by leanrec._native.
+"""Information measures on in-memory arrays (nats), backed by leanrec._native.
+
+Every information measure takes ``estimator``: ``"plugin"`` (default, maximum likelihood; equals
+scikit-learn) or ``"miller-madow"`` (H + (m-1)/(2N) per joint entropy, m = non-empty cells; MI/CMI as the
+matching entropy combinations, may be negative). ``independence_bias`` gives the expected plug-in MI of
+independent variables, the offset that makes high-cardinality noise fields look informative.
 
 1-D inputs may be numpy arrays, pyarrow arrays / chunked arrays, polars Series or anything with
 ``__arrow_c_array__``; integers are used as they are, strings/binary are hashed (xxh3, fixed seed).
@@ -7,12 +12,14 @@ Code matrices are 2-D int32/int64 numpy arrays (N rows x F fields); labels are (
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from leanrec import _native
+
+Estimator = Literal["plugin", "miller-madow"]
 
 
 def as_arrow(x: Any) -> Any:
@@ -60,19 +67,29 @@ def _codes(codes: Any, fortran: bool = False) -> np.ndarray:
     return c
 
 
-def entropy(x: Any) -> float:
-    """Plug-in entropy H(X) in nats."""
-    return _native.entropy(as_arrow(x))
+def entropy(x: Any, *, estimator: Estimator = "plugin") -> float:
+    """Entropy H(X) in nats."""
+    return _native.entropy(as_arrow(x), estimator)
 
 
-def mutual_info(x: Any, y: Any) -> float:
-    """Plug-in mutual information I(X; Y) in nats (equals sklearn's mutual_info_score)."""
-    return _native.mutual_info(as_arrow(x), as_arrow(y))
+def mutual_info(x: Any, y: Any, *, estimator: Estimator = "plugin") -> float:
+    """Mutual information I(X; Y) in nats (plug-in equals sklearn's mutual_info_score)."""
+    return _native.mutual_info(as_arrow(x), as_arrow(y), estimator)
 
 
-def conditional_mutual_info(x: Any, y: Any, z: Any) -> float:
-    """Plug-in conditional mutual information I(X; Y | Z) in nats."""
-    return _native.conditional_mutual_info(as_arrow(x), as_arrow(y), as_arrow(z))
+def conditional_mutual_info(x: Any, y: Any, z: Any, *, estimator: Estimator = "plugin") -> float:
+    """Conditional mutual information I(X; Y | Z) = H(X,Z) + H(Y,Z) - H(X,Y,Z) - H(Z) in nats."""
+    return _native.conditional_mutual_info(as_arrow(x), as_arrow(y), as_arrow(z), estimator)
+
+
+def independence_bias(kx: int, ky: int, n: int, kz: int = 1) -> float:
+    """Expected plug-in I(X; Y | Z) when X and Y are independent given Z: kz (kx-1)(ky-1) / (2n) nats.
+
+    The G-test view: 2n·I is asymptotically chi-square with kz (kx-1)(ky-1) degrees of freedom. Subtract
+    it from a plug-in MI (or compare against it) to discount fields that look informative only because
+    they have many categories.
+    """
+    return _native.independence_bias(kx, ky, n, kz)
 
 
 def chi2(x: Any, y: Any) -> float:
@@ -106,21 +123,23 @@ def value_counts(array: Any, *, threads: int | None = None) -> tuple[Any, np.nda
     return values, counts
 
 
-def _field_stats(codes: Any, labels: Any, threads: int | None) -> list[dict]:
+def _field_stats(codes: Any, labels: Any, threads: int | None, estimator: Estimator) -> list[dict]:
     c = _codes(codes)
     lab = labels_u8(labels, c.shape[0]) if labels is not None else None
-    return _native.matrix_field_stats(c, lab, threads)
+    return _native.matrix_field_stats(c, lab, threads, estimator=estimator)
 
 
-def field_label_mi(codes: Any, labels: Any, *, threads: int | None = None) -> np.ndarray:
+def field_label_mi(codes: Any, labels: Any, *, threads: int | None = None,
+                   estimator: Estimator = "plugin") -> np.ndarray:
     """I(X_f; l) for every field f and label l, shape (F, L), nats. One parallel pass over `codes`."""
-    stats = _field_stats(codes, labels, threads)
+    stats = _field_stats(codes, labels, threads, estimator)
     return np.array([s["mi"] for s in stats], dtype=np.float64).reshape(len(stats), -1)
 
 
-def label_conditional_mi(codes: Any, labels: Any, *, threads: int | None = None) -> np.ndarray:
+def label_conditional_mi(codes: Any, labels: Any, *, threads: int | None = None,
+                         estimator: Estimator = "plugin") -> np.ndarray:
     """[i, j, m] = I(X_m; l_j | l_i), shape (L, L, F) (diagonal i == j is 0). Same pass as field_label_mi."""
-    stats = _field_stats(codes, labels, threads)
+    stats = _field_stats(codes, labels, threads, estimator)
     n_lab = labels_u8(labels, np.asarray(codes).shape[0]).shape[1]
     out = np.zeros((n_lab, n_lab, len(stats)))
     for m, s in enumerate(stats):
@@ -141,12 +160,13 @@ def _unordered(pairs: Iterable[tuple[int, int]] | None, n_fields: int) -> list[t
 
 
 def _pair_stats(codes: np.ndarray, lab: np.ndarray | None, pairs: Sequence[tuple[int, int]],
-                threads: int | None, budget_bytes: int) -> list[dict]:
-    return _native.matrix_pair_stats(codes, lab, list(pairs), threads, budget_bytes)
+                threads: int | None, budget_bytes: int, estimator: Estimator) -> list[dict]:
+    return _native.matrix_pair_stats(codes, lab, list(pairs), threads, budget_bytes, estimator)
 
 
 def pairwise_label_cmi(codes: Any, labels: Any, pairs: Iterable[tuple[int, int]] | None = None, *,
-                       threads: int | None = None, budget_bytes: int = 256 << 20) -> np.ndarray:
+                       threads: int | None = None, budget_bytes: int = 256 << 20,
+                       estimator: Estimator = "plugin") -> np.ndarray:
     """[i, m, j] = I(X_m; l_i | X_j), shape (L, F, F), nats; diagonal is 0.
 
     `pairs`: optional (m, j) list; one joint table per unordered pair yields both (m, j) and (j, m).
@@ -159,21 +179,22 @@ def pairwise_label_cmi(codes: Any, labels: Any, pairs: Iterable[tuple[int, int]]
     out = np.full((lab.shape[1], n_f, n_f), np.nan if pairs is not None else 0.0)
     for f in range(n_f):
         out[:, f, f] = 0.0
-    for (a, b), s in zip(todo, _pair_stats(c, lab, todo, threads, budget_bytes)):
+    for (a, b), s in zip(todo, _pair_stats(c, lab, todo, threads, budget_bytes, estimator)):
         out[:, a, b] = s["cmi_a_given_b"]
         out[:, b, a] = s["cmi_b_given_a"]
     return out
 
 
 def pairwise_mi(codes: Any, pairs: Iterable[tuple[int, int]] | None = None, *,
-                threads: int | None = None, budget_bytes: int = 256 << 20) -> np.ndarray:
+                threads: int | None = None, budget_bytes: int = 256 << 20,
+                estimator: Estimator = "plugin") -> np.ndarray:
     """I(X_i; X_j), shape (F, F), nats; the diagonal is H(X_i). Entries not requested are NaN."""
     c = _codes(codes, fortran=True)
     n_f = c.shape[1]
     todo = _unordered(pairs, n_f)
     out = np.full((n_f, n_f), np.nan if pairs is not None else 0.0)
-    for f, s in enumerate(_native.matrix_field_stats(c, None, threads)):
+    for f, s in enumerate(_native.matrix_field_stats(c, None, threads, estimator=estimator)):
         out[f, f] = s["entropy"]
-    for (a, b), s in zip(todo, _pair_stats(c, None, todo, threads, budget_bytes)):
+    for (a, b), s in zip(todo, _pair_stats(c, None, todo, threads, budget_bytes, estimator)):
         out[a, b] = out[b, a] = s["mi_ab"]
     return out

@@ -20,7 +20,7 @@ use crate::codec::{Reader, Writer, KIND_CAT};
 use crate::error::{Error, Result};
 use crate::hash::{mix64, FastMap};
 use crate::hll::Hll;
-use crate::sum::{c_ln_ratio, FixedSum};
+use crate::sum::{c_ln_ratio, Estimator, FixedSum};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CatConfig {
@@ -426,7 +426,13 @@ impl CategoricalAcc {
         }
     }
 
+    /// Plug-in statistics.
     pub fn stats(&self) -> FieldStats {
+        self.stats_with(Estimator::Plugin)
+    }
+
+    /// Statistics with entropy, MI, NMI and label CMI under `est` (see [`Estimator`]).
+    pub fn stats_with(&self, est: Estimator) -> FieldStats {
         let (p, l) = (self.p, self.cfg.n_labels);
         let tot = self.pattern_totals();
         let n: u64 = tot.iter().sum();
@@ -439,16 +445,21 @@ impl CategoricalAcc {
         let mut h = FixedSum::default();
         let mut mi = vec![FixedSum::default(); l];
         let mut cmi = vec![FixedSum::default(); l * l];
-        let mut distinct = 0u64;
+        // non-empty cell counts for Miller-Madow: categories (incl. the null bucket), (x, l_i),
+        // and for I(X; l_j | l_i): (x, l_i) and (x, l_i, l_j)
+        let mut m_x = 0u64;
+        let mut m_xl = vec![0u64; l];
+        let mut m_xlij = vec![0u64; l * l];
         let n128 = n as u128;
         self.for_each_category(|c| {
-            distinct += 1;
+            m_x += 1;
             let cx: u64 = c.iter().sum();
             h.add(c_ln_ratio(cx, n128, cx as u128));
             for i in 0..l {
                 let c1: u64 = (0..p).filter(|&q| bit(q, i) == 1).map(|q| c[q]).sum();
                 let c0 = cx - c1;
                 let (n1, n0) = (pos[i], n - pos[i]);
+                m_xl[i] += (c1 > 0) as u64 + (c0 > 0) as u64;
                 mi[i].add(c_ln_ratio(c1, c1 as u128 * n128, cx as u128 * n1 as u128));
                 mi[i].add(c_ln_ratio(c0, c0 as u128 * n128, cx as u128 * n0 as u128));
                 for j in 0..l {
@@ -456,10 +467,11 @@ impl CategoricalAcc {
                         continue;
                     }
                     for zi in 0..2 {
-                        let nxz: u64 = (0..p).filter(|&q| bit(q, i) == zi).map(|q| c[q]).sum();
+                        let nxz = if zi == 1 { c1 } else { c0 };
                         let nz = if zi == 1 { pos[i] } else { n - pos[i] };
                         for yj in 0..2 {
                             let cell = pair_cell(c, i, j, zi, yj);
+                            m_xlij[i * l + j] += (cell > 0) as u64;
                             let nyz = pair_cell(&tot, i, j, zi, yj);
                             cmi[i * l + j].add(c_ln_ratio(cell, cell as u128 * nz as u128, nxz as u128 * nyz as u128));
                         }
@@ -468,15 +480,25 @@ impl CategoricalAcc {
             }
         });
         let nulls: u64 = self.nulls.iter().sum();
-        if nulls > 0 {
-            distinct -= 1;
-        }
+        let distinct = m_x - (nulls > 0) as u64;
         let nf = n.max(1) as f64;
-        let mi: Vec<f64> = mi.iter().map(|s| (s.value() / nf).max(0.0)).collect();
+        let fin = |s: &FixedSum| (s.value() / nf).max(0.0);
+        let m_l: Vec<u64> = pos.iter().map(|&q| (q > 0) as u64 + (n - q > 0) as u64).collect();
+        let mi: Vec<f64> = (0..l).map(|i| est.mi(fin(&mi[i]), m_x, m_l[i], m_xl[i], n)).collect();
         let nmi = (0..l)
             .map(|i| {
-                let hl = crate::sum::entropy_counts([pos[i], n - pos[i]]);
+                let hl = est.entropy(crate::sum::entropy_counts([pos[i], n - pos[i]]), m_l[i], n);
                 if hl > 0.0 { mi[i] / hl } else { 0.0 }
+            })
+            .collect();
+        let label_cmi = (0..l * l)
+            .map(|ij| {
+                let (i, j) = (ij / l, ij % l);
+                if i == j {
+                    return 0.0;
+                }
+                let m_lij = (0..4).filter(|&zy| pair_cell(&tot, i, j, zy >> 1, zy & 1) > 0).count() as u64;
+                est.cmi(fin(&cmi[ij]), m_xl[i], m_lij, m_xlij[ij], m_l[i], n)
             })
             .collect();
         FieldStats {
@@ -484,10 +506,10 @@ impl CategoricalAcc {
             nulls,
             distinct: if self.is_approx() { None } else { Some(distinct) },
             hll: self.hll().estimate(),
-            entropy: (h.value() / nf).max(0.0),
+            entropy: est.entropy(fin(&h), m_x, n),
             mi,
             nmi,
-            label_cmi: cmi.iter().map(|s| (s.value() / nf).max(0.0)).collect(),
+            label_cmi,
             positives: pos,
             approx: self.is_approx(),
         }

@@ -6,7 +6,16 @@
 use crate::error::{Error, Result};
 
 pub const MAGIC: &[u8; 4] = b"LRAC";
+/// Format version of the field, numeric and HLL blobs.
 pub const VERSION: u16 = 1;
+/// Pair blobs are version 2: null sides are stored as flags (version 1 folded nulls into the key
+/// u64::MAX, which collided with the integer -1), so version-1 pair blobs are rejected.
+pub const VERSION_PAIR: u16 = 2;
+
+/// Format version written and required for an accumulator kind.
+pub fn version(kind: u8) -> u16 {
+    if kind == KIND_PAIR { VERSION_PAIR } else { VERSION }
+}
 
 pub const KIND_CAT: u8 = 1;
 pub const KIND_NUM: u8 = 2;
@@ -22,7 +31,7 @@ impl Writer {
     pub fn new(kind: u8) -> Self {
         let mut w = Writer { buf: Vec::new() };
         w.buf.extend_from_slice(MAGIC);
-        w.buf.extend_from_slice(&VERSION.to_le_bytes());
+        w.buf.extend_from_slice(&version(kind).to_le_bytes());
         w.u8(kind);
         w
     }
@@ -58,8 +67,8 @@ impl<'a> Reader<'a> {
             return Err(Error::Corrupt("missing LRAC magic header".into()));
         }
         let ver = u16::from_le_bytes([buf[4], buf[5]]);
-        if ver != VERSION {
-            return Err(Error::Corrupt(format!("format version {ver}, this build reads {VERSION}")));
+        if ver != version(kind) {
+            return Err(Error::Corrupt(format!("format version {ver}, this build reads {}", version(kind))));
         }
         if buf[6] != kind {
             return Err(Error::Corrupt(format!("accumulator kind {} where {kind} was expected", buf[6])));

@@ -1,6 +1,6 @@
 //! Information measures on plain key vectors (any u64 keys): entropy, MI, CMI, chi-square.
 use crate::hash::FastMap;
-use crate::sum::{c_ln_ratio, entropy_counts, FixedSum};
+use crate::sum::{c_ln_ratio, entropy_counts, Estimator, FixedSum};
 
 const DENSE_CELLS: u128 = 1 << 24;
 
@@ -44,6 +44,13 @@ impl Counter {
             Counter::Map(m) => m.get(&i).copied().unwrap_or(0),
         }
     }
+    /// Number of non-empty cells.
+    fn nonzero(&self) -> u64 {
+        match self {
+            Counter::Dense(v) => v.iter().filter(|&&c| c > 0).count() as u64,
+            Counter::Map(m) => m.len() as u64,
+        }
+    }
     fn for_each(&self, mut f: impl FnMut(u128, u64)) {
         match self {
             Counter::Dense(v) => v.iter().enumerate().filter(|x| *x.1 > 0).for_each(|(i, &c)| f(i as u128, c)),
@@ -52,18 +59,19 @@ impl Counter {
     }
 }
 
-/// Plug-in entropy H(X) in nats.
-pub fn entropy(x: &[u64]) -> f64 {
+/// Entropy H(X) in nats under `est`.
+pub fn entropy(x: &[u64], est: Estimator) -> f64 {
     let (cx, kx) = compact(x);
     let mut c = Counter::new(kx as u128);
     cx.iter().for_each(|&v| c.add(v as u128, 1));
     let mut v = vec![];
     c.for_each(|_, n| v.push(n));
-    entropy_counts(v)
+    let m = v.len() as u64;
+    est.entropy(entropy_counts(v), m, x.len() as u64)
 }
 
-/// Plug-in conditional mutual information I(X; Y | Z) in nats (Z constant gives I(X; Y)).
-pub fn cmi(x: &[u64], y: &[u64], z: &[u64]) -> f64 {
+/// Conditional mutual information I(X; Y | Z) in nats under `est` (Z constant gives I(X; Y)).
+pub fn cmi(x: &[u64], y: &[u64], z: &[u64], est: Estimator) -> f64 {
     assert!(x.len() == y.len() && y.len() == z.len());
     let n = x.len() as u64;
     if n == 0 {
@@ -91,12 +99,14 @@ pub fn cmi(x: &[u64], y: &[u64], z: &[u64]) -> f64 {
         let den = nxz.get(xx * kz + zz) as u128 * nyz.get(yy * kz + zz) as u128;
         s.add(c_ln_ratio(c, num, den));
     });
-    (s.value() / n as f64).max(0.0)
+    let plugin = (s.value() / n as f64).max(0.0);
+    let mz = nz.iter().filter(|&&c| c > 0).count() as u64;
+    est.cmi(plugin, nxz.nonzero(), nyz.nonzero(), cells.nonzero(), mz, n)
 }
 
-/// I(X; Y) in nats.
-pub fn mutual_info(x: &[u64], y: &[u64]) -> f64 {
-    cmi(x, y, &vec![0u64; x.len()])
+/// I(X; Y) in nats under `est`.
+pub fn mutual_info(x: &[u64], y: &[u64], est: Estimator) -> f64 {
+    cmi(x, y, &vec![0u64; x.len()], est)
 }
 
 /// Pearson chi-square statistic of the X x Y contingency table (no continuity correction).

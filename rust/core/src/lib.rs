@@ -26,8 +26,9 @@ pub mod sum;
 pub use cat::{CatConfig, CategoricalAcc, FieldStats};
 pub use error::{Error, Result};
 pub use hll::Hll;
-pub use numeric::NumericAcc;
-pub use pair::{PairAcc, PairStats};
+pub use numeric::{Bitmap, NumericAcc};
+pub use pair::{PairAcc, PairStats, Side};
+pub use sum::Estimator;
 
 /// Build a pattern byte per row from label columns (each 0/1). At most 8 labels.
 pub fn label_patterns(labels: &[&[u8]], n: usize) -> Vec<u8> {

@@ -6,6 +6,7 @@
 use crate::cat::{CatConfig, CategoricalAcc, FieldStats};
 use crate::error::{Error, Result};
 use crate::pair::{PairAcc, PairStats};
+use crate::sum::Estimator;
 use rayon::prelude::*;
 
 const BLOCK: usize = 8192;
@@ -57,9 +58,14 @@ impl<'a, T: Code> Codes<'a, T> {
     }
     /// max+1 of each field (0 for an empty matrix); errors on negative codes.
     pub fn cards(&self) -> Result<Vec<u64>> {
-        (0..self.fields)
-            .into_par_iter()
-            .map(|f| {
+        self.cards_of(&(0..self.fields).collect::<Vec<_>>())
+    }
+
+    /// max+1 of the listed fields, in that order; errors on negative codes.
+    pub fn cards_of(&self, fields: &[usize]) -> Result<Vec<u64>> {
+        fields
+            .par_iter()
+            .map(|&f| {
                 let mut mx = 0u64;
                 let mut buf = Vec::with_capacity(BLOCK);
                 for r0 in (0..self.rows).step_by(BLOCK) {
@@ -103,17 +109,22 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
     Ok(res?.into_iter().flatten().collect())
 }
 
-pub fn field_stats<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Result<Vec<FieldStats>> {
-    Ok(field_accs(codes, pats, cfg)?.par_iter().map(|a| a.stats()).collect())
+pub fn field_stats<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig, est: Estimator) -> Result<Vec<FieldStats>> {
+    Ok(field_accs(codes, pats, cfg)?.par_iter().map(|a| a.stats_with(est)).collect())
 }
 
 /// Pair statistics for the given (a, b) field pairs; each pair's table lives only while it is counted.
+///
+/// Codes are non-negative and below the cardinalities measured here, so a dense table (when it fits
+/// the budget) is counted straight from the code columns: one increment per row, no key
+/// conversion or bounds fallback. Larger tables go through [`PairAcc::update`] (hashed / binned).
 pub fn pair_stats<T: Code>(
     codes: &Codes<T>,
     pats: &[u8],
     n_labels: usize,
     pairs: &[(usize, usize)],
     budget: usize,
+    est: Estimator,
 ) -> Result<Vec<PairStats>> {
     if pats.len() != codes.rows {
         return Err(Error::Input(format!("{} label rows for {} code rows", pats.len(), codes.rows)));
@@ -121,21 +132,59 @@ pub fn pair_stats<T: Code>(
     if let Some(&(a, b)) = pairs.iter().find(|&&(a, b)| a >= codes.fields || b >= codes.fields) {
         return Err(Error::Input(format!("pair ({a}, {b}) out of range for {} fields", codes.fields)));
     }
-    let cards = codes.cards()?;
+    let mut used: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut cards = vec![0u64; codes.fields];
+    for (&f, c) in used.iter().zip(codes.cards_of(&used)?) {
+        cards[f] = c;
+    }
+    if let Some(&bad) = pats.iter().find(|&&q| q as usize >= 1 << n_labels) {
+        return Err(Error::Input(format!("label pattern {bad} needs more than {n_labels} labels")));
+    }
     pairs
         .par_iter()
         .map(|&(a, b)| {
             let mut acc = PairAcc::new(n_labels, budget, Some((cards[a], cards[b])))?;
-            let (mut ba, mut bb) = (Vec::with_capacity(BLOCK), Vec::with_capacity(BLOCK));
-            for r0 in (0..codes.rows).step_by(BLOCK) {
-                let r1 = (r0 + BLOCK).min(codes.rows);
-                codes.fill(a, r0, &mut ba);
-                codes.fill(b, r0, &mut bb);
-                acc.update(&ba, &bb, &pats[r0..r1])?;
+            if let Some((w, counts)) = acc.dense_counts_mut() {
+                count_dense(codes, a, b, pats, n_labels, w, counts);
+            } else {
+                let (mut ba, mut bb) = (Vec::with_capacity(BLOCK), Vec::with_capacity(BLOCK));
+                for r0 in (0..codes.rows).step_by(BLOCK) {
+                    let r1 = (r0 + BLOCK).min(codes.rows);
+                    codes.fill(a, r0, &mut ba);
+                    codes.fill(b, r0, &mut bb);
+                    acc.update(&ba, &bb, None, None, &pats[r0..r1])?;
+                }
             }
-            Ok(acc.stats())
+            Ok(acc.stats_with(est))
         })
         .collect()
+}
+
+/// Count rows of fields (a, b) into a dense pair table (cell (x, y, q) at (x*w + y)*2^L + q).
+/// Callers guarantee every code is below its cardinality (so every index is in range).
+fn count_dense<T: Code>(codes: &Codes<T>, a: usize, b: usize, pats: &[u8], n_labels: usize, w: usize, counts: &mut [u64]) {
+    let (rs, fs, n) = (codes.row_stride, codes.field_stride, codes.rows);
+    let shift = n_labels as u32;
+    if rs == 1 {
+        let ca = &codes.data[a * fs..a * fs + n];
+        let cb = &codes.data[b * fs..b * fs + n];
+        if n_labels == 0 {
+            for (x, y) in ca.iter().zip(cb) {
+                counts[x.key() as usize * w + y.key() as usize] += 1;
+            }
+        } else {
+            for ((x, y), &q) in ca.iter().zip(cb).zip(pats) {
+                counts[((x.key() as usize * w + y.key() as usize) << shift) | q as usize] += 1;
+            }
+        }
+    } else {
+        for (r, &q) in pats.iter().enumerate().take(n) {
+            let (x, y) = (codes.data[a * fs + r * rs].key() as usize, codes.data[b * fs + r * rs].key() as usize);
+            counts[((x * w + y) << shift) | q as usize] += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,12 +197,18 @@ mod tests {
         let col_major: Vec<i32> = (0..f).flat_map(|j| (0..n).map(move |r| (r, j))).map(|(r, j)| row_major[r * f + j]).collect();
         let pats: Vec<u8> = (0..n).map(|r| (row_major[r * f] % 2) as u8).collect();
         let cfg = CatConfig::default();
-        let a = field_stats(&Codes::new(&row_major, n, f, f, 1).unwrap(), &pats, &cfg).unwrap();
-        let b = field_stats(&Codes::new(&col_major, n, f, 1, n).unwrap(), &pats, &cfg).unwrap();
+        let e = Estimator::Plugin;
+        let a = field_stats(&Codes::new(&row_major, n, f, f, 1).unwrap(), &pats, &cfg, e).unwrap();
+        let b = field_stats(&Codes::new(&col_major, n, f, 1, n).unwrap(), &pats, &cfg, e).unwrap();
         assert_eq!(a, b);
-        let pa = pair_stats(&Codes::new(&row_major, n, f, f, 1).unwrap(), &pats, 1, &[(0, 1), (1, 2)], 1 << 26).unwrap();
-        let pb = pair_stats(&Codes::new(&col_major, n, f, 1, n).unwrap(), &pats, 1, &[(0, 1), (1, 2)], 1 << 26).unwrap();
+        let pa = pair_stats(&Codes::new(&row_major, n, f, f, 1).unwrap(), &pats, 1, &[(0, 1), (1, 2)], 1 << 26, e).unwrap();
+        let pb = pair_stats(&Codes::new(&col_major, n, f, 1, n).unwrap(), &pats, 1, &[(0, 1), (1, 2)], 1 << 26, e).unwrap();
         assert_eq!(pa, pb);
+        // the dense direct count equals the generic (hashed) accumulator path
+        let keys = |j: usize| (0..n).map(|r| row_major[r * f + j] as u64).collect::<Vec<_>>();
+        let mut h = PairAcc::new(1, 1 << 26, None).unwrap();
+        h.update(&keys(0), &keys(1), None, None, &pats).unwrap();
+        assert_eq!(h.stats(), pa[0]);
         assert!(a[0].mi[0] > 0.1);
     }
 }

@@ -19,6 +19,10 @@ fn err(e: core::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+fn estimator(name: &str) -> PyResult<core::Estimator> {
+    core::Estimator::parse(name).map_err(err)
+}
+
 // ---------------------------------------------------------------- Arrow columns -> keys
 
 /// Keys of one Arrow column: integer values as-is (two's complement), raw bytes hashed with xxh3
@@ -130,13 +134,6 @@ impl Keys {
         }
         acc.update(&self.keys, self.valid.as_deref(), pats, rawf)
     }
-    /// Keys with nulls folded into u64::MAX (pairs and 1-D measures).
-    fn with_null_key(&self) -> Vec<u64> {
-        match &self.valid {
-            None => self.keys.clone(),
-            Some(v) => self.keys.iter().zip(v).map(|(&k, &ok)| if ok { k } else { u64::MAX }).collect(),
-        }
-    }
 }
 
 fn keys_of(x: PyArray) -> PyResult<Keys> {
@@ -220,8 +217,11 @@ impl FieldAccumulator {
     fn from_bytes(data: &Bound<'_, PyBytes>) -> PyResult<Self> {
         Ok(FieldAccumulator { inner: core::CategoricalAcc::from_bytes(data.as_bytes()).map_err(err)? })
     }
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = py.detach(|| self.inner.stats());
+    /// Statistics; `estimator`: "plugin" or "miller-madow".
+    #[pyo3(signature = (estimator="plugin"))]
+    fn stats<'py>(&self, py: Python<'py>, estimator: &str) -> PyResult<Bound<'py, PyDict>> {
+        let est = self::estimator(estimator)?;
+        let s = py.detach(|| self.inner.stats_with(est));
         stats_dict(py, &s)
     }
     /// [(key, count, raw bytes or None)] by count descending, key ascending.
@@ -256,31 +256,31 @@ struct NumericAccumulator {
     inner: core::NumericAcc,
 }
 
-fn floats(a: &ArrayRef) -> PyResult<Vec<f64>> {
-    let c = arrow_cast_f64(a)?;
-    Ok(c)
-}
-
-fn arrow_cast_f64(a: &ArrayRef) -> PyResult<Vec<f64>> {
-    macro_rules! f {
+/// Count one Arrow column into a numeric accumulator, reading its values buffer and validity
+/// bitmap in place (no copy, no cast).
+fn numeric_update(acc: &mut core::NumericAcc, a: &ArrayRef) -> PyResult<()> {
+    let nulls = a.nulls().filter(|n| n.null_count() > 0);
+    let valid = nulls.map(|n| core::Bitmap { bits: n.inner().values(), offset: n.offset() });
+    macro_rules! go {
         ($t:ty) => {
-            a.as_primitive::<$t>().values().iter().map(|&v| v as f64).collect()
+            acc.update(a.as_primitive::<$t>().values().as_ref(), valid)
         };
     }
-    Ok(match a.data_type() {
-        DataType::Float64 => a.as_primitive::<Float64Type>().values().to_vec(),
-        DataType::Float32 => f!(Float32Type),
-        DataType::Int8 => f!(Int8Type),
-        DataType::Int16 => f!(Int16Type),
-        DataType::Int32 => f!(Int32Type),
-        DataType::Int64 => f!(Int64Type),
-        DataType::UInt8 => f!(UInt8Type),
-        DataType::UInt16 => f!(UInt16Type),
-        DataType::UInt32 => f!(UInt32Type),
-        DataType::UInt64 => f!(UInt64Type),
-        DataType::Null => vec![f64::NAN; a.len()],
+    match a.data_type() {
+        DataType::Float64 => go!(Float64Type),
+        DataType::Float32 => go!(Float32Type),
+        DataType::Int8 => go!(Int8Type),
+        DataType::Int16 => go!(Int16Type),
+        DataType::Int32 => go!(Int32Type),
+        DataType::Int64 => go!(Int64Type),
+        DataType::UInt8 => go!(UInt8Type),
+        DataType::UInt16 => go!(UInt16Type),
+        DataType::UInt32 => go!(UInt32Type),
+        DataType::UInt64 => go!(UInt64Type),
+        DataType::Null => acc.merge(&core::NumericAcc { nulls: a.len() as u64, ..Default::default() }),
         t => return Err(PyTypeError::new_err(format!("numeric statistics need an integer or float column, got {t}"))),
-    })
+    }
+    Ok(())
 }
 
 fn num_dict<'py>(py: Python<'py>, s: &core::NumericAcc) -> PyResult<Bound<'py, PyDict>> {
@@ -303,11 +303,8 @@ impl NumericAccumulator {
     }
     fn update(&mut self, py: Python<'_>, values: PyArray) -> PyResult<()> {
         let a = values.array();
-        let v = floats(a)?;
-        let valid = validity(a.as_ref());
         let inner = &mut self.inner;
-        py.detach(|| inner.update(&v, valid.as_deref()));
-        Ok(())
+        py.detach(|| numeric_update(inner, a))
     }
     fn merge(&mut self, other: PyRef<'_, NumericAccumulator>) {
         self.inner.merge(&other.inner)
@@ -355,9 +352,9 @@ impl PairAccumulator {
             return Err(PyValueError::new_err("pair columns differ in length"));
         }
         let pats = patterns(labels, n, self.n_labels)?;
-        let (ka, kb) = (keys_of(a)?.with_null_key(), keys_of(b)?.with_null_key());
+        let (ka, kb) = (keys_of(a)?, keys_of(b)?);
         let inner = &mut self.inner;
-        py.detach(|| inner.update(&ka, &kb, &pats)).map_err(err)
+        py.detach(|| inner.update(&ka.keys, &kb.keys, ka.valid.as_deref(), kb.valid.as_deref(), &pats)).map_err(err)
     }
     fn merge(&mut self, other: PyRef<'_, PairAccumulator>) -> PyResult<()> {
         self.inner.merge(&other.inner).map_err(err)
@@ -371,8 +368,11 @@ impl PairAccumulator {
         let n_labels = data.as_bytes()[7] as usize;
         Ok(PairAccumulator { inner, n_labels })
     }
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = py.detach(|| self.inner.stats());
+    /// Statistics; `estimator`: "plugin" or "miller-madow".
+    #[pyo3(signature = (estimator="plugin"))]
+    fn stats<'py>(&self, py: Python<'py>, estimator: &str) -> PyResult<Bound<'py, PyDict>> {
+        let est = self::estimator(estimator)?;
+        let s = py.detach(|| self.inner.stats_with(est));
         pair_dict(py, &s)
     }
     #[getter]
@@ -394,7 +394,12 @@ fn update_batch(
     n_labels: usize,
     threads: Option<usize>,
 ) -> PyResult<()> {
-    let n = fields.first().map(|f| f.1.array().len()).or(numeric.first().map(|f| f.1.array().len())).unwrap_or(0);
+    let n = fields
+        .first()
+        .map(|f| f.1.array().len())
+        .or(numeric.first().map(|f| f.1.array().len()))
+        .or(pairs.first().map(|p| p.1.array().len()))
+        .unwrap_or(0);
     let pats = patterns(labels, n, n_labels)?;
     // take the accumulators out of their Python objects, work without the GIL, put them back
     let mut cat: Vec<(core::CategoricalAcc, ArrayRef)> = Vec::new();
@@ -420,14 +425,10 @@ fn update_batch(
                 let keys = to_keys(col)?;
                 keys.update(acc, &pats).map_err(err)
             });
-            let r2: PyResult<()> = num.par_iter_mut().try_for_each(|(acc, col)| {
-                let v = arrow_cast_f64(col)?;
-                acc.update(&v, validity(col.as_ref()).as_deref());
-                Ok(())
-            });
+            let r2: PyResult<()> = num.par_iter_mut().try_for_each(|(acc, col)| numeric_update(acc, col));
             let r3: PyResult<()> = prs.par_iter_mut().try_for_each(|(acc, a, b)| {
-                let (ka, kb) = (to_keys(a)?.with_null_key(), to_keys(b)?.with_null_key());
-                acc.update(&ka, &kb, &pats).map_err(err)
+                let (ka, kb) = (to_keys(a)?, to_keys(b)?);
+                acc.update(&ka.keys, &kb.keys, ka.valid.as_deref(), kb.valid.as_deref(), &pats).map_err(err)
             });
             r1.and(r2).and(r3)
         })
@@ -456,9 +457,11 @@ fn keys_no_nulls(x: PyArray, what: &str) -> PyResult<Vec<u64>> {
 }
 
 #[pyfunction]
-fn entropy(py: Python<'_>, x: PyArray) -> PyResult<f64> {
+#[pyo3(signature = (x, estimator="plugin"))]
+fn entropy(py: Python<'_>, x: PyArray, estimator: &str) -> PyResult<f64> {
+    let est = self::estimator(estimator)?;
     let k = keys_no_nulls(x, "x")?;
-    Ok(py.detach(|| core::info::entropy(&k)))
+    Ok(py.detach(|| core::info::entropy(&k, est)))
 }
 
 fn same_len(a: &[u64], b: &[u64]) -> PyResult<()> {
@@ -469,18 +472,29 @@ fn same_len(a: &[u64], b: &[u64]) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn mutual_info(py: Python<'_>, x: PyArray, y: PyArray) -> PyResult<f64> {
+#[pyo3(signature = (x, y, estimator="plugin"))]
+fn mutual_info(py: Python<'_>, x: PyArray, y: PyArray, estimator: &str) -> PyResult<f64> {
+    let est = self::estimator(estimator)?;
     let (a, b) = (keys_no_nulls(x, "x")?, keys_no_nulls(y, "y")?);
     same_len(&a, &b)?;
-    Ok(py.detach(|| core::info::mutual_info(&a, &b)))
+    Ok(py.detach(|| core::info::mutual_info(&a, &b, est)))
 }
 
 #[pyfunction]
-fn conditional_mutual_info(py: Python<'_>, x: PyArray, y: PyArray, z: PyArray) -> PyResult<f64> {
+#[pyo3(signature = (x, y, z, estimator="plugin"))]
+fn conditional_mutual_info(py: Python<'_>, x: PyArray, y: PyArray, z: PyArray, estimator: &str) -> PyResult<f64> {
+    let est = self::estimator(estimator)?;
     let (a, b, c) = (keys_no_nulls(x, "x")?, keys_no_nulls(y, "y")?, keys_no_nulls(z, "z")?);
     same_len(&a, &b)?;
     same_len(&a, &c)?;
-    Ok(py.detach(|| core::info::cmi(&a, &b, &c)))
+    Ok(py.detach(|| core::info::cmi(&a, &b, &c, est)))
+}
+
+/// Expected plug-in I(X;Y|Z) under independence, kz (kx-1)(ky-1) / (2n) (G-test / chi-square view).
+#[pyfunction]
+#[pyo3(signature = (kx, ky, n, kz=1))]
+fn independence_bias(kx: u64, ky: u64, n: u64, kz: u64) -> f64 {
+    core::sum::independence_bias(kx, ky, kz, n)
 }
 
 #[pyfunction]
@@ -554,37 +568,39 @@ fn with_codes<R: Send>(py: Python<'_>, m: &Mat, threads: Option<usize>, f: impl 
 /// Object-safe view so one closure serves int32 and int64 matrices.
 trait CodesView: Sync {
     fn rows(&self) -> usize;
-    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig) -> core::Result<Vec<core::FieldStats>>;
-    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize) -> core::Result<Vec<core::PairStats>>;
+    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig, est: core::Estimator) -> core::Result<Vec<core::FieldStats>>;
+    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize, est: core::Estimator) -> core::Result<Vec<core::PairStats>>;
 }
 
 impl<T: core::matrix::Code> CodesView for core::matrix::Codes<'_, T> {
     fn rows(&self) -> usize {
         self.rows
     }
-    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig) -> core::Result<Vec<core::FieldStats>> {
-        core::matrix::field_stats(self, pats, cfg)
+    fn field_stats(&self, pats: &[u8], cfg: &core::CatConfig, est: core::Estimator) -> core::Result<Vec<core::FieldStats>> {
+        core::matrix::field_stats(self, pats, cfg, est)
     }
-    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize) -> core::Result<Vec<core::PairStats>> {
-        core::matrix::pair_stats(self, pats, l, pairs, budget)
+    fn pair_stats(&self, pats: &[u8], l: usize, pairs: &[(usize, usize)], budget: usize, est: core::Estimator) -> core::Result<Vec<core::PairStats>> {
+        core::matrix::pair_stats(self, pats, l, pairs, budget, est)
     }
 }
 
 /// Per-field statistics of a code matrix (N, F) with labels (N, L) uint8.
 #[pyfunction]
-#[pyo3(signature = (codes, labels, threads=None, budget_bytes=1<<30))]
+#[pyo3(signature = (codes, labels, threads=None, budget_bytes=1<<30, estimator="plugin"))]
 fn matrix_field_stats<'py>(
     py: Python<'py>,
     codes: &Bound<'py, PyAny>,
     labels: Option<PyReadonlyArray2<'py, u8>>,
     threads: Option<usize>,
     budget_bytes: usize,
+    estimator: &str,
 ) -> PyResult<Bound<'py, PyList>> {
+    let est = self::estimator(estimator)?;
     let m = mat(codes)?;
     let (n, l) = (codes.getattr("shape")?.get_item(0)?.extract::<usize>()?, labels.as_ref().map_or(0, |a| a.shape()[1]));
     let pats = patterns(labels, n, l)?;
     let cfg = core::CatConfig { n_labels: l, budget_bytes, dense_limit: 1 << 26, hll_p: 14 };
-    let stats = with_codes(py, &m, threads, |c| c.field_stats(&pats, &cfg))?;
+    let stats = with_codes(py, &m, threads, |c| c.field_stats(&pats, &cfg, est))?;
     let out = PyList::empty(py);
     for s in &stats {
         out.append(stats_dict(py, s)?)?;
@@ -594,7 +610,7 @@ fn matrix_field_stats<'py>(
 
 /// Pair statistics of a code matrix for the given (a, b) pairs.
 #[pyfunction]
-#[pyo3(signature = (codes, labels, pairs, threads=None, budget_bytes=256<<20))]
+#[pyo3(signature = (codes, labels, pairs, threads=None, budget_bytes=256<<20, estimator="plugin"))]
 fn matrix_pair_stats<'py>(
     py: Python<'py>,
     codes: &Bound<'py, PyAny>,
@@ -602,13 +618,15 @@ fn matrix_pair_stats<'py>(
     pairs: Vec<(usize, usize)>,
     threads: Option<usize>,
     budget_bytes: usize,
+    estimator: &str,
 ) -> PyResult<Bound<'py, PyList>> {
+    let est = self::estimator(estimator)?;
     let m = mat(codes)?;
     let (n, l) = (codes.getattr("shape")?.get_item(0)?.extract::<usize>()?, labels.as_ref().map_or(0, |a| a.shape()[1]));
     let pats = patterns(labels, n, l)?;
     let stats = with_codes(py, &m, threads, |c| {
         debug_assert_eq!(c.rows(), n);
-        c.pair_stats(&pats, l, &pairs, budget_bytes)
+        c.pair_stats(&pats, l, &pairs, budget_bytes, est)
     })?;
     let out = PyList::empty(py);
     for s in &stats {
@@ -630,6 +648,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(mutual_info, m)?,
         wrap_pyfunction!(conditional_mutual_info, m)?,
         wrap_pyfunction!(chi2, m)?,
+        wrap_pyfunction!(independence_bias, m)?,
         wrap_pyfunction!(value_counts, m)?,
         wrap_pyfunction!(matrix_field_stats, m)?,
         wrap_pyfunction!(matrix_pair_stats, m)?,
