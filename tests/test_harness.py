@@ -246,3 +246,15 @@ def test_leaderboard_statistics_match_independent_computation(tmp_path):
 def test_pareto_front():
     pts = [(10, 0.7), (20, 0.8), (15, 0.6), (30, 0.79), (5, 0.5)]
     assert pareto_front(pts) == [4, 0, 1]
+
+
+def test_leaderboard_filters_variants_and_datasets():
+    recs = [{"variant": v, "dataset": d} for v in ("dnn", "lightfmp", "lightfmp[prune_ratio=0.25]", "fm")
+            for d in ("frappe", "criteo")]
+    from leanrec.leaderboard import select_records
+
+    got = {(r["variant"], r["dataset"]) for r in select_records(recs, ["dnn", "lightfmp*"], ["fr*"])}
+    assert got == {("dnn", "frappe"), ("lightfmp", "frappe"), ("lightfmp[prune_ratio=0.25]", "frappe")}
+    assert len(list(select_records(recs))) == 8
+    exact = {r["variant"] for r in select_records(recs, ["lightfmp[prune_ratio=0.25]"])}
+    assert exact == {"lightfmp[prune_ratio=0.25]"}

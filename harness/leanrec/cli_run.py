@@ -82,14 +82,17 @@ def leaderboard_command(
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Directory holding runs/."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write AUC-vs-parameters PNGs."),
+    only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable), e.g. 'lightfmp*'."),
+    dataset: list[str] = typer.Option([], "--dataset", "-d", help="Keep datasets matching this glob (repeatable)."),
+    title: str = typer.Option("leanrec leaderboard", "--title", help="Heading of the Markdown file."),
 ) -> None:
-    """Rebuild the leaderboard (CSV, Markdown, PNG) from the run records."""
+    """Rebuild the leaderboard (CSV, Markdown, PNG) from the run records, optionally for a subset."""
     from leanrec.errors import LeanrecError
     from leanrec.leaderboard import write_leaderboard
 
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir} holds no runs/ directory: run `leanrec run` first")
-    _, md = write_leaderboard(results_dir, out, plots=plots)
+    _, md = write_leaderboard(results_dir, out, plots=plots, only=only, datasets=dataset, title=title)
     console.print(md, markup=False, highlight=False)
 
 

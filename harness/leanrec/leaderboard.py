@@ -3,13 +3,14 @@ efficiency columns), written as CSV and Markdown, plus a PNG of AUC against para
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -221,12 +222,28 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: bool = True) -> tuple[dict, str]:
-    """Build the leaderboard from results_dir's records; write leaderboard.{csv,md} (+ PNGs) to out_dir."""
+def select_records(records: Iterable[dict[str, Any]], only: Sequence[str] = (),
+                   datasets: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """Records whose variant matches any glob in `only` and whose dataset matches any glob in `datasets`
+    (an empty filter keeps everything), e.g. only=["dnn", "lightfmp*"] for one paper's table."""
+    def match(value: str, patterns: Sequence[str]) -> bool:
+        # exact names first: variant names contain brackets, which globs read as character classes
+        return not patterns or any(value == p or fnmatch.fnmatchcase(value, p) for p in patterns)
+
+    for r in records:
+        if match(r["variant"], only) and match(r["dataset"], datasets):
+            yield r
+
+
+def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: bool = True,
+                      only: Sequence[str] = (), datasets: Sequence[str] = (),
+                      title: str = "leanrec leaderboard") -> tuple[dict, str]:
+    """Build the leaderboard from results_dir's records (optionally filtered, see select_records); write
+    leaderboard.{csv,md} (+ PNGs) to out_dir."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir or results_dir)
-    tables = build_rows(iter_records(results_dir))
-    md = "# leanrec leaderboard\n\n" + to_markdown(tables)
+    tables = build_rows(select_records(iter_records(results_dir), only, datasets))
+    md = f"# {title}\n\n" + to_markdown(tables)
     atomic_write_text(out_dir / "leaderboard.csv", to_csv(tables))
     atomic_write_text(out_dir / "leaderboard.md", md)
     if plots:
