@@ -261,8 +261,8 @@ def test_config_validation_and_variants():
     for bb, cls in BACKBONE_VARIANTS.items():
         assert cls.name == f"lightfmp-{bb}" and cls.from_overrides({}).config.backbone == bb
         assert cls.__doc__ and "Light-FMP" in cls.__doc__
-    cfg = LightFMP.from_overrides({"backbone_args": '{"hidden": [8]}', "weight_transfer": "false"}).config
-    assert cfg.backbone_args == {"hidden": [8]} and cfg.weight_transfer is False
+    cfg = LightFMP.from_overrides({"backbone_config": '{"hidden": [8]}', "weight_transfer": "false"}).config
+    assert cfg.backbone_config == {"hidden": [8]} and cfg.weight_transfer is False
 
 
 def test_registered_through_entry_point():

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, FitResult, Method, MethodConfig, field_specs, get_backbone
+from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig, field_specs
 from leanrec.nn import CTRModel
 from leanrec.trainer import Tensors, make_adam
 
@@ -33,12 +33,11 @@ SELECTS = ("last", "best")
 
 
 @dataclass
-class LightFMPConfig(MethodConfig):
+class LightFMPConfig(BackboneChoiceConfig):
     """Defaults follow the paper (tau = 0.5, 2K pretraining rows, mu = 0.5, sigma^2 = 0.0625, beta = 0.83,
     zeta = 1.1, gamma = -0.1). The shared training keys (lr, batch_size, epochs, ...) drive continued training."""
 
-    backbone: str = "dnn"                  # any registered backbone whose CTRModel supports drop_fields
-    backbone_args: dict[str, Any] = field(default_factory=dict)  # overrides for the backbone's own config
+    # backbone / backbone_config (inherited): any registered backbone whose CTRModel supports drop_fields
     prune_ratio: float = 0.5               # tau: share of fields removed
     pretrain_rows: int = 2000              # |D_S|, stratified by the first label
     pretrain_valid_rows: int = 2000        # validation rows for pretraining early stopping (0 = whole split)
@@ -77,8 +76,6 @@ class LightFMPConfig(MethodConfig):
             raise ConfigError(f"constraint must be one of {CONSTRAINTS}, got {self.constraint!r}")
         if not (self.gamma < 0 < 1 < self.zeta) or self.beta <= 0:
             raise ConfigError(f"need gamma < 0, zeta > 1, beta > 0; got {self.gamma}, {self.zeta}, {self.beta}")
-        if not isinstance(self.backbone_args, dict):
-            raise ConfigError(f"backbone_args must be a JSON object, got {self.backbone_args!r}")
 
 
 class GatedModel(nn.Module):
@@ -231,8 +228,7 @@ class LightFMP(Method):
     config: LightFMPConfig
 
     def backbone_method(self) -> BackboneMethod:
-        cfg = self.config
-        return get_backbone(cfg.backbone, {"embedding_dim": cfg.embedding_dim, **cfg.backbone_args})
+        return self.config.build_backbone()
 
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
         cfg = self.config
