@@ -100,6 +100,15 @@ pub type RawFn<'a> = dyn Fn(usize) -> &'a [u8] + 'a;
 
 const HASHED_SLOT_OVERHEAD: usize = 8 + 24; // key + map entry incl. load factor slack
 
+/// Categories with at most this many rows are finalised through count-of-counts histograms.
+const SMALL: usize = 256;
+
+/// c·ln(c) for c = 0..=SMALL (0 for c = 0, 1).
+fn clnc_table() -> &'static [f64] {
+    static T: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    T.get_or_init(|| (0..=SMALL).map(|c| if c < 2 { 0.0 } else { c as f64 * (c as f64).ln() }).collect())
+}
+
 impl CategoricalAcc {
     /// `keep_values`: remember raw bytes of keys (for string/binary sources).
     pub fn new(cfg: CatConfig, keep_values: bool) -> Result<Self> {
@@ -238,6 +247,18 @@ impl CategoricalAcc {
                         i += 1;
                     }
                 }
+            }
+        }
+    }
+
+    /// Size an empty dense table for keys below `card` up front (when it fits the dense limit and
+    /// budget), so counting does not regrow it. Results do not depend on the table's size.
+    pub fn reserve_dense(&mut self, card: u64) {
+        let p = self.p as u64;
+        let cap = self.cfg.dense_limit.min(self.cfg.budget_bytes as u64 / (8 * p));
+        if let Table::Dense { counts } = &mut self.table {
+            if card <= cap && (counts.len() as u64) < card * p {
+                counts.resize((card * p) as usize, 0);
             }
         }
     }
@@ -451,17 +472,40 @@ impl CategoricalAcc {
         let mut m_xl = vec![0u64; l];
         let mut m_xlij = vec![0u64; l * l];
         let n128 = n as u128;
+        // Categories with at most SMALL rows are summed through count-of-counts histograms (no log
+        // per key): n·H gets S·ln n - Σ_c hx[c]·c ln c, n·I(X; l_i) gets Σ_c hm_i[c]·c ln c +
+        // Σ_y S_iy ln(n / n_iy), where S = rows in small categories, S_iy those with l_i = y.
+        // Larger categories use the exact-ratio terms. Both depend only on the counts.
+        let mut hx = vec![0i64; SMALL + 1];
+        let mut hm = vec![0i64; (SMALL + 1) * l];
+        let mut s_small = 0u64;
+        let mut s_y = vec![[0u64; 2]; l];
         self.for_each_category(|c| {
             m_x += 1;
             let cx: u64 = c.iter().sum();
-            h.add(c_ln_ratio(cx, n128, cx as u128));
+            let small = cx as usize <= SMALL;
+            if small {
+                hx[cx as usize] += 1;
+                s_small += cx;
+            } else {
+                h.add(c_ln_ratio(cx, n128, cx as u128));
+            }
             for i in 0..l {
                 let c1: u64 = (0..p).filter(|&q| bit(q, i) == 1).map(|q| c[q]).sum();
                 let c0 = cx - c1;
                 let (n1, n0) = (pos[i], n - pos[i]);
                 m_xl[i] += (c1 > 0) as u64 + (c0 > 0) as u64;
-                mi[i].add(c_ln_ratio(c1, c1 as u128 * n128, cx as u128 * n1 as u128));
-                mi[i].add(c_ln_ratio(c0, c0 as u128 * n128, cx as u128 * n0 as u128));
+                if small {
+                    let row = &mut hm[i * (SMALL + 1)..(i + 1) * (SMALL + 1)];
+                    row[c1 as usize] += 1;
+                    row[c0 as usize] += 1;
+                    row[cx as usize] -= 1;
+                    s_y[i][1] += c1;
+                    s_y[i][0] += c0;
+                } else {
+                    mi[i].add(c_ln_ratio(c1, c1 as u128 * n128, cx as u128 * n1 as u128));
+                    mi[i].add(c_ln_ratio(c0, c0 as u128 * n128, cx as u128 * n0 as u128));
+                }
                 for j in 0..l {
                     if i == j {
                         continue;
@@ -479,6 +523,23 @@ impl CategoricalAcc {
                 }
             }
         });
+        let clnc = clnc_table();
+        if s_small > 0 {
+            h.add(s_small as f64 * (n as f64).ln());
+            for (c, &k) in hx.iter().enumerate().filter(|x| *x.1 != 0) {
+                h.add(-(k as f64) * clnc[c]);
+            }
+        }
+        for i in 0..l {
+            for (c, &k) in hm[i * (SMALL + 1)..(i + 1) * (SMALL + 1)].iter().enumerate().filter(|x| *x.1 != 0) {
+                mi[i].add(k as f64 * clnc[c]);
+            }
+            for (y, ny) in [(0, n - pos[i]), (1, pos[i])] {
+                if s_y[i][y] > 0 {
+                    mi[i].add(s_y[i][y] as f64 * (n as f64 / ny as f64).ln());
+                }
+            }
+        }
         let nulls: u64 = self.nulls.iter().sum();
         let distinct = m_x - (nulls > 0) as u64;
         let nf = n.max(1) as f64;

@@ -88,6 +88,19 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
     if pats.len() != codes.rows {
         return Err(Error::Input(format!("{} label rows for {} code rows", pats.len(), codes.rows)));
     }
+    // largest non-negative code per field, to size dense tables once (negative codes go hashed)
+    let maxes: Vec<u64> = (0..codes.fields)
+        .into_par_iter()
+        .map(|f| {
+            let mut buf = Vec::with_capacity(BLOCK);
+            let mut mx = 0i64;
+            for r0 in (0..codes.rows).step_by(BLOCK) {
+                codes.fill(f, r0, &mut buf);
+                mx = buf.iter().fold(mx, |m, &k| m.max(k as i64));
+            }
+            mx as u64
+        })
+        .collect();
     let groups = (rayon::current_num_threads() * 2).clamp(1, codes.fields.max(1));
     let per = codes.fields.div_ceil(groups).max(1);
     let chunks: Vec<Vec<usize>> = (0..codes.fields).collect::<Vec<_>>().chunks(per).map(|c| c.to_vec()).collect();
@@ -95,6 +108,11 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
         .par_iter()
         .map(|group| {
             let mut accs = group.iter().map(|_| CategoricalAcc::new(cfg.clone(), false)).collect::<Result<Vec<_>>>()?;
+            for (acc, &f) in accs.iter_mut().zip(group) {
+                if codes.rows > 0 {
+                    acc.reserve_dense(maxes[f] + 1);
+                }
+            }
             let mut buf = Vec::with_capacity(BLOCK);
             for r0 in (0..codes.rows).step_by(BLOCK) {
                 let r1 = (r0 + BLOCK).min(codes.rows);
