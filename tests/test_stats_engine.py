@@ -179,3 +179,51 @@ def test_dask_shards_equal_one_pass(small_csv: Path, tmp_path: Path):
             distributed.Client(cl) as client:
         r = S.compute_distributed(shards, client=client, label="click")
     same_fields(r, S.compute(shards, label="click", progress=False), rel=1e-12)
+
+
+def test_dataset_card_configures_reader(small_csv: Path, tmp_path: Path):
+    """A card gives format, header-less column names, labels, fields and numeric kinds (no sniffing)."""
+    from leanrec.errors import ConfigError
+
+    table = pacsv.read_csv(small_csv)
+    tsv = tmp_path / "log.tsv"
+    cols = ["click", "buy", "site", "dev", "price"]
+    pacsv.write_csv(table.select(cols), tsv, pacsv.WriteOptions(include_header=False, delimiter="\t"))
+    card = tmp_path / "log.toml"
+    card.write_text(f"""name = "log"
+fields = ["site", {{ name = "dev", kind = "numeric" }}, "price"]
+[source]
+format = "csv"
+base = "card"
+files = {{ all = "log.tsv" }}
+delimiter = "\\t"
+header = false
+columns = {cols!r}
+[[labels]]
+name = "click"
+""".replace("'", '"'))
+    got = S.compute(dataset=card, progress=False)
+    want = S.compute(tsv, format="tsv", names=cols, label="click", fields=["site", "dev", "price"],
+                     numeric=["dev"], progress=False)
+    same_fields(got, want)
+    assert got.field("dev")["kind"] == "numeric" and got.field("price")["kind"] == "categorical"
+    card.write_text(card.read_text().replace('name = "click"', 'name = "click"\nthreshold = 0.5'))
+    with pytest.raises(ConfigError, match="thresholded"):
+        S.compute(dataset=card, progress=False)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not CRITEO.exists(), reason="../shared/data is absent")
+def test_cli_dataset_criteo(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from leanrec.cli import app
+
+    res = CliRunner().invoke(app, ["stats", "--dataset", "criteo", "--out", str(tmp_path / "s.json"),
+                                   "--no-progress", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads((tmp_path / "s.json").read_text())["fields"]}
+    want = S.compute(CRITEO, format="tsv", names=NAMES, numeric=NAMES[1:14], threads=1, progress=False)
+    assert len(rows) == 39 and rows["I5"]["kind"] == "numeric" and rows["C1"]["kind"] == "categorical"
+    for f in want.fields:
+        assert rows[f["name"]]["mi_label"] == f["mi_label"] and rows[f["name"]]["distinct"] == f["distinct"]

@@ -10,10 +10,14 @@ from rich.table import Table
 
 
 def stats_command(
-    source: Path = typer.Argument(..., help="File, directory of shards (CSV/TSV/Parquet/Arrow IPC)."),
+    source: Optional[Path] = typer.Argument(None, help="File, directory of shards (CSV/TSV/Parquet/Arrow IPC); "
+                                                      "default: the files of --dataset."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset card (TOML path or registered name): "
+                                          "format, column names, labels, fields and numeric kinds."),
     format: Optional[str] = typer.Option(None, "--format", help="csv | tsv | parquet | ipc (default: by suffix)."),
     names: Optional[str] = typer.Option(None, "--names", help="Comma-separated column names for header-less CSV/TSV."),
-    label: str = typer.Option("label", "--label", help="Label column(s), comma-separated, values 0/1."),
+    label: Optional[str] = typer.Option(None, "--label", help="Label column(s), comma-separated, values 0/1 "
+                                        "(default: the card's labels, else 'label')."),
     fields: Optional[str] = typer.Option(None, "--fields", help="Comma-separated fields (default: all but labels)."),
     pairs: bool = typer.Option(False, "--pairs", help="Also compute I(Xi;Xj) and I(Xi;l|Xj) for all field pairs."),
     memory_budget: str = typer.Option("2GB", "--memory-budget", help="Budget for exact tables, e.g. 2GB."),
@@ -27,8 +31,8 @@ def stats_command(
     from leanrec.stats import compute
 
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
-    labels = split(label) or ["label"]
-    report = compute(source, format=format, names=split(names), label=labels if len(labels) > 1 else labels[0],
+    labels = split(label)
+    report = compute(source, dataset=dataset, format=format, names=split(names), label=labels,
                      fields=split(fields), pairs=pairs, memory_budget=memory_budget, threads=threads,
                      on_bad_rows=on_bad_rows, progress=progress)  # type: ignore[arg-type]
     console = Console()

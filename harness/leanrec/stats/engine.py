@@ -162,11 +162,19 @@ def _to_float(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
 
 
 def _parses(col: pa.Array) -> bool:
-    try:
-        pc.cast(col, pa.float64())
-        return True
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
+    """Whether every non-null value of a text column parses as a number.
+
+    A sample of 64 non-null values is tried first, so text columns (hashes, words) are rejected
+    without casting the whole batch; only columns whose sample parses get the full check.
+    """
+    def ok(a: pa.Array) -> bool:
+        try:
+            pc.cast(a, pa.float64())
+            return True
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
+    sample = pc.drop_null(col.slice(0, 4096))[:64]
+    return ok(sample) and ok(col)
 
 
 @dataclass
@@ -426,15 +434,57 @@ def _labels_arg(label: str | Sequence[str]) -> list[str]:
     return [label] if isinstance(label, str) else list(label)
 
 
-def compute(source: str | Path | Sequence[str | Path], *, format: str | None = None,
-            names: Sequence[str] | None = None, label: str | Sequence[str] = "label",
+def card_options(dataset: Any) -> tuple[list[Path], dict[str, Any]]:
+    """Files and reader/field settings from a dataset card (``leanrec.data``): a card object, a TOML path or
+    a registered name. Returns ``(files, {format, names, label, fields, numeric})`` for `compute`.
+
+    Only cards whose fields and labels are raw columns of CSV/TSV or Parquet files apply; joins, derived
+    columns and thresholded labels need the data layer's preprocessing (describe its encoded output instead).
+    """
+    from leanrec.data import resolve_card
+
+    card = resolve_card(dataset)
+    src = card.source
+    where = f"dataset card {card.name!r}"
+    if src.join or src.derive:
+        raise ConfigError(f"{where} joins or derives columns; leanrec stats reads raw columns only "
+                          "(run it on the encoded dataset instead)")
+    if src.format == "parquet":
+        fmt = "parquet"
+    elif src.format == "csv" and src.delimiter in (",", "\t"):
+        fmt = "csv" if src.delimiter == "," else "tsv"
+    else:
+        raise ConfigError(f"{where}: format {src.format!r} (delimiter {src.delimiter!r}) is not readable by "
+                          "leanrec stats; it reads CSV (','), TSV ('\\t') and Parquet")
+    thresholded = [lab.name for lab in card.labels if lab.threshold is not None]
+    if thresholded:
+        raise ConfigError(f"{where}: label(s) {thresholded} are thresholded; leanrec stats needs 0/1 label columns")
+    names = list(src.columns) if fmt != "parquet" and not src.header else None
+    if fmt != "parquet" and not src.header and not names:
+        raise ConfigError(f"{where}: header = false but no [source] columns are named")
+    labels = [lab.source for lab in card.labels]
+    fields = [f.source for f in card.fields] or None
+    if fields is None and names and src.drop:
+        fields = [c for c in names if c not in labels and c not in src.drop]
+    numeric = [f.source for f in card.fields if f.kind == "numeric"] if card.fields else None
+    files = [card.resolve(rel) for rel in src.files.values()]
+    return files, dict(format=fmt, names=names, label=labels, fields=fields, numeric=numeric)
+
+
+def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset: Any = None,
+            format: str | None = None, names: Sequence[str] | None = None,
+            label: str | Sequence[str] | None = None,
             fields: Sequence[str] | None = None, numeric: Sequence[str] | None = None,
             pairs: bool | Sequence[tuple[str, str]] = False, memory_budget: str | int = "2GB",
             threads: int | None = None, on_bad_rows: BadRows = "error", progress: bool = True,
             hll_precision: int = 14, batch_rows: int | None = None, top_k: int = 10) -> StatsReport:
     """Stream `source` through the statistics engine and return a StatsReport.
 
-    source: a file, a directory of shards, or a list of them (CSV/TSV/Parquet/Arrow IPC).
+    source: a file, a directory of shards, or a list of them (CSV/TSV/Parquet/Arrow IPC); default: the
+        files of `dataset`.
+    dataset: a dataset card (object, TOML path or registered name, see `card_options`): it supplies the
+        format, column names, labels, fields and which are numeric (no type sniffing); explicit
+        arguments override it.
     names: column names for header-less CSV/TSV (e.g. Criteo: label, I1..I13, C1..C26); without
         names the first line is the header.
     label: label column(s), values 0/1 (at most 8).  fields: fields to describe (default: all others).
@@ -447,6 +497,15 @@ def compute(source: str | Path | Sequence[str | Path], *, format: str | None = N
     """
     if on_bad_rows not in ("error", "skip"):
         raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+    if dataset is not None:
+        card_files, opts = card_options(dataset)
+        source = card_files if source is None else source
+        format, names, label = format or opts["format"], names or opts["names"], label or opts["label"]
+        fields = fields if fields is not None else opts["fields"]
+        numeric = numeric if numeric is not None else opts["numeric"]
+    if source is None:
+        raise ConfigError("give a source (file, folder or list) or a dataset card")
+    label = label or "label"
     files = _files(source)
     spec_args = dict(labels=_labels_arg(label), fields=fields, numeric=numeric, pairs=pairs,
                      budget=parse_size(memory_budget), hll_precision=hll_precision)
