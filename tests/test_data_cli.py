@@ -24,7 +24,10 @@ def test_prepare_then_info(tmp_path):
     assert "prepared synthetic: 20 fields" in r.output
     r = runner.invoke(data_app, ["info", CARD, *args, "--json"])
     info = json.loads(r.output)
-    assert info["splits"]["train"]["rows"] == 3200 and len(info["fields"]) == 20
+    from leanrec.data.preprocess import PrepConfig, split_indices
+
+    assert info["splits"]["train"]["rows"] == len(split_indices(4000, PrepConfig(), 0)["train"])
+    assert sum(v["rows"] for v in info["splits"].values()) == 4000 and len(info["fields"]) == 20
     r = runner.invoke(data_app, ["info", CARD, *args])
     assert r.exit_code == 0 and "planted role" in r.output and "informative" in r.output
 

@@ -59,7 +59,12 @@ def test_splits_deterministic_disjoint_complete():
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["test"], c["test"])
     allidx = np.concatenate(list(a.values()))
-    assert sorted(allidx.tolist()) == list(range(1000)) and [len(a[k]) for k in a] == [800, 100, 100]
+    assert sorted(allidx.tolist()) == list(range(1000))
+    # per-row hashed assignment: sizes are Binomial(1000, ratio), within 4 standard deviations of 800/100/100
+    for k, p in zip(("train", "valid", "test"), cfg.ratios):
+        assert abs(len(a[k]) - 1000 * p) < 4 * (1000 * p * (1 - p)) ** 0.5
+    big = split_indices(200_000, cfg, 0)
+    assert abs(len(big["train"]) / 200_000 - 0.8) < 0.005
 
 
 def test_time_split_orders_by_time():
@@ -69,10 +74,11 @@ def test_time_split_orders_by_time():
 
 
 def test_fixed_split_carves_valid_from_train():
-    parts = {"train": np.arange(90), "test": np.arange(90, 120)}
-    s = split_indices(120, PrepConfig(split="fixed"), 3, parts=parts)
-    assert len(s["valid"]) == 10 and np.array_equal(s["test"], parts["test"])
-    assert not set(s["valid"]) & set(s["train"]) and len(s["train"]) == 80
+    parts = {"train": np.arange(9000), "test": np.arange(9000, 12000)}
+    s = split_indices(12000, PrepConfig(split="fixed"), 3, parts=parts)
+    assert np.array_equal(s["test"], parts["test"])
+    assert abs(len(s["valid"]) - 1000) < 4 * (9000 / 9 * 8 / 9) ** 0.5  # valid/(train+valid) = 0.1/0.9
+    assert not set(s["valid"]) & set(s["train"]) and len(s["train"]) + len(s["valid"]) == 9000
 
 
 def test_prep_config_validation():

@@ -47,7 +47,7 @@ from leanrec.errors import ConfigError, check_keys
 FORMATS = ("csv", "parquet", "libfm", "synthetic")
 KINDS = ("categorical", "numeric")
 SPLIT_METHODS = ("random", "time", "fixed")
-DERIVE_TRANSFORMS = ("yymmddhh_weekday", "yymmddhh_hour")
+DERIVE_TRANSFORMS = ("yymmddhh_weekday", "yymmddhh_hour", "first_of_list")
 ENV_DATA_DIR = "LEANREC_DATA_DIR"
 
 _DOC_KEYS = ("description", "license", "provenance", "homepage")

@@ -17,12 +17,15 @@ import pyarrow as pa
 
 from leanrec.data import cache, synthetic
 from leanrec.data.cards import DatasetCard, FieldSpec, LabelSpec, load_card
-from leanrec.data.preprocess import (PrepConfig, check_classes, encode_fields, group_ids, label_matrix,
-                                     split_indices)
-from leanrec.data.readers import RawTable, read_source, to_float
+from leanrec.data.preprocess import (SPLIT_NAMES, TRAIN, FieldEncoder, GroupIndexer, PrepConfig, ValueCounter,
+                                     check_classes, cross_tokens, encode, label_matrix, split_codes, time_split,
+                                     vocab_from_counts)
+from leanrec.data.readers import RawTable, iter_source, to_float
 from leanrec.errors import ConfigError, UnknownNameError, check_keys
 
-SPLITS = ("train", "valid", "test")
+SPLITS = SPLIT_NAMES
+REPLAY_BYTES = 64 << 20   # sources smaller than this are parsed once and replayed from memory between passes
+CROSS_CHUNK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -213,44 +216,133 @@ class _Stages:
 
 def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | None, seed: int, key: str,
           out: Path, *, progress: bool = True) -> None:
-    """Read, split, encode and write one dataset into directory `out` (see leanrec.data.cache for the layout)."""
+    """Read, split, encode and write one dataset into directory `out` (see leanrec.data.cache for the layout).
+
+    Streaming, in bounded memory for any source size: [time split only: pass 0 reads the time column], pass 1
+    streams the batches to validate labels, assign splits (a seeded hash of the row index) and count train
+    frequencies; vocabularies are built; pass 2 streams again and encodes every batch straight into
+    preallocated memory-mapped .npy files; cross fields (if any) are then counted and encoded chunk by chunk
+    from those memory maps. Small sources (< REPLAY_BYTES) are parsed once and replayed between passes.
+    """
     t0 = time.perf_counter()
     stages = _Stages(card.name, progress)
     try:
         ground_truth = None
         if scfg is not None:
             table, ground_truth = synthetic.generate(scfg)
-            raw = RawTable(table if cfg.max_rows is None else table.slice(0, cfg.max_rows))
+            table = table if cfg.max_rows is None else table.slice(0, cfg.max_rows)
             labels = [LabelSpec(n) for n in synthetic.label_names(scfg)]
             specs = [FieldSpec(n) for n in table.column_names if n not in synthetic.LABEL_NAMES]
+            chunks = [RawTable(b, start=s) for b, s in _slices(table, readers_batch_rows())]
+            batches = lambda: iter(chunks)  # noqa: E731
         else:
-            raw = read_source(card, max_rows=cfg.max_rows)
             labels = list(card.labels)
-            specs = list(card.fields) or _infer_fields(raw, card)
-        stages.step("splitting", add_total=len(specs))
-        y = label_matrix(raw, labels)
-        time_col = to_float(raw, card.time) if cfg.split == "time" and card.time else None
-        splits = split_indices(raw.table.num_rows, cfg, seed, parts=raw.parts(), time=time_col)
+            specs = list(card.fields) or None
+            batches = _replayable(card, cfg)
         label_names = [lab.name for lab in labels]
-        check_classes(y, splits, label_names, str(card.path or card.name))
-        enc = encode_fields(raw, specs, cfg, splits["train"], on_field=lambda f: stages.step(f"encoding {f}"))
-        group = None
+        where = str(card.path or card.name)
+        if cfg.split == "fixed" and not {"train", "test"} <= set(card.source.files):
+            raise ConfigError("split = \"fixed\" needs a card with files = { train = ..., test = ... }")
+        has_valid = "valid" in card.source.files
+
+        time_codes = time_dest = None
+        if cfg.split == "time":  # pass 0: every timestamp (16 bytes per row held)
+            if not card.time:
+                raise ConfigError("split = \"time\" needs a card naming a `time` column")
+            time_codes, time_dest = time_split(np.concatenate([to_float(b, card.time) for b in batches()]), cfg)
+
+        def assign(raw: RawTable) -> np.ndarray:
+            rows = np.arange(raw.start, raw.start + raw.table.num_rows)
+            if time_codes is not None:
+                return time_codes[rows]
+            return split_codes(rows, raw.part, cfg, seed, has_valid=has_valid)
+
+        # pass 1: labels, split sizes and positives, train frequencies
+        stages.step("counting")
+        sizes, positives, encoders = np.zeros(3, np.int64), np.zeros((3, len(labels)), np.int64), None
+        for raw in batches():
+            if specs is None:
+                specs = _infer_fields(raw, card)
+            if encoders is None:
+                encoders = [FieldEncoder(sp, cfg) for sp in specs]
+            y = label_matrix(raw, labels)
+            code = assign(raw)
+            sizes += np.bincount(code, minlength=3)
+            for k in range(3):
+                positives[k] += y[code == k].sum(axis=0).astype(np.int64)
+            train = code == TRAIN
+            for enc in encoders:
+                enc.observe(raw, train)
+        check_classes(sizes, positives, label_names, where)
+        vocabs = [enc.finish() for enc in encoders]
+        names, kinds = [sp.name for sp in specs], [sp.kind for sp in specs]
+        pairs = [(a, b) for a in range(len(specs)) for b in range(a + 1, len(specs))] if cfg.cross_fields else []
+        numeric = [j for j, sp in enumerate(specs) if sp.kind == "numeric"] if cfg.dense else []
+
+        # pass 2: encode into preallocated memory maps
+        stages.step("encoding")
+        n_f = len(specs) + len(pairs)
+        arrays = {s: {"X": _open(out, f"{s}_X", np.int32, (n, n_f)),
+                      "y": _open(out, f"{s}_y", np.float32, (n, len(labels))),
+                      "group": _open(out, f"{s}_group", np.int64, (n,)) if card.group else None,
+                      "dense": _open(out, f"{s}_dense", np.float32, (n, len(numeric))) if numeric else None}
+                  for s, n in zip(SPLITS, sizes.tolist())}
+        group_col = None
         if card.group:
-            spec = next((s for s in specs if s.name == card.group), None)
-            group = group_ids(raw, spec.source if spec else card.group)
+            spec = next((sp for sp in specs if sp.name == card.group), None)
+            group_col, groups = (spec.source if spec else card.group), GroupIndexer()
+        offsets = np.zeros(3, np.int64)
+        for raw in batches():
+            code = assign(raw)
+            X = np.empty((raw.table.num_rows, n_f), dtype=np.int32)
+            dense_cols = []
+            for j, enc in enumerate(encoders):
+                X[:, j], d = enc.encode(raw)
+                if cfg.dense and d is not None:
+                    dense_cols.append(d)
+            cols = {"X": X, "y": label_matrix(raw, labels),
+                    "group": groups.ids(raw.table[group_col]) if group_col else None,
+                    "dense": np.stack(dense_cols, axis=1) if dense_cols else None}
+            for k, s in enumerate(SPLITS):
+                sel = np.flatnonzero(code == k)
+                if time_dest is not None:
+                    dest = time_dest[raw.start + sel]
+                else:
+                    dest = slice(int(offsets[k]), int(offsets[k]) + len(sel))
+                    offsets[k] += len(sel)
+                for name, values in cols.items():
+                    if values is not None:
+                        arrays[s][name][dest] = values[sel]
+
+        # cross fields (i-Razor FG): counted on train codes, then encoded, chunk by chunk from the memory maps
+        if pairs:
+            stages.step("crossing")
+            base = len(specs)
+            sizes_b = [v.size for v in vocabs]
+            counters = [ValueCounter() for _ in pairs]
+            for chunk in _row_chunks(arrays["train"]["X"]):
+                for c, (a, b) in zip(counters, pairs):
+                    c.add(cross_tokens(chunk[:, a], chunk[:, b], sizes_b[b]))
+            cross_vocabs = [vocab_from_counts(*c.result(), cfg.min_count) for c in counters]
+            for s in SPLITS:
+                for chunk in _row_chunks(arrays[s]["X"]):
+                    for p, (a, b) in enumerate(pairs):
+                        chunk[:, base + p] = encode(cross_tokens(chunk[:, a], chunk[:, b], sizes_b[b]),
+                                                    cross_vocabs[p])
+            vocabs += cross_vocabs
+            names += [f"{specs[a].name}*{specs[b].name}" for a, b in pairs]
+            kinds += ["categorical"] * len(pairs)
         stages.step("writing")
-        for s, idx in splits.items():
-            cache.save_array(out, f"{s}_X", enc.codes[idx])
-            cache.save_array(out, f"{s}_y", y[idx])
-            if group is not None:
-                cache.save_array(out, f"{s}_group", group[idx])
-            if enc.dense is not None:
-                cache.save_array(out, f"{s}_dense", enc.dense[idx])
-        _save_vocab(out, enc)
-        fields = [FieldInfo(n, k, v.size, v.cardinality) for n, k, v in zip(enc.names, enc.kinds, enc.vocabs)]
+        for per_split in arrays.values():
+            for arr in per_split.values():
+                if arr is not None:
+                    arr.flush()
+        del arrays
+        _save_vocab(out, names, vocabs)
+        fields = [FieldInfo(n, k, v.size, v.cardinality) for n, k, v in zip(names, kinds, vocabs)]
         cache.save_meta(out, {
             "name": card.name, "cache_key": key, "labels": label_names, "fields": [asdict(f) for f in fields],
-            "group": card.group, "dense_fields": enc.dense_names, "ground_truth": ground_truth,
+            "group": card.group, "dense_fields": [specs[j].name for j in numeric], "ground_truth": ground_truth,
             "config": {"preprocess": asdict(cfg), "synthetic": asdict(scfg) if scfg else None, "seed": seed},
             "card": str(card.path) if card.path else None,
             "sources": cache.fingerprint(source_files(card)) if scfg is None else [],
@@ -261,18 +353,53 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
         stages.close()
 
 
+def readers_batch_rows() -> int:
+    """Rows per batch for in-memory tables (the readers' Parquet batch size)."""
+    from leanrec.data import readers
+
+    return readers.BATCH_ROWS
+
+
+def _slices(table: pa.Table, rows: int):
+    for start in range(0, table.num_rows, rows):
+        yield table.slice(start, rows), start
+
+
+def _replayable(card: DatasetCard, cfg: PrepConfig):
+    """A function returning a fresh iterator over the source batches; small sources are parsed only once."""
+    if sum(p.stat().st_size for p in source_files(card) if p.is_file()) < REPLAY_BYTES:
+        held: list[RawTable] = []
+
+        def replay():
+            if not held:
+                held.extend(iter_source(card, max_rows=cfg.max_rows))
+            return iter(held)
+        return replay
+    return lambda: iter_source(card, max_rows=cfg.max_rows)
+
+
+def _open(out: Path, name: str, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A preallocated .npy file opened as a writable memory map."""
+    return np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def _row_chunks(X: np.ndarray):
+    for a in range(0, len(X), CROSS_CHUNK_ROWS):
+        yield X[a:a + CROSS_CHUNK_ROWS]
+
+
 def _infer_fields(raw: RawTable, card: DatasetCard) -> list[FieldSpec]:
     """Every column except labels, the time column and `drop`, as categorical fields."""
     skip = {lab.source for lab in card.labels} | set(card.source.drop) | ({card.time} if card.time else set())
     return [FieldSpec(c) for c in raw.table.column_names if c not in skip]
 
 
-def _save_vocab(out: Path, enc) -> None:
+def _save_vocab(out: Path, names: list[str], vocabs: list) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parts = []
-    for name, v in zip(enc.names, enc.vocabs):
+    for name, v in zip(names, vocabs):
         n = len(v.values)
         parts.append(pa.table({
             "field": pa.repeat(pa.scalar(name, pa.string()), n),

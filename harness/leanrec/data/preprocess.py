@@ -11,7 +11,7 @@ All steps are vectorised with pyarrow.compute / numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields as dc_fields, replace
+from dataclasses import dataclass, fields as dc_fields, replace
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,35 @@ def _native_value_counts():
     return native
 
 
+class ValueCounter:
+    """Train-split frequency table accumulated over batches (merged with a pyarrow group-by as it grows)."""
+
+    MERGE_EVERY = 16
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[pa.Array, np.ndarray]] = []
+
+    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
+        self._parts.append(value_counts(values))
+        if len(self._parts) >= self.MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self._parts) <= 1:
+            return
+        t = pa.table({"v": pa.concat_arrays([v for v, _ in self._parts]),
+                      "c": np.concatenate([c for _, c in self._parts]).astype(np.int64)})
+        g = t.group_by("v").aggregate([("c", "sum")])
+        self._parts = [(g["v"].combine_chunks(), g["c_sum"].to_numpy())]
+
+    def result(self) -> tuple[pa.Array, np.ndarray]:
+        """Distinct values and their total counts (any order)."""
+        if not self._parts:
+            return pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
+        self._merge()
+        return self._parts[0]
+
+
 @dataclass
 class Vocab:
     """A field's vocabulary: values (code = FIRST + position), their train counts, and distinct train values."""
@@ -126,7 +155,11 @@ class Vocab:
 
 def build_vocab(train_values: pa.Array | pa.ChunkedArray, min_count: int = 1) -> Vocab:
     """Vocabulary from training values: values seen >= min_count times, most frequent first, ties by value."""
-    vals, counts = value_counts(train_values)
+    return vocab_from_counts(*value_counts(train_values), min_count)
+
+
+def vocab_from_counts(vals: pa.Array, counts: np.ndarray, min_count: int = 1) -> Vocab:
+    """Vocabulary from a frequency table (values, counts): kept when count >= min_count, most frequent first."""
     keep = np.flatnonzero(counts >= min_count)
     t = pa.table({"v": vals.take(pa.array(keep, type=pa.int64())), "c": counts[keep]})
     order = pc.sort_indices(t, sort_keys=[("c", "descending"), ("v", "ascending")])
@@ -144,7 +177,22 @@ def encode(values: pa.Array | pa.ChunkedArray, vocab: Vocab) -> np.ndarray:
 
 # ---- numeric fields ----------------------------------------------------------------------------------------
 def numeric_tokens(x: np.ndarray, method: str, train_idx: np.ndarray, n_buckets: int) -> pa.Array:
-    """Bucket float values (NaN = missing) into integer tokens (nulls for missing), ready for a vocabulary."""
+    """Bucket float values (NaN = missing) into integer tokens (nulls for missing), ready for a vocabulary;
+    quantile edges come from the `train_idx` rows."""
+    edges = quantile_edges(x[train_idx], n_buckets) if method == "quantile" else None
+    return bucket_tokens(x, method, edges)
+
+
+def quantile_edges(train: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Inner edges of `n_buckets` equal-frequency buckets of the non-missing training values."""
+    train = train[~np.isnan(train)]
+    if len(train) == 0:
+        return np.array([])
+    return np.unique(np.quantile(train, np.linspace(0, 1, n_buckets + 1)[1:-1]))
+
+
+def bucket_tokens(x: np.ndarray, method: str, edges: np.ndarray | None = None) -> pa.Array:
+    """Integer tokens of float values (nulls for NaN): "criteo_log" per value, "quantile" against `edges`."""
     missing = np.isnan(x)
     if method == "criteo_log":
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -153,13 +201,7 @@ def numeric_tokens(x: np.ndarray, method: str, train_idx: np.ndarray, n_buckets:
         # keep floor(ln^2) buckets apart from small raw values: encode them as negative-offset tokens
         tok = np.where(big, -(tok + 1) - 2**40, tok)
     elif method == "quantile":
-        train = x[train_idx]
-        train = train[~np.isnan(train)]
-        if len(train) == 0:
-            edges = np.array([])
-        else:
-            edges = np.unique(np.quantile(train, np.linspace(0, 1, n_buckets + 1)[1:-1]))
-        tok = np.searchsorted(edges, x, side="right").astype(np.float64)
+        tok = np.searchsorted(edges if edges is not None else np.array([]), x, side="right").astype(np.float64)
     else:
         raise ConfigError(f"unknown numeric bucketing {method!r}; use one of {', '.join(NUMERIC_BUCKETING)}")
     tok = np.where(missing, 0, tok).astype(np.int64)
@@ -189,106 +231,173 @@ def label_matrix(raw: RawTable, labels: tuple[LabelSpec, ...] | list[LabelSpec])
     return out
 
 
-def split_indices(n: int, cfg: PrepConfig, seed: int, *, parts: dict[str, np.ndarray] | None = None,
-                  time: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Row indices of train/valid/test (deterministic for a seed).
+TRAIN, VALID, TEST = 0, 1, 2
+SPLIT_NAMES = ("train", "valid", "test")
 
-    random: a seeded permutation cut by `ratios`. time: rows sorted by `time` (stable), cut by `ratios`.
-    fixed: the card's parts; a missing valid part is carved at random from train (fraction
-    ratios[1] / (ratios[0] + ratios[1])).
+
+def unit_hash(rows: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded, uniform float in [0, 1) per (global) row index: splitmix64 of row + seed (vectorised)."""
+    z = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def split_codes(rows: np.ndarray, part: str, cfg: PrepConfig, seed: int, *, has_valid: bool = False
+                ) -> np.ndarray:
+    """int8 split (TRAIN/VALID/TEST) of global row indices `rows`, each decided alone (no shuffle in memory).
+
+    random: a seeded hash of the row index against the cumulative `ratios` (split sizes are binomial around
+    the ratios, not exact). fixed: the card's file set (`part`); without a valid file, train rows go to valid
+    with probability ratios[1] / (ratios[0] + ratios[1]) by the same hash. The time split needs every
+    timestamp first: see :func:`time_split`.
     """
     r_train, r_valid, _ = cfg.ratios
-    rng = np.random.default_rng(seed)
     if cfg.split == "fixed":
-        if not parts or "train" not in parts or "test" not in parts:
+        if part == "all":
             raise ConfigError("split = \"fixed\" needs a card with files = { train = ..., test = ... }")
-        train, test = parts["train"], parts["test"]
-        if "valid" in parts:
-            return {"train": train, "valid": parts["valid"], "test": test}
-        perm = rng.permutation(train)
-        n_valid = int(round(len(train) * r_valid / (r_train + r_valid)))
-        return {"train": np.sort(perm[n_valid:]), "valid": np.sort(perm[:n_valid]), "test": test}
+        if part != "train" or has_valid:
+            return np.full(len(rows), SPLIT_NAMES.index(part), dtype=np.int8)
+        return (unit_hash(rows, seed) < r_valid / (r_train + r_valid)).astype(np.int8)
+    if cfg.split == "time":
+        raise ConfigError("split = \"time\" is assigned by time_split (it needs every timestamp)")
+    u = unit_hash(rows, seed)
+    return ((u >= r_train).astype(np.int8) + (u >= r_train + r_valid).astype(np.int8))
+
+
+def time_split(time: np.ndarray, cfg: PrepConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 split per row, position of the row inside its split): rows in stable time order cut by `ratios`.
+
+    Holds the time column and its order in memory (16 bytes per row).
+    """
+    n = len(time)
+    order = np.argsort(time, kind="stable")
+    n_train, n_valid = int(n * cfg.ratios[0]), int(n * cfg.ratios[1])
+    codes = np.empty(n, dtype=np.int8)
+    dest = np.empty(n, dtype=np.int64)
+    for code, (a, b) in enumerate(((0, n_train), (n_train, n_train + n_valid), (n_train + n_valid, n))):
+        codes[order[a:b]] = code
+        dest[order[a:b]] = np.arange(b - a)
+    return codes, dest
+
+
+def split_indices(n: int, cfg: PrepConfig, seed: int, *, parts: dict[str, np.ndarray] | None = None,
+                  time: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Row indices of train/valid/test, exactly as load_dataset assigns them (deterministic for a seed).
+
+    Rows are in file order within each split (time order for the time split). `parts` maps the card's file
+    sets to row indices (fixed split); `time` is the time column (time split).
+    """
     if cfg.split == "time":
         if time is None:
             raise ConfigError("split = \"time\" needs a card naming a `time` column")
-        order = np.argsort(time, kind="stable")
+        codes, dest = time_split(np.asarray(time), cfg)
+        out = {}
+        for k, name in enumerate(SPLIT_NAMES):
+            idx = np.flatnonzero(codes == k)
+            out[name] = idx[np.argsort(dest[idx])]
+        return out
+    codes = np.empty(n, dtype=np.int8)
+    if cfg.split == "fixed":
+        if not parts or "train" not in parts or "test" not in parts:
+            raise ConfigError("split = \"fixed\" needs a card with files = { train = ..., test = ... }")
+        for part, idx in parts.items():
+            codes[idx] = split_codes(idx, part, cfg, seed, has_valid="valid" in parts)
     else:
-        order = rng.permutation(n)
-    n_train, n_valid = int(n * r_train), int(n * r_valid)
-    cut = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
-    return {k: (v if cfg.split == "time" else np.sort(v)) for k, v in cut.items()}
+        codes = split_codes(np.arange(n), "all", cfg, seed)
+    return {name: np.flatnonzero(codes == k) for k, name in enumerate(SPLIT_NAMES)}
 
 
-def check_classes(y: np.ndarray, splits: dict[str, np.ndarray], label_names: list[str], where: str) -> None:
-    """Every split must contain both classes of every label (AUC is undefined otherwise)."""
-    for name, idx in splits.items():
-        if len(idx) == 0:
+def check_classes(sizes: np.ndarray, positives: np.ndarray, label_names: list[str], where: str) -> None:
+    """Every split must contain both classes of every label (AUC is undefined otherwise).
+
+    `sizes`: rows per split (3,); `positives`: positive count per split and label (3, L).
+    """
+    for k, name in enumerate(SPLIT_NAMES):
+        if sizes[k] == 0:
             raise DataError(f"the {name} split is empty (too few rows for ratios?)", path=where)
         for j, lab in enumerate(label_names):
-            s = y[idx, j].sum()
-            if s == 0 or s == len(idx):
-                raise DataError(f"the {name} split ({len(idx)} rows) has only one class "
-                                f"({int(y[idx[0], j])}) for label {lab!r}", path=where, column=lab)
+            if positives[k, j] in (0, sizes[k]):
+                raise DataError(f"the {name} split ({int(sizes[k])} rows) has only one class "
+                                f"({int(positives[k, j] > 0)}) for label {lab!r}", path=where, column=lab)
 
 
 # ---- fields ------------------------------------------------------------------------------------------------
-@dataclass
-class EncodedFields:
-    """Codes of all rows (N, F) int32, plus per-field vocabularies and optional dense numeric values."""
+class FieldEncoder:
+    """One field, encoded in two passes over batches: observe() counts train values, finish() builds the
+    vocabulary, encode() turns any batch into codes. Quantile-bucketed numerics keep their train values
+    (8 bytes per train row) until finish(), which needs them all for the bucket edges."""
 
-    names: list[str]
-    kinds: list[str]
-    codes: np.ndarray
-    vocabs: list[Vocab]
-    dense: np.ndarray | None = None
-    dense_names: list[str] = field(default_factory=list)
+    def __init__(self, spec: FieldSpec, cfg: PrepConfig):
+        self.spec, self.cfg = spec, cfg
+        self.method = (spec.bucketing or cfg.numeric) if spec.kind == "numeric" else None
+        self.counter = ValueCounter()
+        self.edges: np.ndarray | None = None
+        self._train_x: list[np.ndarray] = []
+        self.vocab: Vocab | None = None
+
+    def _column(self, raw: RawTable) -> str:
+        if self.spec.source not in raw.table.column_names:
+            path, _ = raw.locate(0)
+            raise DataError(f"missing column {self.spec.source!r} for field {self.spec.name!r} "
+                            f"(columns: {', '.join(raw.table.column_names)})", path=path, column=self.spec.source)
+        return self.spec.source
+
+    def _tokens(self, raw: RawTable) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray | None]:
+        col = self._column(raw)
+        if self.method is None:
+            return raw.table[col], None
+        x = to_float(raw, col)
+        return bucket_tokens(x, self.method, self.edges), x
+
+    def observe(self, raw: RawTable, train: np.ndarray) -> None:
+        """Count the values of the batch rows where `train` (bool mask) is set."""
+        if self.method == "quantile":
+            self._train_x.append(to_float(raw, self._column(raw))[train])
+            return
+        values, _ = self._tokens(raw)
+        self.counter.add(values.filter(pa.array(train)))
+
+    def finish(self) -> Vocab:
+        if self.method == "quantile":
+            x = np.concatenate(self._train_x) if self._train_x else np.zeros(0)
+            self._train_x = []
+            self.edges = quantile_edges(x, self.cfg.n_buckets)
+            self.counter.add(bucket_tokens(x, "quantile", self.edges))
+        self.vocab = vocab_from_counts(*self.counter.result(), self.cfg.min_count)
+        self.counter = ValueCounter()
+        return self.vocab
+
+    def encode(self, raw: RawTable) -> tuple[np.ndarray, np.ndarray | None]:
+        """(int32 codes, float32 raw values with missing = 0 for numeric fields else None)."""
+        assert self.vocab is not None, "finish() first"
+        values, x = self._tokens(raw)
+        dense = np.nan_to_num(x, nan=0.0).astype(np.float32) if x is not None else None
+        return encode(values, self.vocab), dense
 
 
-def encode_fields(raw: RawTable, specs: list[FieldSpec], cfg: PrepConfig, train_idx: np.ndarray,
-                  on_field=None) -> EncodedFields:
-    """Encode every field (vocabulary from the `train_idx` rows only) and, optionally, all pairwise crosses."""
-    n = raw.table.num_rows
-    n_out = len(specs) + (len(specs) * (len(specs) - 1) // 2 if cfg.cross_fields else 0)
-    codes = np.empty((n, n_out), dtype=np.int32, order="F")  # column-wise writes; made C-contiguous on save
-    vocabs, names, kinds, dense_cols = [], [], [], []
-    train_sel = pa.array(train_idx)
-    for j, spec in enumerate(specs):
-        if spec.source not in raw.table.column_names:
-            raise DataError(f"missing column {spec.source!r} for field {spec.name!r} "
-                            f"(columns: {', '.join(raw.table.column_names)})",
-                            path=str(raw.segments[0].path) if raw.segments else None, column=spec.source)
-        if spec.kind == "numeric":
-            x = to_float(raw, spec.source)
-            values = numeric_tokens(x, spec.bucketing or cfg.numeric, train_idx, cfg.n_buckets)
-            if cfg.dense:
-                dense_cols.append(np.nan_to_num(x, nan=0.0).astype(np.float32))
+def cross_tokens(a: np.ndarray, b: np.ndarray, size_b: int) -> pa.Array:
+    """Token of the cross of two code columns (null when either side is missing)."""
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    return pa.array(a * size_b + b, mask=(a == MISSING) | (b == MISSING))
+
+
+class GroupIndexer:
+    """int64 group id per raw value in order of first appearance over all batches (-1 when missing), so the
+    same value gets the same id in every split."""
+
+    def __init__(self) -> None:
+        self.known: pa.Array | None = None
+
+    def ids(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        new = pc.unique(values).drop_null()
+        if self.known is None:
+            self.known = new
         else:
-            values = raw.table[spec.source]
-        vocab = build_vocab(values.take(train_sel), cfg.min_count)
-        codes[:, j] = encode(values, vocab)
-        vocabs.append(vocab)
-        names.append(spec.name)
-        kinds.append(spec.kind)
-        if on_field:
-            on_field(spec.name)
-    if cfg.cross_fields:
-        col = len(specs)
-        for a in range(len(specs)):
-            for b in range(a + 1, len(specs)):
-                ca, cb = codes[:, a].astype(np.int64), codes[:, b].astype(np.int64)
-                tok = pa.array(ca * vocabs[b].size + cb, mask=(ca == MISSING) | (cb == MISSING))
-                vocab = build_vocab(tok.take(train_sel), cfg.min_count)
-                codes[:, col] = encode(tok, vocab)
-                vocabs.append(vocab)
-                names.append(f"{specs[a].name}*{specs[b].name}")
-                kinds.append("categorical")
-                col += 1
-    dense = np.ascontiguousarray(np.stack(dense_cols, axis=1)) if dense_cols else None
-    return EncodedFields(names, kinds, codes, vocabs, dense,
-                         [s.name for s in specs if s.kind == "numeric"] if dense is not None else [])
-
-
-def group_ids(raw: RawTable, column: str) -> np.ndarray:
-    """int64 id per row of the raw value of `column` (the same id across splits; -1 when missing)."""
-    idx = pc.dictionary_encode(raw.table[column]).combine_chunks().indices
-    return pc.fill_null(pc.cast(idx, pa.int64()), -1).to_numpy(zero_copy_only=False)
+            new = new.filter(pc.invert(pc.is_in(new, value_set=self.known)))
+            self.known = pa.concat_arrays([self.known, new])
+        idx = pc.index_in(values, value_set=self.known)
+        return pc.fill_null(pc.cast(idx, pa.int64()), -1).to_numpy(zero_copy_only=False)

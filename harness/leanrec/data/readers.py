@@ -1,14 +1,25 @@
-"""Readers: raw files described by a card -> one pyarrow Table plus where every row came from.
+"""Readers: raw files described by a card -> pyarrow record batches plus where every row came from.
 
-Every reader is vectorised (pyarrow.csv / pyarrow.parquet / pyarrow.compute); no per-row Python loops. Errors
-name the file, the 1-based physical line and the column: wrong column count, missing columns, empty files,
-unparsable numbers, bad labels. CSV columns are read as strings; types are applied by preprocessing.
+Every reader is vectorised (pyarrow.csv / pyarrow.parquet / pyarrow.compute); no per-row Python loops on the
+data path. Sources are read as a stream of batches (:func:`iter_source`), so a file of any size can be prepared
+in bounded memory; :func:`read_source` concatenates the stream for small data. CSV columns are read as strings;
+types are applied by preprocessing.
+
+Errors name the file, the 1-based physical line and the column: wrong column count, missing columns, empty
+files, unparsable numbers, bad labels. Arrow counts *records*; in a quoted CSV a record can span several
+physical lines (a quoted value holding a newline), so on the error path only the file is re-scanned with
+Python's csv module to turn the record number into the physical line where the record starts.
+
+Multi-character delimiters (MovieLens 1M's ``::``) are read as whole lines (Arrow's CSV reader with the ASCII
+unit separator as delimiter and no quoting) and split with ``pyarrow.compute.split_pattern``; such files are
+never quoted.
 """
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -19,79 +30,113 @@ import pyarrow.parquet as pq
 from leanrec.data.cards import DatasetCard, JoinSpec
 from leanrec.errors import DataError
 
-THREADED_BYTES = 64 << 20  # files larger than this are parsed with Arrow's thread pool
+THREADED_BYTES = 64 << 20      # files larger than this are parsed with Arrow's thread pool
+BLOCK_BYTES = 16 << 20         # CSV bytes per record batch
+BATCH_ROWS = 1 << 20           # Parquet rows per record batch
+LINE_DELIMITER = "\x1f"        # single-character delimiter for multi-character-delimited files (never in data)
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf|infinity)\s*$"
 
 
 @dataclass
 class Segment:
-    """Rows [start, start + n) of the combined table came from `path`; data row k is on line k + first_line."""
+    """Rows [start, start + n) of a table came from `path`; data row k is record `first_line + k` of the file.
+
+    Records are physical lines unless the file is quoted CSV (`quoted` holds (encoding, delimiter) then), where
+    :meth:`line` re-scans the file to find the physical line.
+    """
 
     path: Path
     start: int
     n: int
-    first_line: int  # physical line number of the segment's first data row (1-based)
+    first_line: int  # record number (1-based, header included) of the segment's first data row
     part: str        # "all", "train", "valid" or "test"
+    quoted: tuple[str, str] | None = None
+
+    def line(self, row: int) -> int:
+        """Physical 1-based line where table row `row` (global index) starts."""
+        record = self.first_line + (row - self.start)
+        return physical_line(self.path, record, *self.quoted) if self.quoted else record
 
 
 @dataclass
 class RawTable:
-    """The rows of a dataset, as read: columns by name, and the file/line origin of every row."""
+    """Rows of a dataset (all of them, or one batch of a stream): columns by name, and the file/line origin of
+    every row. Row indices in `segments` are global (position in the whole source)."""
 
     table: pa.Table
     segments: list[Segment] = field(default_factory=list)
+    start: int = 0      # global index of this table's first row
+    part: str = "all"   # the card file set of a batch ("all", "train", "valid", "test"); batches never span files
 
     def locate(self, row: int) -> tuple[str, int | None]:
-        """(file, line) of global row index `row`."""
+        """(file, physical line) of local row index `row`."""
+        g = self.start + row
         for s in self.segments:
-            if s.start <= row < s.start + s.n:
-                return str(s.path), s.first_line + (row - s.start)
+            if s.start <= g < s.start + s.n:
+                return str(s.path), s.line(g)
         return "<generated>", None
 
     def error(self, row: int, column: str, message: str) -> DataError:
         path, line = self.locate(row)
         return DataError(message, path=path, line=line, column=column)
 
-    def parts(self) -> dict[str, np.ndarray]:
-        """Row indices per part of a fixed split ({"all": ...} when the card names a single file set)."""
-        out: dict[str, list[np.ndarray]] = {}
-        for s in self.segments:
-            out.setdefault(s.part, []).append(np.arange(s.start, s.start + s.n, dtype=np.int64))
-        return {k: np.concatenate(v) for k, v in out.items()}
+
+def physical_line(path: Path, record: int, encoding: str, delimiter: str) -> int:
+    """The physical line where 1-based `record` of a quoted CSV file starts (error path only: a Python scan)."""
+    with open(path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        end = 0  # physical line where the previous record ended
+        for i, _ in enumerate(reader, 1):
+            if i == record:
+                return end + 1
+            end = reader.line_num
+    return record
 
 
-def read_source(card: DatasetCard, *, max_rows: int | None = None) -> RawTable:
-    """Read every file of a (non-synthetic) card into one table, apply joins and derived columns.
+# ---- sources -----------------------------------------------------------------------------------------------
+def iter_source(card: DatasetCard, *, max_rows: int | None = None, block_bytes: int | None = None,
+                batch_rows: int | None = None) -> Iterator[RawTable]:
+    """Stream every file of a (non-synthetic) card as RawTable batches with joins and derived columns applied.
 
-    `max_rows` keeps the first rows of each file (for quick experiments on huge logs; read in a stream).
+    `max_rows` keeps the first rows of each file. Attribute tables of joins are read once and held in memory.
+    Batches never span two files; global row indices run over the files in the order all, train, valid, test.
     """
     src = card.source
     need = _needed_columns(card)
-    tables, segments, start = [], [], 0
+    joins = [prepare_join(j, card) for j in src.join]
+    start = 0
     for part in ("all", "train", "valid", "test"):
         if part not in src.files:
             continue
         path = card.resolve(src.files[part])
         if src.format == "parquet":
-            t, first_line = _read_parquet(path, need, max_rows), 1
+            batches = ((t, 1) for t in _iter_parquet(path, need, max_rows, batch_rows or BATCH_ROWS))
+            quoted = None
         elif src.format == "libfm":
-            t, first_line = _read_libfm(path, card, max_rows), 1
+            batches, quoted = _iter_libfm(path, card, max_rows, block_bytes), None
         else:
-            t, first_line = read_csv(path, delimiter=src.delimiter, header=src.header, columns=src.columns,
-                                     encoding=src.encoding, quoting=src.quoting, missing=src.missing,
-                                     include=need, max_rows=max_rows)
-        segments.append(Segment(path, start, t.num_rows, first_line, part))
-        tables.append(t)
-        start += t.num_rows
+            batches = iter_csv(path, delimiter=src.delimiter, header=src.header, columns=src.columns,
+                               encoding=src.encoding, quoting=src.quoting, missing=src.missing, include=need,
+                               max_rows=max_rows, block_bytes=block_bytes)
+            quoted = (src.encoding, src.delimiter) if src.quoting and len(src.delimiter) == 1 else None
+        for table, first_line in batches:
+            raw = RawTable(table, [Segment(path, start, table.num_rows, first_line, part, quoted)], start, part)
+            for j in joins:
+                raw.table = j.apply(raw)
+            if src.derive:
+                derived = {d.name: _derive(raw, d.from_, d.transform) for d in src.derive}
+                for name, col in derived.items():
+                    raw.table = _set_column(raw.table, name, col)
+            yield raw
+            start += table.num_rows
+
+
+def read_source(card: DatasetCard, *, max_rows: int | None = None) -> RawTable:
+    """Every row of a card's files in one table (the stream of :func:`iter_source`, concatenated)."""
+    batches = list(iter_source(card, max_rows=max_rows))
+    tables = [b.table for b in batches]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
-    raw = RawTable(table.combine_chunks(), segments)
-    for j in src.join:
-        raw.table = _join(raw, j, card)
-    if src.derive:
-        derived = {d.name: _derive(raw, d.from_, d.transform) for d in src.derive}
-        for name, col in derived.items():
-            raw.table = _set_column(raw.table, name, col)
-    return raw
+    return RawTable(table.combine_chunks(), [s for b in batches for s in b.segments])
 
 
 def _needed_columns(card: DatasetCard) -> list[str] | None:
@@ -99,34 +144,51 @@ def _needed_columns(card: DatasetCard) -> list[str] | None:
     src = card.source
     if not card.fields or any(not j.columns for j in src.join):
         return None
-    produced = {d.name for d in src.derive} | {c for j in src.join for c in j.columns if c != j.on}
+    joined = {c for j in src.join for c in j.columns if c != j.on}
+    derived = {d.name for d in src.derive}
     derive_sources = {d.from_ for d in src.derive}
     cols = [f.source for f in card.fields] + [lab.source for lab in card.labels] + sorted(derive_sources)
     cols += [j.on for j in src.join] + ([card.time] if card.time else [])
-    return list(dict.fromkeys(c for c in cols if c not in produced or c in derive_sources))
+    # joined columns come from attribute files; derived ones are computed, unless derived in place (avazu hour)
+    return list(dict.fromkeys(c for c in cols if c not in joined and (c not in derived or c in derive_sources)))
 
 
 # ---- CSV ---------------------------------------------------------------------------------------------------
 def read_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: tuple[str, ...] = (),
              encoding: str = "utf8", quoting: bool = True, missing: tuple[str, ...] = ("",),
              include: list[str] | None = None, max_rows: int | None = None) -> tuple[pa.Table, int]:
-    """Read a delimited text file with every column as string; returns (table, line of first data row).
+    """A whole delimited file as one table (every column a string); returns (table, line of first data row)."""
+    parts = list(iter_csv(path, delimiter=delimiter, header=header, columns=columns, encoding=encoding,
+                          quoting=quoting, missing=missing, include=include, max_rows=max_rows))
+    table = pa.concat_tables([t for t, _ in parts]) if len(parts) > 1 else parts[0][0]
+    return table.combine_chunks(), parts[0][1]
 
-    Raises DataError for a missing/empty file, missing columns (line 1 when there is a header), rows with the
-    wrong number of columns (naming the line) and files with no data rows.
+
+def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: tuple[str, ...] = (),
+             encoding: str = "utf8", quoting: bool = True, missing: tuple[str, ...] = ("",),
+             include: list[str] | None = None, max_rows: int | None = None,
+             block_bytes: int | None = None) -> Iterator[tuple[pa.Table, int]]:
+    """Stream a delimited file as (table of string columns, record number of its first row) batches.
+
+    `delimiter` may have several characters (then the file is unquoted). Raises DataError for a missing or
+    empty file, missing columns (line 1 when there is a header), rows with the wrong number of columns
+    (naming the physical line) and files with no data rows.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found (fetch it with `leanrec data fetch NAME`, or set LEANREC_DATA_DIR)",
                         path=str(path))
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise DataError("empty file", path=str(path))
+    multi = len(delimiter) > 1
+    quoting = quoting and not multi
     names = list(columns)
     if header:
         with open(path, encoding=encoding, newline="") as fh:
             first = fh.readline().rstrip("\r\n")
-        found = next(csv.reader([first], delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting
-                                else csv.QUOTE_NONE))
+        found = (first.split(delimiter) if not quoting else
+                 next(csv.reader([first], delimiter=delimiter)))
         if not names:
             names = found
         elif len(found) != len(names):
@@ -145,12 +207,20 @@ def read_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
         bad.append(row)
         return "error"
 
-    def options(threads: bool):
+    def options(threads: bool) -> dict:
+        read = dict(skip_rows=1 if header else 0, encoding=encoding, use_threads=threads,
+                    block_size=block_bytes or BLOCK_BYTES)
+        if multi:
+            return dict(read_options=pcsv.ReadOptions(column_names=["line"], **read),
+                        parse_options=pcsv.ParseOptions(delimiter=LINE_DELIMITER, quote_char=False,
+                                                        ignore_empty_lines=False, invalid_row_handler=on_invalid),
+                        convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()},
+                                                            strings_can_be_null=False))
         return dict(
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, encoding=encoding,
-                                          use_threads=threads),
+            read_options=pcsv.ReadOptions(column_names=names, **read),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoting else False,
-                                            ignore_empty_lines=False, invalid_row_handler=on_invalid),
+                                            newlines_in_values=quoting, ignore_empty_lines=False,
+                                            invalid_row_handler=on_invalid),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in (include or names)}, include_columns=include,
                 strings_can_be_null=True, null_values=list(missing)),
@@ -158,68 +228,88 @@ def read_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
 
     # Arrow's parallel CSV reader can hang when a read is aborted by an error (apache/arrow#38676, #43892), so
     # small files (all our tests, the samples) are parsed on one thread; big logs use the thread pool.
-    threads = path.stat().st_size > THREADED_BYTES
+    threads = size > THREADED_BYTES
+    line, total = first_line, 0
     try:
-        if max_rows is None:
-            table = pcsv.read_csv(path, **options(threads))
-        else:
-            table = _read_head(pcsv.open_csv(path, **options(threads)), max_rows)
+        for batch in pcsv.open_csv(path, **options(threads)):
+            table = pa.Table.from_batches([batch])
+            if max_rows is not None and total + table.num_rows > max_rows:
+                table = table.slice(0, max_rows - total)
+            if multi:
+                table = _split_lines(table["line"], delimiter, names, include, missing, path, line)
+            if table.num_rows:
+                yield table, line
+            line += table.num_rows
+            total += table.num_rows
+            if max_rows is not None and total >= max_rows:
+                break
     except pa.ArrowInvalid as exc:
-        if bad and bad[0].number is None:  # line numbers are only known to the single-threaded parser
+        if bad and bad[0].number is None:  # record numbers are only known to the single-threaded parser
             bad.clear()
             try:
-                pcsv.read_csv(path, **options(False))
+                for _ in pcsv.open_csv(path, **options(False)):
+                    pass
             except pa.ArrowInvalid:
                 pass
         if bad:
             r = bad[0]
-            line = r.number  # physical 1-based line (skipped header rows included)
-            raise DataError(f"expected {r.expected_columns} columns, found {r.actual_columns}: {r.text[:120]!r}",
-                            path=str(path), line=line) from None
+            where = physical_line(path, r.number, encoding, delimiter) if quoting else r.number
+            if multi:
+                msg = (f"contains the control character \\x1f, which cannot be read with a multi-character "
+                       f"delimiter: {r.text[:120]!r}")
+            else:
+                msg = f"expected {r.expected_columns} columns, found {r.actual_columns}: {r.text[:120]!r}"
+            raise DataError(msg, path=str(path), line=where) from None
         raise DataError(f"cannot parse: {exc}", path=str(path)) from None
-    if table.num_rows == 0:
+    if total == 0:
         raise DataError("no data rows", path=str(path))
-    return table, first_line
 
 
-def _read_head(reader: pcsv.CSVStreamingReader, max_rows: int) -> pa.Table:
-    batches, n = [], 0
-    for batch in reader:
-        batches.append(batch)
-        n += batch.num_rows
-        if n >= max_rows:
-            break
-    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+def _split_lines(lines: pa.ChunkedArray, delimiter: str, names: list[str], include: list[str] | None,
+                 missing: tuple[str, ...], path: Path, first_line: int) -> pa.Table:
+    """Split whole lines on a multi-character delimiter into string columns (vectorised)."""
+    parts = pc.split_pattern(lines, pattern=delimiter)
+    counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(counts != len(names))
+    if len(bad):
+        k = int(bad[0])
+        raise DataError(f"expected {len(names)} columns, found {counts[k]}: {lines[k].as_py()[:120]!r}",
+                        path=str(path), line=first_line + k)
+    cols = {}
+    for i, name in enumerate(names):
+        if include is not None and name not in include:
+            continue
+        col = pc.list_element(parts, i)
+        cols[name] = pc.if_else(pc.is_in(col, value_set=pa.array(list(missing), pa.string())),
+                                pa.scalar(None, pa.string()), col) if missing else col
+    return pa.table(cols)
 
 
 # ---- Parquet and libFM -------------------------------------------------------------------------------------
-def _read_parquet(path: Path, include: list[str] | None, max_rows: int | None) -> pa.Table:
+def _iter_parquet(path: Path, include: list[str] | None, max_rows: int | None, batch_rows: int
+                  ) -> Iterator[pa.Table]:
     if not Path(path).is_file():
         raise DataError("file not found", path=str(path))
     schema = pq.read_schema(path)
     for c in include or []:
         if c not in schema.names:
             raise DataError(f"missing column {c!r} (columns: {', '.join(schema.names)})", path=str(path), column=c)
-    if max_rows is None:
-        table = pq.read_table(path, columns=include)
-    else:
-        table = _read_head_batches(pq.ParquetFile(path).iter_batches(columns=include), max_rows)
-    if table.num_rows == 0:
-        raise DataError("no data rows", path=str(path))
-    return table
-
-
-def _read_head_batches(batches, max_rows: int) -> pa.Table:
-    out, n = [], 0
-    for b in batches:
-        out.append(b)
-        n += b.num_rows
-        if n >= max_rows:
+    total = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=include):
+        table = pa.Table.from_batches([batch])
+        if max_rows is not None and total + table.num_rows > max_rows:
+            table = table.slice(0, max_rows - total)
+        if table.num_rows:
+            yield table
+        total += table.num_rows
+        if max_rows is not None and total >= max_rows:
             break
-    return pa.Table.from_batches(out).slice(0, max_rows)
+    if total == 0:
+        raise DataError("no data rows", path=str(path))
 
 
-def _read_libfm(path: Path, card: DatasetCard, max_rows: int | None) -> pa.Table:
+def _iter_libfm(path: Path, card: DatasetCard, max_rows: int | None, block_bytes: int | None
+                ) -> Iterator[tuple[pa.Table, int]]:
     """libFM / libSVM with one `index:value` token per field, in field order: `label idx:val idx:val ...`.
 
     The feature index is the categorical value; labels -1/+1 map to 0/1.
@@ -228,36 +318,52 @@ def _read_libfm(path: Path, card: DatasetCard, max_rows: int | None) -> pa.Table
         raise DataError("libfm files carry exactly one label", path=str(path))
     label = card.labels[0].source
     names = [label] + [f.source for f in card.fields]
-    table, _ = read_csv(path, delimiter=card.source.delimiter, header=False, columns=tuple(names),
-                        quoting=False, max_rows=max_rows)
-    cols = {label: pc.if_else(pc.equal(table[label], "-1"), "0",
-                              pc.if_else(pc.equal(table[label], "+1"), "1", table[label]))}
-    for c in names[1:]:
-        cols[c] = pc.replace_substring_regex(table[c], pattern=":.*$", replacement="")
-    return pa.table(cols)
+    for table, line in iter_csv(path, delimiter=card.source.delimiter, header=False, columns=tuple(names),
+                                quoting=False, max_rows=max_rows, block_bytes=block_bytes):
+        cols = {label: pc.if_else(pc.equal(table[label], "-1"), "0",
+                                  pc.if_else(pc.equal(table[label], "+1"), "1", table[label]))}
+        for c in names[1:]:
+            cols[c] = pc.replace_substring_regex(table[c], pattern=":.*$", replacement="")
+        yield pa.table(cols), line
 
 
 # ---- joins and derived columns -----------------------------------------------------------------------------
-def _join(raw: RawTable, j: JoinSpec, card: DatasetCard) -> pa.Table:
+@dataclass
+class PreparedJoin:
+    """An attribute table read once (keys checked unique), applied to each batch as a left join."""
+
+    spec: JoinSpec
+    path: Path
+    right: pa.Table
+    keys: pa.Array
+
+    def apply(self, raw: RawTable) -> pa.Table:
+        if self.spec.on not in raw.table.column_names:
+            raise DataError(f"join key {self.spec.on!r} is not a column of the main table", column=self.spec.on)
+        idx = pc.index_in(raw.table[self.spec.on], value_set=self.keys)
+        table = raw.table
+        for c in self.right.column_names:
+            if c != self.spec.on:
+                table = _set_column(table, c, self.right[c].take(idx))
+        return table
+
+
+def prepare_join(j: JoinSpec, card: DatasetCard) -> PreparedJoin:
+    """Read a join's attribute file; duplicate keys raise DataError naming the line."""
     path = card.resolve(j.file)
     right, first_line = read_csv(path, delimiter=j.delimiter, header=j.header, columns=j.columns,
                                  encoding=j.encoding, quoting=j.quoting, missing=card.source.missing)
     if j.on not in right.column_names:
         raise DataError(f"join key {j.on!r} is not a column", path=str(path), column=j.on)
-    if j.on not in raw.table.column_names:
-        raise DataError(f"join key {j.on!r} is not a column of the main table", column=j.on)
     keys = right[j.on].combine_chunks()
     if pc.count_distinct(keys).as_py() != len(keys):
         _, first_dup = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
-        dup_row = sorted(set(range(len(keys))) - set(first_dup.tolist()))[0]
-        raise DataError(f"duplicate join key {keys[dup_row].as_py()!r}", path=str(path),
-                        line=first_line + dup_row, column=j.on)
-    idx = pc.index_in(raw.table[j.on], value_set=keys)
-    table = raw.table
-    for c in right.column_names:
-        if c != j.on:
-            table = _set_column(table, c, right[c].take(idx))
-    return table
+        dup_row = int(np.setdiff1d(np.arange(len(keys)), first_dup)[0])
+        record = first_line + dup_row
+        line = physical_line(path, record, j.encoding, j.delimiter) if j.quoting and len(j.delimiter) == 1 \
+            else record
+        raise DataError(f"duplicate join key {keys[dup_row].as_py()!r}", path=str(path), line=line, column=j.on)
+    return PreparedJoin(j, path, right, keys)
 
 
 def _derive(raw: RawTable, source: str, transform: str) -> pa.Array:
@@ -268,6 +374,9 @@ def _derive(raw: RawTable, source: str, transform: str) -> pa.Array:
         if len(bad):
             raise raw.error(int(bad[0]), source, f"expected a YYMMDDHH timestamp, found {col[int(bad[0])].as_py()!r}")
         return pc.day_of_week(ts) if transform == "yymmddhh_weekday" else pc.hour(ts)
+    if transform == "first_of_list":
+        # "a|b|c" -> "a" (MovieLens genres); missing stays missing
+        return pc.list_element(pc.split_pattern(pc.cast(col, pa.string()), pattern="|", max_splits=1), 0)
     raise DataError(f"unknown derive transform {transform!r}")
 
 
