@@ -84,3 +84,50 @@ def test_http_error_and_no_urls(server, tmp_path):
     card = DatasetCard.from_dict({"name": "n", "source": {"files": {"all": "x"}}, "labels": ["y"]})
     with pytest.raises(LeanrecError, match="no public download URL"):
         fetch(card)
+
+
+def test_fetch_movielens_1m_zip_then_prepare(server, tmp_path, monkeypatch):
+    """The ml-1m card's [[fetch]] entry (zip, strip 1) pointed at a zip built here: fetched, verified,
+    extracted atomically, replaced with --force, and then readable by the card."""
+    import dataclasses
+
+    from conftest import REPO
+    from test_data_movielens import _ml1m
+
+    from leanrec.data import load_card, load_dataset
+
+    src = tmp_path / "src"
+    src.mkdir()
+    ratings, _, _ = _ml1m(src)
+    root, url = server
+
+    def publish() -> str:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name in ("ratings.dat", "users.dat", "movies.dat"):
+                zf.write(src / "ml-1m" / name, f"ml-1m/{name}")
+        (root / "ml-1m.zip").write_bytes(buf.getvalue())
+        return hashlib.sha256(buf.getvalue()).hexdigest()
+
+    card = load_card(REPO / "datasets" / "movielens-1m.toml")
+    assert card.fetch[0].url == "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
+    data = tmp_path / "data"
+    monkeypatch.setenv("LEANREC_DATA_DIR", str(data))
+    local = dataclasses.replace(card, fetch=(dataclasses.replace(card.fetch[0], url=f"{url}/ml-1m.zip",
+                                                                 sha256=publish()),))
+    assert fetch(local, log=lambda m: None) == [data / "ml-1m"]
+    assert sorted(p.name for p in (data / "ml-1m").iterdir()) == ["movies.dat", "ratings.dat", "users.dat"]
+    assert [p.name for p in data.iterdir()] == ["ml-1m"]  # no temporary folders left
+    ds = load_dataset(local, cache_dir=tmp_path / "cache", progress=False)
+    assert sum(len(s) for s in ds.splits.values()) == len(ratings)
+    # a new archive with a wrong checksum leaves the extracted copy untouched
+    _ml1m(src, n=50)
+    publish()
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        fetch(local, force=True, log=lambda m: None)
+    assert (data / "ml-1m" / "ratings.dat").read_text().count("\n") == len(ratings)
+    # with the right checksum and --force it is replaced as a whole
+    fresh = dataclasses.replace(local, fetch=(dataclasses.replace(local.fetch[0], sha256=publish()),))
+    fetch(fresh, force=True, log=lambda m: None)
+    assert (data / "ml-1m" / "ratings.dat").read_text().count("\n") == 50
+    assert [p.name for p in data.iterdir()] == ["ml-1m"]

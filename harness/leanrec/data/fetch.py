@@ -58,9 +58,17 @@ def download(spec: FetchSpec, target: Path, *, log: Callable[[str], None] = prin
             _extract(part, staged, spec.extract, spec.strip)
         else:
             staged = part
+        # the target is only ever absent or complete: an old copy is moved aside (same folder, so a rename),
+        # the new one renamed into place, and the old one deleted with the temporary folder (or put back)
+        previous = Path(tmp) / "previous"
         if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        os.replace(staged, target)
+            os.replace(target, previous)
+        try:
+            os.replace(staged, target)
+        except OSError:
+            if previous.exists():
+                os.replace(previous, target)
+            raise
     log(f"fetched {spec.url} -> {target}")
     return target
 
