@@ -10,7 +10,8 @@ from leanrec.data.cards import data_root
 from leanrec.errors import ConfigError, UnknownNameError
 from leanrec.plugins import load_registry
 
-BUILTIN = {"synthetic", "frappe", "frappe-libfm", "criteo", "avazu", "movielens-100k", "ipinyou"}
+BUILTIN = {"synthetic", "frappe", "frappe-libfm", "criteo", "avazu", "movielens-100k", "movielens-1m", "movielens-20m",
+           "ipinyou"}
 
 
 def test_builtin_cards_register_through_the_hook():
