@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# How the committed results under results/ were produced (CPU, 2 cores). Rerunning skips finished runs, so
+# this script also resumes after an interruption. Usage: results/run_tables.sh [criteo|frappe|movielens|all]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LEANREC=${LEANREC:-.venv/bin/leanrec}
+SEEDS=${SEEDS:-5}
+EPOCHS=${EPOCHS:-10}   # cap on every method's epochs (early stopping usually ends sooner); recorded in each run
+
+BASELINES="lr fm fwfm dnn wide-deep deepfm ipnn xdeepfm dcnv2 autoint-plus fibinet finalmlp wukong rankmixer"
+REACTION="reaction-baseline reaction-er reaction-kd reaction-dtf reaction-afe reaction"
+LIGHTFMP="lightfmp lightfmp-deepfm lightfmp-wide-deep lightfmp-ipnn lightfmp-xdeepfm lightfmp:weight_transfer=false"
+SSR="ssr-s ssr-d:b=8,d_v=64 ssr-s:b=8,d_v=128"
+IRAZOR="irazor irazor-argmax"
+SELECTORS="mi chi2 variance lasso pca autofield adafs optfs lpfs mvfs adafs-e2e mvfs-e2e
+  mi:keep_ratio=0.25 mi:keep_ratio=0.75 lasso:keep_ratio=0.25 lasso:keep_ratio=0.75
+  lpfs:keep_ratio=0.25 lpfs:keep_ratio=0.75"
+
+run() {  # run DATASET METHODS...; retried because a crashed process resumes where it stopped
+  local dataset=$1; shift
+  local args=()
+  for m in "$@"; do args+=(-m "$m"); done
+  for attempt in 1 2 3; do
+    "$LEANREC" run -d "$dataset" "${args[@]}" --seeds "$SEEDS" --max-epochs "$EPOCHS" \
+      --results-dir results --no-progress --threads "${THREADS:-1}" && return 0
+    echo "attempt $attempt failed; resuming" >&2
+  done
+}
+
+what=${1:-all}
+if [[ $what == criteo || $what == all ]]; then
+  run criteo $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
+fi
+if [[ $what == frappe || $what == all ]]; then
+  run frappe $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
+fi
+if [[ $what == movielens || $what == all ]]; then
+  run movielens-100k $BASELINES $REACTION $LIGHTFMP $IRAZOR
+fi
