@@ -61,23 +61,33 @@ impl<'a, T: Code> Codes<'a, T> {
         self.cards_of(&(0..self.fields).collect::<Vec<_>>())
     }
 
+    /// Smallest and largest code of field `f` as signed values (one vectorisable pass when the
+    /// column is contiguous); (i64::MAX, i64::MIN) for an empty matrix.
+    pub fn min_max(&self, f: usize) -> (i64, i64) {
+        let base = f * self.field_stride;
+        let fold = |(a, b): (i64, i64), k: i64| (a.min(k), b.max(k));
+        if self.row_stride == 1 {
+            self.data[base..base + self.rows].iter().map(|v| v.key() as i64).fold((i64::MAX, i64::MIN), fold)
+        } else {
+            (0..self.rows).map(|r| self.data[base + r * self.row_stride].key() as i64).fold((i64::MAX, i64::MIN), fold)
+        }
+    }
+
     /// max+1 of the listed fields, in that order; errors on negative codes.
     pub fn cards_of(&self, fields: &[usize]) -> Result<Vec<u64>> {
         fields
             .par_iter()
             .map(|&f| {
-                let mut mx = 0u64;
-                let mut buf = Vec::with_capacity(BLOCK);
-                for r0 in (0..self.rows).step_by(BLOCK) {
-                    self.fill(f, r0, &mut buf);
-                    for (i, &k) in buf.iter().enumerate() {
-                        if (k as i64) < 0 {
-                            return Err(Error::Input(format!("negative code {} at row {}, field {f}", k as i64, r0 + i)));
-                        }
-                        mx = mx.max(k);
-                    }
+                if self.rows == 0 {
+                    return Ok(0);
                 }
-                Ok(if self.rows == 0 { 0 } else { mx + 1 })
+                let at = |r: usize| self.data[f * self.field_stride + r * self.row_stride].key() as i64;
+                let (mn, mx) = self.min_max(f);
+                if mn < 0 {
+                    let r = (0..self.rows).find(|&r| at(r) < 0).unwrap_or(0);
+                    return Err(Error::Input(format!("negative code {} at row {r}, field {f}", at(r))));
+                }
+                Ok(mx as u64 + 1)
             })
             .collect()
     }
@@ -88,19 +98,7 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
     if pats.len() != codes.rows {
         return Err(Error::Input(format!("{} label rows for {} code rows", pats.len(), codes.rows)));
     }
-    // largest non-negative code per field, to size dense tables once (negative codes go hashed)
-    let maxes: Vec<u64> = (0..codes.fields)
-        .into_par_iter()
-        .map(|f| {
-            let mut buf = Vec::with_capacity(BLOCK);
-            let mut mx = 0i64;
-            for r0 in (0..codes.rows).step_by(BLOCK) {
-                codes.fill(f, r0, &mut buf);
-                mx = buf.iter().fold(mx, |m, &k| m.max(k as i64));
-            }
-            mx as u64
-        })
-        .collect();
+    let maxes: Vec<u64> = (0..codes.fields).into_par_iter().map(|f| codes.min_max(f).1.max(0) as u64).collect();
     let groups = (rayon::current_num_threads() * 2).clamp(1, codes.fields.max(1));
     let per = codes.fields.div_ceil(groups).max(1);
     let chunks: Vec<Vec<usize>> = (0..codes.fields).collect::<Vec<_>>().chunks(per).map(|c| c.to_vec()).collect();
