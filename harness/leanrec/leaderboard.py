@@ -174,7 +174,10 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             out.append("| " + " | ".join(cells) + " |")
         best = next((r.vs for r in rows if r.vs), None)
         if best:
-            out.append(f"\np: two-sided paired t-test of test AUC against the best baseline `{best}` on shared seeds.\n")
+            out.append(f"\np: two-sided paired t-test of test AUC against the best baseline `{best}` on shared seeds.")
+        out.append("FLOPs: torch's FLOP counter on the serving model (matrix products only: embedding gathers and "
+                   "element-wise ops count 0). Latency: median forward time per sample. Params count only what "
+                   "the serving model keeps.\n")
         out.append("")
     return "\n".join(out)
 
