@@ -5,6 +5,7 @@ labels, vocabularies from train, codes) -> cache (atomic, keyed by everything th
 """
 from __future__ import annotations
 
+import mmap
 import re
 import sys
 import time
@@ -313,6 +314,7 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
                 for name, values in cols.items():
                     if values is not None:
                         arrays[s][name][dest] = values[sel]
+                        _release(arrays[s][name])
 
         # cross fields (i-Razor FG): counted on train codes, then encoded, chunk by chunk from the memory maps
         if pairs:
@@ -323,12 +325,14 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
             for chunk in _row_chunks(arrays["train"]["X"]):
                 for c, (a, b) in zip(counters, pairs):
                     c.add(cross_tokens(chunk[:, a], chunk[:, b], sizes_b[b]))
+                _release(arrays["train"]["X"])
             cross_vocabs = [vocab_from_counts(*c.result(), cfg.min_count) for c in counters]
             for s in SPLITS:
                 for chunk in _row_chunks(arrays[s]["X"]):
                     for p, (a, b) in enumerate(pairs):
                         chunk[:, base + p] = encode(cross_tokens(chunk[:, a], chunk[:, b], sizes_b[b]),
                                                     cross_vocabs[p])
+                    _release(arrays[s]["X"])
             vocabs += cross_vocabs
             names += [f"{specs[a].name}*{specs[b].name}" for a, b in pairs]
             kinds += ["categorical"] * len(pairs)
@@ -381,6 +385,15 @@ def _replayable(card: DatasetCard, cfg: PrepConfig):
 def _open(out: Path, name: str, dtype, shape: tuple[int, ...]) -> np.ndarray:
     """A preallocated .npy file opened as a writable memory map."""
     return np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def _release(arr: np.memmap) -> None:
+    """Write a memory map's dirty pages to its file and drop them from this process (they stay in the page
+    cache), so resident memory stays bounded by one batch however large the output grows."""
+    arr.flush()
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 def _row_chunks(X: np.ndarray):

@@ -295,7 +295,9 @@ def _iter_parquet(path: Path, include: list[str] | None, max_rows: int | None, b
         if c not in schema.names:
             raise DataError(f"missing column {c!r} (columns: {', '.join(schema.names)})", path=str(path), column=c)
     total = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=include):
+    # pre_buffer=False: a pre-buffering reader caches the byte ranges of every row group it will read, so its
+    # memory grows with the file
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=include):
         table = pa.Table.from_batches([batch])
         if max_rows is not None and total + table.num_rows > max_rows:
             table = table.slice(0, max_rows - total)
