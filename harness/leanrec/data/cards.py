@@ -14,13 +14,16 @@ card are errors (a misspelt key must never be silently ignored). The schema, by 
     files = { all = "dir/file.csv" }     # or { train = ..., test = ... [, valid = ...] } for a fixed split
     base = "data_root"                   # relative paths resolve against the data root, or "card" (card's folder)
     delimiter = ","; header = true; columns = [...]; encoding = "utf8"; quoting = true
+                                         # delimiter may be several characters ("::"; then never quoted);
+                                         # quoting = true allows quoted values holding newlines
     missing = [""]                       # raw strings that mean "missing"
     drop = ["id"]                        # columns never used as fields when `fields` is inferred
     sha256 = { "dir/file.csv" = "..." }  # known checksums (verified by `leanrec data fetch`)
     [[source.join]]                      # left join of an attribute table on a key column (row order kept)
     file = "..."; on = "user"; columns = [...]; delimiter = "|"; header = false; encoding = "latin1"
     [[source.derive]]                    # a derived column: transform of a source column
-    name = "weekday"; from = "hour"; transform = "yymmddhh_weekday"
+    name = "weekday"; from = "hour"; transform = "yymmddhh_weekday"   # or yymmddhh_hour, first_of_list
+                                         # first_of_list: "a|b|c" -> "a" (MovieLens genres)
 
     [[labels]]                           # one table per label; >= 1
     name = "click"; column = "click"     # column defaults to name
