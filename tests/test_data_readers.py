@@ -216,3 +216,27 @@ def test_real_details(tmp_path, monkeypatch):
     assert crit.fields[c9].cardinality <= 3  # SOURCE.md: C9 has 3 distinct values in the 10k rows
     iy = load_dataset(load_card(REPO / "datasets" / "ipinyou.toml"), cache_dir=tmp_path, progress=False)
     assert len(iy.test) == 21_150 and len(iy.train) + len(iy.valid) == 26_773
+
+
+def test_quoted_multiline_values_and_physical_lines(tmp_path, monkeypatch):
+    """A quoted value holding newlines is one value (also across read blocks); errors after it name the
+    physical line, which is ahead of Arrow's record number by the extra lines."""
+    from leanrec.data import readers
+
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 64)  # the multi-line value straddles block boundaries
+    lines = ["label,a,n"] + [f"{i % 2},v{i % 7},{i % 5}" for i in range(200)]
+    lines[11] = '1,"two\nline, quoted",3'  # row 10 spans physical lines 12-13
+    ds = _prepare(tmp_path, "\n".join(lines) + "\n")
+    assert sum(len(s) for s in ds.splits.values()) == 200
+    from leanrec.data.preprocess import PrepConfig, split_indices
+
+    assert 10 in split_indices(200, PrepConfig(), 0)["train"]  # so the value is in the train vocabulary
+    assert "two\nline, quoted" in ds.vocab("a")["value"].to_pylist()
+    lines[51] = "0,v1,12x"  # row 50: record 52, physical line 53
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, "\n".join(lines) + "\n")
+    assert (e.value.line, e.value.column) == (53, "n")
+    lines[51] = "0,v1"
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, "\n".join(lines) + "\n")
+    assert e.value.line == 53 and "expected 3 columns, found 2" in str(e.value)
