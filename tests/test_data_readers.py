@@ -219,24 +219,27 @@ def test_real_details(tmp_path, monkeypatch):
 
 
 def test_quoted_multiline_values_and_physical_lines(tmp_path, monkeypatch):
-    """A quoted value holding newlines is one value (also across read blocks); errors after it name the
+    """Quoted values holding newlines are single values (also across read blocks); errors after them name the
     physical line, which is ahead of Arrow's record number by the extra lines."""
     from leanrec.data import readers
-
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 64)  # the multi-line value straddles block boundaries
-    lines = ["label,a,n"] + [f"{i % 2},v{i % 7},{i % 5}" for i in range(200)]
-    lines[11] = '1,"two\nline, quoted",3'  # row 10 spans physical lines 12-13
-    ds = _prepare(tmp_path, "\n".join(lines) + "\n")
-    assert sum(len(s) for s in ds.splits.values()) == 200
     from leanrec.data.preprocess import PrepConfig, split_indices
 
-    assert 10 in split_indices(200, PrepConfig(), 0)["train"]  # so the value is in the train vocabulary
-    assert "two\nline, quoted" in ds.vocab("a")["value"].to_pylist()
-    lines[51] = "0,v1,12x"  # row 50: record 52, physical line 53
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 64)  # multi-line values straddle block boundaries
+    lines = ["label,a,n"] + [f"{i % 2},v{i % 7},{i % 5}" for i in range(200)]
+    multi = range(6, 48, 7)  # rows 5, 12, ..., 40 each span two physical lines
+    for k in multi:
+        lines[k] = f'1,"two\nline, {k}",3'
+    ds = _prepare(tmp_path, "\n".join(lines) + "\n")
+    assert sum(len(s) for s in ds.splits.values()) == 200
+    train = set(split_indices(200, PrepConfig(), 0)["train"].tolist())
+    in_vocab = set(ds.vocab("a")["value"].to_pylist())
+    assert [f"two\nline, {k}" in in_vocab for k in multi] == [k - 1 in train for k in multi]
+    assert any(k - 1 in train for k in multi)
+    lines[51] = "0,v1,12x"  # row 50: record 52, physical line 52 + len(multi)
     with pytest.raises(DataError) as e:
         _prepare(tmp_path, "\n".join(lines) + "\n")
-    assert (e.value.line, e.value.column) == (53, "n")
+    assert (e.value.line, e.value.column) == (52 + len(multi), "n")
     lines[51] = "0,v1"
     with pytest.raises(DataError) as e:
         _prepare(tmp_path, "\n".join(lines) + "\n")
-    assert e.value.line == 53 and "expected 3 columns, found 2" in str(e.value)
+    assert e.value.line == 52 + len(multi) and "expected 3 columns, found 2" in str(e.value)
