@@ -126,7 +126,9 @@ def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRow
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        yield from pq.ParquetFile(path).iter_batches(batch_size=65536)
+        # pre_buffer=False: read column chunks as batches need them instead of a whole row group's
+        # bytes at once (peak reader memory ~230 MB instead of ~730 MB on 1M-row, 21-column row groups)
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=65536)
     else:
         import pyarrow.ipc as ipc
 
