@@ -1,6 +1,11 @@
 """Speed of the leanrec statistics engine vs scikit-learn, polars, numpy on a Criteo-shaped table.
 
     python benchmarks/bench_stats.py --rows 10000000 --threads 2
+    /usr/bin/time -v python benchmarks/bench_stats.py --stream big.parquet --label click --budget 64MB
+
+The second form streams a file through leanrec.stats.compute (all fields categorical) and prints rows,
+time and which fields fell back to bins; peak memory comes from /usr/bin/time -v. Big synthetic Parquet
+files: leanrec.data.synthetic.write(path, n_rows, max_cardinality=...).
 
 Table: 26 categorical int32 code fields with Zipf(1.1) frequencies and cardinalities log-spaced from
 3 to 5M (capped at the row count), 13 float numeric fields with 20% missing, one binary label.
@@ -62,6 +67,18 @@ def mi_from_joint(joint: np.ndarray) -> float:
     return float((joint[nz] * np.log(joint[nz] * n / (px @ py)[nz])).sum() / n)
 
 
+def stream(args: argparse.Namespace) -> None:
+    """Stream one file through compute() under a memory budget; print rows, wall time and binned fields."""
+    import leanrec.stats as S
+
+    t = time.perf_counter()
+    r = S.compute(args.stream, label=args.label, numeric=[], memory_budget=args.budget, threads=args.threads,
+                  progress=False)
+    print(f"rows {r.rows:,} wall {time.perf_counter() - t:.1f} s budget {args.budget} load {os.getloadavg()[0]:.1f} "
+          f"max exact distinct {max(f['distinct'] or 0 for f in r.fields):,} "
+          f"binned {[f['name'] for f in r.fields if f['approx']]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -69,7 +86,13 @@ def main() -> None:
     ap.add_argument("--sklearn-rows", type=int, default=500_000, help="subsample for scikit-learn (extrapolated)")
     ap.add_argument("--string-fields", type=int, default=6, help="fields in the raw-string variant (half small, half large)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "stats")
+    ap.add_argument("--stream", type=Path, help="stream this file through compute() instead (peak-memory check)")
+    ap.add_argument("--label", default="click", help="label column of --stream")
+    ap.add_argument("--budget", default="1GB", help="memory budget of --stream")
     args = ap.parse_args()
+    if args.stream:
+        stream(args)
+        return
     os.environ.setdefault("POLARS_MAX_THREADS", str(args.threads))
     import polars as pl
     import pyarrow as pa
