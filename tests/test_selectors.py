@@ -66,14 +66,48 @@ def test_learned_selectors_beat_chance(reg, data, name):
     assert sum(aucs) / len(aucs) >= 0.8, aucs   # chance = 0.5
 
 
-@pytest.mark.xfail(reason="AutoField's Gumbel gates rank near chance on a 3k-row dataset in ~100 steps; "
-                          "see docs/selection.md", strict=False)
+def score_auc(scores, positives, negatives):
+    """P(score of a positive field > score of a negative one), ties counting 1/2: unlike ranking_auc on
+    order_fields' ranking, a selector whose scores never move (all tied) gets chance, 0.5, instead of the
+    column order's 1.0 (tiny_dataset puts the informative fields first)."""
+    return sum((scores[p] > scores[n]) + 0.5 * (scores[p] == scores[n]) for p in positives for n in negatives) / (
+        len(positives) * len(negatives))
+
+
+# AutoField at test scale: the ERASE schedule (Adam on the logits, update every 10 steps, tau -5e-5/step,
+# batch 4096) spans ~20k steps; ~100 steps of batch 128 leave the gates moved by noise (ranking AUC 0.33-1.0
+# over seeds). Batch 32 (~300 steps), a gate update every 2 steps on 300 validation rows (drawn with replacement
+# from the 300-row split: a low-variance gradient), arch_lr 0.03 and tau reaching its floor in ~200 steps. Measured
+# (tiny_dataset seed 1, 8 seeds): mean ranking AUC 0.97, min 0.92; seed 2 of the data: 0.94, min 0.75.
+AUTOFIELD_FAST = {**FAST, "batch_size": 32, "epochs": 4, "patience": 4, "update_frequency": 2,
+                  "arch_batch_size": 300, "arch_lr": 0.03, "tau_decay": 5e-3}
+
+
+def autofield_scores(reg, data, seed, overrides=AUTOFIELD_FAST):
+    method = reg.method("autofield").from_overrides(overrides)
+    c = ctx()
+    c.seed = seed
+    torch.manual_seed(seed)
+    return method.rank(data, c)
+
+
 def test_autofield_beats_chance(reg, data):
+    """Mean over 3 seeds of the tie-aware ranking AUC (3 informative x 4 noise fields) >= 0.85. Chance is 0.5
+    and a random ranking's 3-seed mean has sd 0.136 (Mann-Whitney, 12 pairs), so 0.85 is 2.6 sd above chance;
+    the working implementation measures about 0.97. Frozen, sign-flipped or never-updated gates fail it."""
     gt = data.ground_truth
-    over = {**FAST, "arch_lr": 0.1, "update_frequency": 1, "tau_decay": 0.005}
-    aucs = [ranking_auc(ranking_of(reg, "autofield", data, over, seed), gt["informative"], gt["noise"])
-            for seed in (0, 1)]
-    assert sum(aucs) / len(aucs) >= 0.8, aucs
+    scores = [autofield_scores(reg, data, seed) for seed in (0, 1, 2)]
+    aucs = [score_auc(s, gt["informative"], gt["noise"]) for s in scores]
+    assert sum(aucs) / len(aucs) >= 0.85, (aucs, scores)
+    for s in scores:   # the gates moved away from their init (keep probability 0.5)
+        assert max(abs(v - 0.5) for v in s.values()) > 0.1, s
+
+
+def test_autofield_logits_only_move_on_validation_batches(reg, data):
+    """First-order DARTS: the model optimiser does not hold the logits and training batches leave them alone;
+    with update_frequency past the last step they keep their init."""
+    over = {**AUTOFIELD_FAST, "epochs": 1, "update_frequency": 10**6}
+    assert set(autofield_scores(reg, data, 0, over).values()) == {0.5}
 
 
 def test_learned_selector_retrains_on_kept_fields(reg, data):
@@ -134,3 +168,14 @@ def test_statistical_selectors_on_synthetic(reg, synthetic, name):
     # Redundant near-copies carry the same marginal signal, so the top (informative + redundant) are exactly those.
     k = len(gt["informative"]) + len(gt["redundant"])
     assert ranking_quality(rk, gt, k=k, relevant=("informative", "redundant")) == {"precision": 1.0, "recall": 1.0}
+
+
+def test_autofield_on_synthetic(reg, synthetic):
+    """On the synthetic dataset (20k rows, Zipf values, cardinalities 3..10k) every planted informative field
+    above every pure-noise field, or nearly: mean tie-aware AUC (5 informative x 10 noise) over 2 seeds >= 0.9,
+    3.5 sd above a random ranking (sd 0.115 for the 2-seed mean). Measured 1.0 on seeds 0-3 (batch 256,
+    2 epochs, ~125 gate updates on 2000 validation rows)."""
+    over = {**AUTOFIELD_FAST, "batch_size": 256, "epochs": 2, "patience": 2, "arch_batch_size": 2000}
+    gt = synthetic.ground_truth
+    aucs = [score_auc(autofield_scores(reg, synthetic, seed, over), gt["informative"], gt["noise"]) for seed in (0, 1)]
+    assert sum(aucs) / len(aucs) >= 0.9, aucs

@@ -141,8 +141,11 @@ class AutoField(GatedSelector):
     """AutoField (Wang et al., "AutoField: Automating Feature Selection in Deep Recommender Systems", WWW 2022).
 
     Two logits (drop, keep) per field, Gumbel-softmax keep weight with temperature 1 -> 0.01 (-5e-5 per step);
-    DARTS-style (first-order) bi-level optimisation: the model on training batches, the gate logits with their
-    own Adam on a random validation batch every ``update_frequency`` steps. Score: softmax keep probability.
+    DARTS-style (first-order) bi-level optimisation: the model on training batches (the logits held constant:
+    no gradient, not in its optimiser or its gradient clipping), the gate logits with their own Adam (``arch_lr``)
+    on a random validation batch (``arch_batch_size`` rows, 0 = ``batch_size``) every ``update_frequency``
+    steps, the gradient taken w.r.t. the logits only. Score: softmax keep probability (ranks as the ERASE code's
+    raw keep logit, since both logits get equal and opposite gradients from the same init).
     """
 
     name = "autofield"
@@ -155,6 +158,14 @@ class AutoField(GatedSelector):
         tau_decay: float = 5e-5      # subtracted per step
         update_frequency: int = 10   # gate update on a validation batch every this many steps
         arch_lr: float = 1e-3
+        arch_batch_size: int = 0     # rows of the validation batch of a gate update (0 = batch_size, as ERASE)
+
+        def validate(self) -> None:
+            super().validate()
+            if self.update_frequency < 1 or self.arch_batch_size < 0 or self.arch_lr <= 0:
+                raise ConfigError("autofield needs update_frequency >= 1, arch_batch_size >= 0, arch_lr > 0")
+            if not 0 < self.tau_min <= self.tau_start or self.tau_decay < 0:
+                raise ConfigError("autofield needs 0 < tau_min <= tau_start and tau_decay >= 0")
 
     def make_gate(self, model: CTRModel, data: "EncodedDataset") -> Gate:
         gate = AutoFieldGate(model.num_fields)
@@ -162,23 +173,30 @@ class AutoField(GatedSelector):
         return gate
 
     def optimizer(self, gated: GatedModel) -> torch.optim.Optimizer:
-        self._arch_opt = torch.optim.Adam([gated.gate.alpha], lr=self.config.arch_lr)
-        gated.gate.alpha.requires_grad_(False)   # excluded from the model optimiser built next
-        opt = make_adam(gated, self.config)
-        gated.gate.alpha.requires_grad_(True)
-        return opt
+        alpha = gated.gate.alpha
+        self._arch_opt = torch.optim.Adam([alpha], lr=self.config.arch_lr)
+        # The logits are constants of the model's training steps (first-order DARTS): frozen, they are left out
+        # of the model optimiser, get no gradient from training batches, and do not enter its gradient clipping.
+        alpha.requires_grad_(False)
+        return make_adam(gated, self.config)
 
     def on_step(self, gated, step, total_steps, ctx, data, optimizer) -> None:
         cfg = self.config
         gated.gate.tau = max(cfg.tau_min, cfg.tau_start - cfg.tau_decay * step)
         if step % cfg.update_frequency == 0:
             valid = ctx.tensors(data, "valid")
-            idx = torch.randint(len(valid), (min(cfg.batch_size, len(valid)),), device=valid.X.device)
-            self._arch_opt.zero_grad(set_to_none=True)
-            loss = bce_loss(gated, valid.X[idx], valid.y[idx])
-            loss.backward()
+            n = min(cfg.arch_batch_size or cfg.batch_size, len(valid))
+            idx = torch.randint(len(valid), (n,), device=valid.X.device)
+            alpha = gated.gate.alpha
+            alpha.requires_grad_(True)
+            try:
+                loss = bce_loss(gated, valid.X[idx], valid.y[idx])   # train mode: Gumbel-softmax weights
+                # Gradient w.r.t. the logits only: the model's weights are not touched by the validation batch.
+                (alpha.grad,) = torch.autograd.grad(loss, [alpha])
+            finally:
+                alpha.requires_grad_(False)
             self._arch_opt.step()
-            gated.zero_grad(set_to_none=True)   # the model's grads from this batch must not leak into its step
+            alpha.grad = None
 
     def field_scores(self, gated, data, ctx) -> torch.Tensor:
         return torch.softmax(gated.gate.alpha.detach(), dim=-1)[:, 1]
