@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from leanrec.data import cache, synthetic
+from leanrec.data import cache, readers, synthetic
 from leanrec.data.cards import DatasetCard, FieldSpec, LabelSpec, load_card
 from leanrec.data.preprocess import (SPLIT_NAMES, TRAIN, FieldEncoder, GroupIndexer, PrepConfig, ValueCounter,
                                      check_classes, cross_tokens, encode, label_matrix, split_codes, time_split,
@@ -234,7 +234,7 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
             table = table if cfg.max_rows is None else table.slice(0, cfg.max_rows)
             labels = [LabelSpec(n) for n in synthetic.label_names(scfg)]
             specs = [FieldSpec(n) for n in table.column_names if n not in synthetic.LABEL_NAMES]
-            chunks = [RawTable(b, start=s) for b, s in _slices(table, readers_batch_rows())]
+            chunks = [RawTable(b, start=s) for b, s in _slices(table, readers.BATCH_ROWS)]
             batches = lambda: iter(chunks)  # noqa: E731
         else:
             labels = list(card.labels)
@@ -259,7 +259,7 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
             return split_codes(rows, raw.part, cfg, seed, has_valid=has_valid)
 
         # pass 1: labels, split sizes and positives, train frequencies
-        stages.step("counting")
+        stages.step("counting", add_total=1 if cfg.cross_fields else 0)
         sizes, positives, encoders = np.zeros(3, np.int64), np.zeros((3, len(labels)), np.int64), None
         for raw in batches():
             if specs is None:
@@ -357,14 +357,8 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
         stages.close()
 
 
-def readers_batch_rows() -> int:
-    """Rows per batch for in-memory tables (the readers' Parquet batch size)."""
-    from leanrec.data import readers
-
-    return readers.BATCH_ROWS
-
-
 def _slices(table: pa.Table, rows: int):
+    """(slice, start row) pieces of an in-memory table."""
     for start in range(0, table.num_rows, rows):
         yield table.slice(start, rows), start
 
