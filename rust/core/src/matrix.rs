@@ -99,9 +99,10 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
         return Err(Error::Input(format!("{} label rows for {} code rows", pats.len(), codes.rows)));
     }
     let maxes: Vec<u64> = (0..codes.fields).into_par_iter().map(|f| codes.min_max(f).1.max(0) as u64).collect();
+    // fields dealt round-robin to the groups, so neighbouring fields of similar cost (e.g. sorted by
+    // cardinality) spread over the threads instead of piling into one group
     let groups = (rayon::current_num_threads() * 2).clamp(1, codes.fields.max(1));
-    let per = codes.fields.div_ceil(groups).max(1);
-    let chunks: Vec<Vec<usize>> = (0..codes.fields).collect::<Vec<_>>().chunks(per).map(|c| c.to_vec()).collect();
+    let chunks: Vec<Vec<usize>> = (0..groups).map(|g| (g..codes.fields).step_by(groups).collect()).collect();
     let res: Result<Vec<Vec<CategoricalAcc>>> = chunks
         .par_iter()
         .map(|group| {
@@ -122,7 +123,13 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
             Ok(accs)
         })
         .collect();
-    Ok(res?.into_iter().flatten().collect())
+    let mut out: Vec<Option<CategoricalAcc>> = (0..codes.fields).map(|_| None).collect();
+    for (group, accs) in chunks.iter().zip(res?) {
+        for (&f, acc) in group.iter().zip(accs) {
+            out[f] = Some(acc);
+        }
+    }
+    Ok(out.into_iter().map(|a| a.expect("every field is in one group")).collect())
 }
 
 pub fn field_stats<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig, est: Estimator) -> Result<Vec<FieldStats>> {
@@ -226,5 +233,13 @@ mod tests {
         h.update(&keys(0), &keys(1), None, None, &pats).unwrap();
         assert_eq!(h.stats(), pa[0]);
         assert!(a[0].mi[0] > 0.1);
+        // fields come back in input order (groups deal fields round-robin: on 1 thread, [0, 2] and [1])
+        let a = crate::with_threads(Some(1), || field_stats(&Codes::new(&col_major, n, f, 1, n).unwrap(), &pats, &cfg, e))
+            .unwrap()
+            .unwrap();
+        for j in 0..f {
+            let one = field_stats(&Codes::new(&col_major[j * n..(j + 1) * n], n, 1, 1, n).unwrap(), &pats, &cfg, e).unwrap();
+            assert_eq!(one[0], a[j], "field {j}");
+        }
     }
 }
