@@ -296,7 +296,13 @@ class OptFS(GatedSelector):
         gated.gate.temp = self.config.gamma
         with torch.no_grad():
             X = ctx.tensors(data, "valid").X
-            return torch.sigmoid(gated.gate.temp * gated.gate.mask(X).squeeze(-1)).mean(0)
+            logits = gated.gate.mask(X).squeeze(-1)
+            share_open = torch.sigmoid(gated.gate.temp * logits).mean(0)
+            # At the final temperature most gates saturate to exactly 0 or 1, so fields often tie on the share;
+            # the mean mask logit (how far inside the open region the field's values sit) breaks those ties
+            # without changing the order of fields whose shares differ.
+            tie_break = torch.tanh(logits.mean(0)) * 1e-6
+            return share_open + tie_break
 
 
 # ---- LPFS ------------------------------------------------------------------------------------------------------
