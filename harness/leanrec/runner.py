@@ -161,10 +161,11 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     names = {d: dataset_label(_dataset_name(reg, d), data_overrides or {}) for d in datasets}
     dev = pick_device(device)
     records = []
+    # Methods outer, seeds inner: an interrupted grid leaves complete seed sets for the methods it reached.
     for dataset in datasets:
-        for seed in seeds:
-            todo = []
-            for m in methods:
+        loaded: dict[int, Any] = {}  # prepared splits per seed (cheap: memory-mapped from the cache)
+        for m in methods:
+            for seed in seeds:
                 path = record_path(results_dir, names[dataset], m.variant, seed)
                 if path.exists():
                     old = read_record(path)
@@ -173,14 +174,12 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
                         if report:
                             report(old, True)
                         continue
-                todo.append(m)
-            if not todo:
-                continue
-            data = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
-            for m in todo:
-                rec = run_one(classes[m.name], m, data, seed, budget=budget, device=dev, progress=progress, reg=reg)
+                if seed not in loaded:
+                    loaded[seed] = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
+                rec = run_one(classes[m.name], m, loaded[seed], seed, budget=budget, device=dev,
+                              progress=progress, reg=reg)
                 rec["dataset"], rec["data_overrides"] = names[dataset], data_overrides or {}
-                write_record(record_path(results_dir, names[dataset], m.variant, seed), rec)
+                write_record(path, rec)
                 records.append(rec)
                 if report:
                     report(rec, False)
