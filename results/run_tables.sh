@@ -29,7 +29,9 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
 
 what=${1:-all}
 if [[ $what == criteo || $what == all ]]; then
-  run criteo $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
+  # each paper's core comparison first, then the rest of every table
+  CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
+  run criteo $CORE $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
 fi
 if [[ $what == frappe || $what == all ]]; then  # 46K training rows: a core subset of every paper's table
   run frappe dnn deepfm dcnv2 reaction-baseline reaction lightfmp lightfmp-deepfm ssr-s irazor irazor-argmax mi

@@ -154,6 +154,7 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
 
     reg = reg or registry()
     budget = budget or Budget()
+    methods = list({m.variant: m for m in methods}.values())  # the same variant twice runs once
     classes = {m.name: reg.method(m.name) for m in methods}
     for m in methods:  # fail fast on bad config keys/values
         classes[m.name].from_overrides(m.overrides)
