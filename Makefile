@@ -40,8 +40,10 @@ test-python: setup
 
 test: test-rust test-python
 
+# On-demand benchmarks (minutes; results in benchmarks/results/). Not part of `make test`.
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_stats.py --rows 10000000 --threads 2
+	$(PY) benchmarks/bench_frappe_training.py --seeds 3
 
 clean:
 	rm -rf target $(VENV)
