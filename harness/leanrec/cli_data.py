@@ -14,7 +14,7 @@ console = Console()
 _SET_HELP = "Override a preprocessing option, e.g. --set min_count=2 --set synthetic.n_rows=20000 (repeatable)."
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
+def parse_sets(items: list[str], option: str = "--set") -> dict[str, Any]:
     """['a=1', 'synthetic.n_rows=5'] -> {'a': 1, 'synthetic': {'n_rows': 5}} (values parsed as TOML, else str)."""
     from leanrec.data.cards import tomllib
     from leanrec.errors import ConfigError
@@ -23,7 +23,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

@@ -1,7 +1,6 @@
 """`leanrec run`, `leanrec leaderboard` and `leanrec bench`: the benchmark grid and its leaderboard."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -9,27 +8,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from leanrec.cli_data import parse_sets
+
 console = Console()
-
-
-def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
-    from leanrec.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"{what}: expected key=value, got {item!r}")
-        try:
-            parsed: Any = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        node = out
-        *parents, leaf = key.strip().split(".")  # synthetic.n_rows=1000 -> {"synthetic": {"n_rows": 1000}}
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = parsed
-    return out
 
 
 def _report(record: dict[str, Any], skipped: bool) -> None:
@@ -85,7 +66,7 @@ def run_command(
     """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
     _set_threads(threads)
     _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir, max_epochs,
-                  _parse_kv(data, "--data"), device, progress)
+                  parse_sets(data, "--data"), device, progress)
 
 
 def leaderboard_command(
