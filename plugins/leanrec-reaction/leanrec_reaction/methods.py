@@ -153,6 +153,15 @@ def run_afe(data: Any, keep_ratio: float, min_gain: float) -> AFEResult:
     return greedy_select(st, keep_count(keep_ratio, len(names)), min_gain, names)
 
 
+def _select_fields(data: Any, ctx: "RunContext", afe_config: Any | None) -> tuple[Any, list, list[int]]:
+    """Run AFE (stage "search") when `afe_config` is given; return (afe result or None, fields, columns)."""
+    afe = None
+    if afe_config is not None:
+        with ctx.stage("search"):
+            afe = run_afe(data, afe_config.keep_ratio, afe_config.min_gain)
+    return (afe, *_fields_and_columns(data, afe))
+
+
 def _fields_and_columns(data: Any, afe: AFEResult | None) -> tuple[list, list[int]]:
     specs = field_specs(data)
     cols = sorted(afe.selected) if afe is not None else list(range(len(specs)))
@@ -184,11 +193,7 @@ class _SingleTower(Method):
 
     def fit(self, data: Any, ctx: "RunContext") -> FitResult:
         c = self.config
-        afe = None
-        if self.use_afe:
-            with ctx.stage("search"):
-                afe = run_afe(data, c.keep_ratio, c.min_gain)
-        fields, cols = _fields_and_columns(data, afe)
+        afe, fields, cols = _select_fields(data, ctx, c if self.use_afe else None)
         loss_fn = self.loss_fn(ctx, data, fields, cols)
         model = _tower(fields, cols, len(data.fields), c.hidden, c).to(ctx.device)
         with ctx.stage("train"):
@@ -303,11 +308,7 @@ class ReactionDTF(Method):
 
     def fit(self, data: Any, ctx: "RunContext") -> FitResult:
         c = self.config
-        afe = None
-        if self.use_afe:
-            with ctx.stage("search"):
-                afe = run_afe(data, c.keep_ratio, c.min_gain)
-        fields, cols = _fields_and_columns(data, afe)
+        afe, fields, cols = _select_fields(data, ctx, c if self.use_afe else None)
         cohort = TowerCohort(fields, c.embedding_dim, c.towers, c.n_positions, c.dropout, c.batch_norm)
         if len(cols) != len(data.fields):
             cohort.use_columns(cols)
