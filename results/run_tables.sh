@@ -27,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}
+what=${1:-all}   # criteo | frappe | movielens | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -38,4 +38,17 @@ if [[ $what == frappe || $what == all ]]; then  # 46K training rows: a core subs
 fi
 if [[ $what == movielens || $what == all ]]; then
   run movielens-100k $BASELINES $REACTION $LIGHTFMP $IRAZOR
+fi
+if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard
+  LB() { local out=$1 title=$2; shift 2; local only=(); for p in "$@"; do only+=(--only "$p"); done
+         "$LEANREC" leaderboard --results-dir results --out "results/tables/$out" --title "$title" "${only[@]}" > /dev/null; }
+  "$LEANREC" leaderboard --results-dir results > /dev/null
+  LB baselines "Baseline zoo (issue 6)" $BASELINES
+  LB reaction "REACTION variants, paper Table 3 (issue 8)" 'reaction*' dnn
+  LB lightfmp "Light-FMP on each backbone, with and without (issue 9)" dnn deepfm wide-deep ipnn xdeepfm 'lightfmp*'
+  LB ssr "SSR vs dense backbones (issue 10)" dnn dcnv2 rankmixer wukong 'ssr-*'
+  LB irazor "i-Razor vs fixed dims and argmax (issue 11)" dnn 'irazor*'
+  LB selection "Feature selectors, DNN retrained on the top fields (issue 7)" dnn mi chi2 variance lasso pca \
+    autofield adafs optfs lpfs mvfs 'mi[*' 'lasso[*' 'lpfs[*' adafs-e2e mvfs-e2e
+  "$LEANREC" selection-table --results-dir results --out results/tables/selection > /dev/null
 fi
