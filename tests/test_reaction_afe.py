@@ -135,3 +135,22 @@ def test_afe_on_synthetic_dataset_with_the_engine():
     assert order[first + 1] in gt["interaction"]                 # CI finds the partner of a pure interaction
     assert all(f in res.to_dict()["selected"] for f in signal)
     assert max(s["BI"] for s in res.to_dict()["steps"]) > 0       # two labels exercise BI
+
+
+def test_estimator_option_reaches_the_engine():
+    """AFE's first step is the field with the largest PI; with estimator='miller-madow' PI is the bias-corrected
+    MI, which is lower than the plug-in value by about (|X|-1)/(2N) for a pure-noise field."""
+    pytest.importorskip("leanrec._native")
+    from leanrec import stats
+    from leanrec_reaction.methods import run_afe
+
+    ds = tiny_dataset(4000, n_informative=2, n_noise=2, vocab=50, seed=5, interaction=False)
+    X, y = ds.train.X, ds.train.y.astype(np.int32)
+    for est in ("plugin", "miller-madow"):
+        res = run_afe(ds, 1.0, -1e9, est)
+        mi = stats.field_label_mi(X, y, estimator=est)[:, 0]
+        assert res.order[0] == int(np.argmax(mi))
+        assert res.PI[0] == pytest.approx(mi.max(), rel=1e-12)
+    plug = stats.field_label_mi(X, y)[:, 0]
+    mm = stats.field_label_mi(X, y, estimator="miller-madow")[:, 0]
+    assert np.all(mm < plug)  # every field has 50 values: the correction lowers every MI

@@ -44,16 +44,16 @@ class AFEStatistics:
                              f" (expected {(L, L, F)}), pair_cmi {self.pair_cmi.shape} (expected {(L, F, F)})")
 
 
-def afe_statistics(codes: np.ndarray, labels: np.ndarray) -> AFEStatistics:
+def afe_statistics(codes: np.ndarray, labels: np.ndarray, estimator: str = "plugin") -> AFEStatistics:
     """One call each to the statistics engine over int codes (N, F) and binary labels (N, L)."""
     from leanrec import stats
 
     codes = np.ascontiguousarray(codes)
     labels = np.asarray(labels)
     labels = np.ascontiguousarray(labels.reshape(len(labels), -1).astype(np.int32))
-    return AFEStatistics(mi=stats.field_label_mi(codes, labels),
-                         label_cmi=stats.label_conditional_mi(codes, labels),
-                         pair_cmi=stats.pairwise_label_cmi(codes, labels))
+    return AFEStatistics(mi=stats.field_label_mi(codes, labels, estimator=estimator),
+                         label_cmi=stats.label_conditional_mi(codes, labels, estimator=estimator),
+                         pair_cmi=stats.pairwise_label_cmi(codes, labels, estimator=estimator))
 
 
 @dataclass

@@ -81,6 +81,8 @@ class KDConfig(BaselineConfig):
 class AFEConfig(BaselineConfig):
     keep_ratio: float = 0.75     # k = round(keep_ratio * F); the paper reports the best of several thresholds
     min_gain: float = 0.0        # stop earlier when the best candidate's J falls below this (nats)
+    estimator: str = "plugin"    # MI/CMI estimator: "plugin" (the paper) or "miller-madow" (less biased
+                                 # towards high-cardinality fields)
 
     def validate(self) -> None:
         super().validate()
@@ -129,6 +131,7 @@ class DTFConfig(TowerConfig):
 class ReactionConfig(DTFConfig):
     keep_ratio: float = 0.75
     min_gain: float = 0.0
+    estimator: str = "plugin"
 
     def validate(self) -> None:
         super().validate()
@@ -143,12 +146,14 @@ def _check_hidden(hidden: Any, name: str) -> None:
 def _check_afe(cfg: Any) -> None:
     if not 0.0 < cfg.keep_ratio <= 1.0:
         raise ConfigError(f"keep_ratio must be in (0, 1], got {cfg.keep_ratio}")
+    if cfg.estimator not in ("plugin", "miller-madow"):
+        raise ConfigError(f"estimator must be 'plugin' or 'miller-madow', got {cfg.estimator!r}")
 
 
 # ---- shared steps ------------------------------------------------------------------------------------------
-def run_afe(data: Any, keep_ratio: float, min_gain: float) -> AFEResult:
+def run_afe(data: Any, keep_ratio: float, min_gain: float, estimator: str = "plugin") -> AFEResult:
     """AFE on the train split (statistics from leanrec.stats, then the O(F)-per-step greedy loop)."""
-    st = afe_statistics(data.train.X, data.train.y)
+    st = afe_statistics(data.train.X, data.train.y, estimator)
     names = [f.name for f in data.fields]
     return greedy_select(st, keep_count(keep_ratio, len(names)), min_gain, names)
 
@@ -158,7 +163,7 @@ def _select_fields(data: Any, ctx: "RunContext", afe_config: Any | None) -> tupl
     afe = None
     if afe_config is not None:
         with ctx.stage("search"):
-            afe = run_afe(data, afe_config.keep_ratio, afe_config.min_gain)
+            afe = run_afe(data, afe_config.keep_ratio, afe_config.min_gain, afe_config.estimator)
     return (afe, *_fields_and_columns(data, afe))
 
 
