@@ -10,42 +10,31 @@ from typing import Any
 
 import numpy as np
 
-
-@dataclass
-class TinyField:
-    name: str
-    kind: str
-    vocab_size: int
-    cardinality: int
-
-
-@dataclass
-class TinySplit:
-    X: np.ndarray
-    y: np.ndarray
-    group: np.ndarray | None = None
+from leanrec.data.dataset import FieldInfo, Split
 
 
 @dataclass
 class TinyDataset:
+    """An in-memory stand-in for EncodedDataset (same attributes, built from the data layer's own types)."""
+
     name: str
-    fields: list[TinyField]
+    fields: list[FieldInfo]
     labels: list[str]
-    splits: dict[str, TinySplit]
+    splits: dict[str, Split]
     ground_truth: dict[str, Any] | None = None
     cache_key: str = "in-memory"
     card: Any = field(default=None)
 
     @property
-    def train(self) -> TinySplit:
+    def train(self) -> Split:
         return self.splits["train"]
 
     @property
-    def valid(self) -> TinySplit:
+    def valid(self) -> Split:
         return self.splits["valid"]
 
     @property
-    def test(self) -> TinySplit:
+    def test(self) -> Split:
         return self.splits["test"]
 
 
@@ -76,7 +65,7 @@ def tiny_dataset(n: int = 3000, *, n_informative: int = 3, n_noise: int = 3, voc
     y = np.stack(labels, axis=1)
     group = rng.integers(0, 50, n).astype(np.int64)
     cut1, cut2 = int(0.8 * n), int(0.9 * n)
-    splits = {name: TinySplit(X[s], y[s], group[s]) for name, s in
+    splits = {name: Split(X[s], y[s], group[s]) for name, s in
               (("train", slice(0, cut1)), ("valid", slice(cut1, cut2)), ("test", slice(cut2, n)))}
-    fields = [TinyField(nm, "categorical", vocab, vocab) for nm in names]
+    fields = [FieldInfo(nm, "categorical", vocab, vocab) for nm in names]
     return TinyDataset("tiny", fields, [f"label{j}" for j in range(n_labels)], splits, gt)
