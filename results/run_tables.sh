@@ -27,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}   # criteo | frappe | movielens | tables | all
+what=${1:-all}   # criteo | frappe | movielens | ssr-scaling | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -38,6 +38,9 @@ if [[ $what == frappe || $what == all ]]; then  # 46K training rows: a core subs
 fi
 if [[ $what == movielens || $what == all ]]; then
   run movielens-100k $BASELINES $REACTION $LIGHTFMP $IRAZOR
+fi
+if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
+  run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
 fi
 if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard
   LB() { local out=$1 title=$2; shift 2; local only=(); for p in "$@"; do only+=(--only "$p"); done
@@ -51,4 +54,5 @@ if [[ $what == tables || $what == all ]]; then  # per-paper views of the one com
   LB selection "Feature selectors, DNN retrained on the top fields (issue 7)" dnn mi chi2 variance lasso pca \
     autofield adafs optfs lpfs mvfs 'mi[*' 'lasso[*' 'lpfs[*' adafs-e2e mvfs-e2e
   "$LEANREC" selection-table --results-dir results --out results/tables/selection > /dev/null
+  .venv/bin/python benchmarks/ssr_scaling.py results --knob b --out results/tables/ssr/ssr_scaling_b.png > /dev/null
 fi
