@@ -37,7 +37,7 @@ if [[ $what == frappe || $what == all ]]; then  # 46K training rows: a core subs
   run frappe dnn deepfm dcnv2 reaction-baseline reaction lightfmp lightfmp-deepfm ssr-s irazor irazor-argmax mi
 fi
 if [[ $what == movielens || $what == all ]]; then
-  run movielens-100k $BASELINES $REACTION $LIGHTFMP $IRAZOR
+  run movielens-100k dnn deepfm lr fm reaction-baseline reaction lightfmp irazor mi
 fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
