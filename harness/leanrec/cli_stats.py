@@ -26,6 +26,8 @@ def stats_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Write per-field stats to FILE.csv|.json|.parquet."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Bar chart of MI per field to FILE.png."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress indicator."),
+    estimator: str = typer.Option("plugin", "--estimator",
+                                  help="plugin | miller-madow (bias-corrected; plug-in MI favours many-valued fields)."),
 ) -> None:
     """Rows, nulls, distinct (exact + HLL), entropy, MI with each label, numeric summaries per field."""
     from leanrec.stats import compute
@@ -34,7 +36,7 @@ def stats_command(
     labels = split(label)
     report = compute(source, dataset=dataset, format=format, names=split(names), label=labels,
                      fields=split(fields), pairs=pairs, memory_budget=memory_budget, threads=threads,
-                     on_bad_rows=on_bad_rows, progress=progress)  # type: ignore[arg-type]
+                     on_bad_rows=on_bad_rows, progress=progress, estimator=estimator)  # type: ignore[arg-type]
     console = Console()
     table = Table(title=f"{report.source}: {report.rows:,} rows"
                         + (f", {report.bad_rows:,} bad rows skipped" if report.bad_rows else ""))

@@ -299,13 +299,14 @@ class TableAccumulator:
             raise ValueError("trailing bytes after TableAccumulator blob")
         return acc
 
-    def report(self, source: str = "", top_k: int = 10) -> StatsReport:
-        """Final statistics; raises DataError on empty input or a single-class label."""
+    def report(self, source: str = "", top_k: int = 10, estimator: str = "plugin") -> StatsReport:
+        """Final statistics (entropy/MI by `estimator`: "plugin" or "miller-madow"); raises DataError on empty
+        input or a single-class label."""
         spec = self.spec
         rows_out, top = [], {}
         n_rows, positives = 0, [0] * len(spec.labels)
         for f in spec.fields:
-            s = self.cat[f].stats()
+            s = self.cat[f].stats(estimator=estimator)
             n_rows, positives = s["rows"], s["positives"]
             row: dict[str, Any] = {"name": f, "kind": "numeric" if f in spec.numeric else "categorical",
                                    "rows": s["rows"], "nulls": s["nulls"], "distinct": s["distinct"],
@@ -330,7 +331,7 @@ class TableAccumulator:
                                 "mutual information with it is identically 0", path=source or None)
         pair_rows = []
         for (a, b), acc in self.pair.items():
-            s = acc.stats()
+            s = acc.stats(estimator=estimator)
             pr: dict[str, Any] = {"a": a, "b": b, "mi_ab": s["mi_ab"], "approx": s["approx"]}
             for i, lab in enumerate(spec.labels):
                 pr[f"cmi_a_given_b_{lab}"] = s["cmi_a_given_b"][i]
@@ -479,7 +480,8 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
             fields: Sequence[str] | None = None, numeric: Sequence[str] | None = None,
             pairs: bool | Sequence[tuple[str, str]] = False, memory_budget: str | int = "2GB",
             threads: int | None = None, on_bad_rows: BadRows = "error", progress: bool = True,
-            hll_precision: int = 14, batch_rows: int | None = None, top_k: int = 10) -> StatsReport:
+            hll_precision: int = 14, batch_rows: int | None = None, top_k: int = 10,
+            estimator: str = "plugin") -> StatsReport:
     """Stream `source` through the statistics engine and return a StatsReport.
 
     source: a file, a directory of shards, or a list of them (CSV/TSV/Parquet/Arrow IPC); default: the
@@ -496,6 +498,7 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
         hashed bins, flagged `approx`.  threads: rayon threads (None: all cores).
     on_bad_rows: 'error' raises DataError naming file, line and column; 'skip' counts them in
         `report.bad_rows`.  batch_rows: re-slice batches (results do not depend on it).
+    estimator: "plugin" (default) or "miller-madow" (bias-corrected entropy/MI, see docs/stats.md).
     """
     if on_bad_rows not in ("error", "skip"):
         raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
@@ -522,7 +525,7 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
                       TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task(f"counting {len(files)} file(s)", total=None)
             acc = _count(files, progress=lambda n: bar.advance(task, n), **kwargs)
-    return acc.report(source=str(source), top_k=top_k)
+    return acc.report(source=str(source), top_k=top_k, estimator=estimator)
 
 
 def _count_shard(path: str, kwargs: dict[str, Any]) -> bytes:
