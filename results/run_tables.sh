@@ -27,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}   # criteo | frappe | movielens | ssr-scaling | tables | all
+what=${1:-all}   # criteo | frappe | movielens | ssr-scaling | fg | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -42,6 +42,14 @@ fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
 fi
+if [[ $what == fg || $what == all ]]; then  # i-Razor on the FG version (all pairwise cross fields) of frappe
+  for m in dnn irazor irazor-argmax; do
+    for attempt in 1 2 3; do
+      "$LEANREC" run -d frappe -m "$m" --data cross_fields=true --seeds "$SEEDS" --max-epochs "$EPOCHS" \
+        --results-dir results --no-progress --threads "${THREADS:-1}" && break
+    done
+  done
+fi
 if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard
   LB() { local out=$1 title=$2; shift 2; local only=(); for p in "$@"; do only+=(--only "$p"); done
          "$LEANREC" leaderboard --results-dir results --out "results/tables/$out" --title "$title" "${only[@]}" > /dev/null; }
@@ -50,7 +58,7 @@ if [[ $what == tables || $what == all ]]; then  # per-paper views of the one com
   LB reaction "REACTION variants, paper Table 3 (issue 8)" 'reaction*' dnn
   LB lightfmp "Light-FMP on each backbone, with and without (issue 9)" dnn deepfm wide-deep ipnn xdeepfm 'lightfmp*'
   LB ssr "SSR vs dense backbones (issue 10)" dnn dcnv2 rankmixer wukong 'ssr-*'
-  LB irazor "i-Razor vs fixed dims and argmax (issue 11)" dnn 'irazor*'
+  LB irazor "i-Razor vs fixed dims and argmax, plain and FG data (issue 11)" dnn 'irazor*'
   LB selection "Feature selectors, DNN retrained on the top fields (issue 7)" dnn mi chi2 variance lasso pca \
     autofield adafs optfs lpfs mvfs 'mi[*' 'lasso[*' 'lpfs[*' adafs-e2e mvfs-e2e
   "$LEANREC" selection-table --results-dir results --out results/tables/selection > /dev/null
