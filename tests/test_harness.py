@@ -258,3 +258,24 @@ def test_leaderboard_filters_variants_and_datasets():
     assert len(list(select_records(recs))) == 8
     exact = {r["variant"] for r in select_records(recs, ["lightfmp[prune_ratio=0.25]"])}
     assert exact == {"lightfmp[prune_ratio=0.25]"}
+
+
+def _fake_record(variant, seed, auc, baseline=False):
+    return {"dataset": "d", "variant": variant, "status": "ok", "seed": seed, "family": "x",
+            "is_baseline": baseline, "total_time": 2.0 if variant.startswith("dnn") else 4.0, "selection": {},
+            "metrics": {"auc": auc, "logloss": 0.5, "params": {"total": 10, "embedding": 6, "backbone": 4},
+                        "flops_per_sample": 1.0, "latency_s_per_sample": {"batch_1": 1e-5, "batch_4096": 1e-6}}}
+
+
+def test_leaderboard_delta_uses_a_dnn_variant_when_plain_dnn_is_absent():
+    from leanrec.leaderboard import build_rows
+
+    recs = [_fake_record("dnn[hidden=[8]]", s, 0.70 + 0.01 * s, True) for s in range(3)]
+    jitter = [0.001, -0.002, 0.0005]
+    recs += [_fake_record("other", s, 0.72 + 0.01 * s + jitter[s]) for s in range(3)]
+    rows = {r.variant: r for r in build_rows(recs)["d"]}
+    assert rows["other"].delta_auc == pytest.approx(0.02 + np.mean(jitter))
+    assert rows["other"].time_ratio == pytest.approx(2.0)
+    assert rows["other"].vs == "dnn[hidden=[8]]"
+    x = [0.70 + 0.01 * s for s in range(3)]
+    assert rows["other"].p_value == pytest.approx(sps.ttest_rel(x, [a + 0.02 + j for a, j in zip(x, jitter)]).pvalue)

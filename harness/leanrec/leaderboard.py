@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from leanrec.records import atomic_write_bytes, atomic_write_text, iter_records
 
-REFERENCE = "dnn"  # deltas and time ratios are against this variant when present
+REFERENCE = "dnn"  # deltas and time ratios are against this method's row when present
 
 
 @dataclass
@@ -93,7 +93,9 @@ def _annotate(rows: list[Row]) -> None:
     rows.sort(key=lambda r: (-r.mean("auc") if r.auc else math.inf, r.variant))
     for i, r in enumerate(rows, 1):
         r.rank = i
-    ref = next((r for r in rows if r.variant == REFERENCE and r.auc), None)
+    # the plain `dnn` row, else the first dnn variant (e.g. `dnn[hidden=[128,128]]` in the quick demo)
+    dnn_rows = [r for r in rows if r.auc and r.variant.split("[")[0] == REFERENCE]
+    ref = next((r for r in dnn_rows if r.variant == REFERENCE), dnn_rows[0] if dnn_rows else None)
     baselines = [r for r in rows if r.is_baseline and r.auc]
     best = max(baselines, key=lambda r: r.mean("auc"), default=None)
     for r in rows:
@@ -111,8 +113,9 @@ def paired_p_value(a: Row, b: Row) -> float:
         return math.nan
     x = [a.auc[a.seeds.index(s)] for s in common]
     y = [b.auc[b.seeds.index(s)] for s in common]
-    if np.allclose(x, y):
-        return 1.0
+    diff = np.subtract(x, y)
+    if np.allclose(diff, diff[0], rtol=0, atol=1e-15):  # no spread in the differences: t is 0 or infinite
+        return 1.0 if abs(diff[0]) <= 1e-15 else 0.0
     return float(sps.ttest_rel(x, y).pvalue)
 
 

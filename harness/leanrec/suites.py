@@ -29,8 +29,8 @@ SUITES: dict[str, Suite] = {
                  'lightfmp:prune_ratio=0.5,backbone_config={"hidden":[128,128]}',
                  'irazor:backbone_config={"hidden":[128,128]}', "ssr-s:b=8,d_v=64", "reaction"],
         seeds=3,
-        max_epochs=2,
-        data_overrides={"synthetic": {"n_rows": 30000}},
+        max_epochs=4,
+        data_overrides={"synthetic": {"n_rows": 50000}},
     ),
 }
 
