@@ -84,11 +84,13 @@ def selection_table(
     results_dir: str = typer.Option("results", "--results-dir", help="Directory holding runs/."),
     out_dir: Optional[str] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
     plots: bool = typer.Option(True, "--plots/--no-plots"),
+    only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable)."),
+    dataset: list[str] = typer.Option([], "--dataset", "-d", help="Keep datasets matching this glob (repeatable)."),
 ) -> None:
     """Feature-selection table over keep ratios (AUC by k per selector) and AUC-vs-k plots."""
     from leanrec.selection import selection_table_command
 
-    typer.echo(selection_table_command(results_dir, out_dir, plots))
+    typer.echo(selection_table_command(results_dir, out_dir, plots, only, dataset))
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import csv
 import fnmatch
 import io
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from leanrec.records import atomic_write_bytes, atomic_write_text, iter_records
+from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
 
 REFERENCE = "dnn"  # deltas and time ratios are against this method's row when present
 
@@ -254,6 +253,5 @@ def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: 
     atomic_write_text(out_dir / "leaderboard.md", md)
     if plots:
         for dataset, rows in tables.items():
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip("_")
-            plot(rows, out_dir / f"auc_vs_params_{slug}.png", f"{dataset}: AUC vs parameters")
+            plot(rows, out_dir / f"auc_vs_params_{file_slug(dataset)}.png", f"{dataset}: AUC vs parameters")
     return tables, md

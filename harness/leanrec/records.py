@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,6 +44,11 @@ def variant_name(method: str, overrides: dict[str, Any]) -> str:
         return method
     inner = ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(overrides.items()))
     return f"{method}[{inner}]"
+
+
+def file_slug(name: str) -> str:
+    """A file-name-safe form of a dataset or variant label ('frappe[cross_fields=true]' -> 'frappe_cross_fields_true')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
 def record_path(results_dir: Path, dataset: str, variant: str, seed: int) -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, field_specs
-from leanrec.records import atomic_write_bytes, atomic_write_text, iter_records
+from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -294,25 +294,29 @@ def plot_selection(rows: Sequence[SelectionRow], path: Path, title: str) -> bool
 
 
 def write_selection_table(results_dir: Path | str, out_dir: Path | str | None = None, *,
-                          plots: bool = True) -> list[Path]:
-    """Read every run record under results_dir; write selection.csv, selection.md and one
-    selection_auc_vs_k_<dataset>.png per dataset into out_dir (default results_dir). Returns the paths."""
+                          plots: bool = True, only: Sequence[str] = (), datasets: Sequence[str] = ()) -> list[Path]:
+    """Read the run records under results_dir (filtered like the leaderboard: variant and dataset globs);
+    write selection.csv, selection.md and one selection_auc_vs_k_<dataset>.png per dataset into out_dir
+    (default results_dir). Returns the paths."""
+    from leanrec.leaderboard import select_records
+
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
-    rows = selection_rows(iter_records(results_dir))
+    rows = selection_rows(select_records(iter_records(results_dir), only, datasets))
     written = [out_dir / "selection.csv", out_dir / "selection.md"]
     atomic_write_text(written[0], selection_csv(rows))
     atomic_write_text(written[1], selection_markdown(rows))
     if plots:
         for dataset in sorted({r.dataset for r in rows}):
-            path = out_dir / f"selection_auc_vs_k_{dataset}.png"
+            path = out_dir / f"selection_auc_vs_k_{file_slug(dataset)}.png"
             if plot_selection([r for r in rows if r.dataset == dataset], path, f"{dataset}: AUC against k"):
                 written.append(path)
     return written
 
 
-def selection_table_command(results_dir: str = "results", out_dir: str | None = None, plots: bool = True) -> str:
+def selection_table_command(results_dir: str = "results", out_dir: str | None = None, plots: bool = True,
+                            only: Sequence[str] = (), datasets: Sequence[str] = ()) -> str:
     """CLI hook for ``leanrec selection-table``: writes the table over k and returns a one-line summary per
-    written file (the CLI prints it). Typer-free so the lead mounts it with one decorator."""
-    paths = write_selection_table(results_dir, out_dir, plots=plots)
+    written file (the CLI prints it)."""
+    paths = write_selection_table(results_dir, out_dir, plots=plots, only=only, datasets=datasets)
     return "\n".join(f"wrote {p}" for p in paths)
