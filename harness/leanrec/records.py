@@ -53,7 +53,7 @@ def file_slug(name: str) -> str:
 
 def record_path(results_dir: Path, dataset: str, variant: str, seed: int) -> Path:
     safe = variant if len(variant) <= 80 and "/" not in variant else f"{variant.split('[')[0]}-{short_hash(variant)}"
-    return Path(results_dir) / "runs" / dataset / f"{safe}__seed{seed}.json"
+    return Path(results_dir) / "runs" / file_slug(dataset) / f"{safe}__seed{seed}.json"
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
