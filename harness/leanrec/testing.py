@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from leanrec.data.dataset import FieldInfo, Split
+from leanrec.data.dataset import FieldInfo, Split, SplitAccess
 
 
 @dataclass
-class TinyDataset:
+class TinyDataset(SplitAccess):
     """An in-memory stand-in for EncodedDataset (same attributes, built from the data layer's own types)."""
 
     name: str
@@ -24,18 +24,6 @@ class TinyDataset:
     ground_truth: dict[str, Any] | None = None
     cache_key: str = "in-memory"
     card: Any = field(default=None)
-
-    @property
-    def train(self) -> Split:
-        return self.splits["train"]
-
-    @property
-    def valid(self) -> Split:
-        return self.splits["valid"]
-
-    @property
-    def test(self) -> Split:
-        return self.splits["test"]
 
 
 def tiny_dataset(n: int = 3000, *, n_informative: int = 3, n_noise: int = 3, vocab: int = 8,

@@ -53,7 +53,25 @@ class Split:
         return len(self.X)
 
 
-class EncodedDataset:
+class SplitAccess:
+    """``train`` / ``valid`` / ``test`` shortcuts over a ``splits`` dict (shared with in-memory test datasets)."""
+
+    splits: dict[str, Split]
+
+    @property
+    def train(self) -> Split:
+        return self.splits["train"]
+
+    @property
+    def valid(self) -> Split:
+        return self.splits["valid"]
+
+    @property
+    def test(self) -> Split:
+        return self.splits["test"]
+
+
+class EncodedDataset(SplitAccess):
     """An encoded dataset opened from its cache directory (arrays are read-only memory maps)."""
 
     def __init__(self, path: str | Path):
@@ -71,18 +89,6 @@ class EncodedDataset:
                      cache.load_array(self.path, f"{s}_group"), cache.load_array(self.path, f"{s}_dense"))
             for s in SPLITS
         }
-
-    @property
-    def train(self) -> Split:
-        return self.splits["train"]
-
-    @property
-    def valid(self) -> Split:
-        return self.splits["valid"]
-
-    @property
-    def test(self) -> Split:
-        return self.splits["test"]
 
     @property
     def field_names(self) -> list[str]:
