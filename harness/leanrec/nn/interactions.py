@@ -16,6 +16,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from leanrec.nn.layers import select_linear_inputs
+
 __all__ = [
     "pair_positions", "select_linear_inputs", "select_linear_outputs", "InnerProduct", "FieldPairWeights",
     "CIN", "CrossNetV2", "MultiHeadSelfAttention", "SENet", "BilinearInteraction", "InteractionAggregation",
@@ -29,17 +31,6 @@ def pair_positions(num_fields: int, keep: Sequence[int]) -> list[int]:
     kept = set(int(k) for k in keep)
     rows, cols = torch.triu_indices(num_fields, num_fields, 1).tolist()
     return [p for p, (i, j) in enumerate(zip(rows, cols)) if i in kept and j in kept]
-
-
-def select_linear_inputs(linear: nn.Linear, columns: Sequence[int]) -> nn.Linear:
-    """A new Linear reading only the input `columns` of `linear` (weights copied)."""
-    cols = torch.as_tensor(list(columns), dtype=torch.long, device=linear.weight.device)
-    new = nn.Linear(len(cols), linear.out_features, bias=linear.bias is not None).to(linear.weight.device)
-    with torch.no_grad():
-        new.weight.copy_(linear.weight[:, cols])
-        if linear.bias is not None:
-            new.bias.copy_(linear.bias)
-    return new
 
 
 def select_linear_outputs(linear: nn.Linear, rows: Sequence[int]) -> nn.Linear:

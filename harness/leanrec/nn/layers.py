@@ -15,6 +15,17 @@ def field_columns(dims: Sequence[int], keep: Sequence[int]) -> list[int]:
     return [c for i in keep for c in range(starts[i], starts[i + 1])]
 
 
+def select_linear_inputs(linear: nn.Linear, columns: Sequence[int]) -> nn.Linear:
+    """A new Linear reading only the input `columns` of `linear` (weights copied)."""
+    cols = torch.as_tensor(list(columns), dtype=torch.long, device=linear.weight.device)
+    new = nn.Linear(len(cols), linear.out_features, bias=linear.bias is not None).to(linear.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[:, cols])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias)
+    return new
+
+
 class MLP(nn.Module):
     """Linear -> [BatchNorm] -> activation -> [Dropout] blocks, optionally followed by an output Linear."""
 
@@ -43,14 +54,8 @@ class MLP(nn.Module):
         """Keep only the given input columns of the first Linear, copying their weights (weight transfer)."""
         first = self.net[0]
         assert isinstance(first, nn.Linear)
-        cols = torch.as_tensor(list(columns), dtype=torch.long, device=first.weight.device)
-        new = nn.Linear(len(cols), first.out_features, bias=first.bias is not None).to(first.weight.device)
-        with torch.no_grad():
-            new.weight.copy_(first.weight[:, cols])
-            if first.bias is not None:
-                new.bias.copy_(first.bias)
-        self.net[0] = new
-        self.in_dim = len(cols)
+        self.net[0] = select_linear_inputs(first, columns)
+        self.in_dim = self.net[0].in_features
 
 
 class FactorizationMachine(nn.Module):
