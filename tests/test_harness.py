@@ -279,3 +279,26 @@ def test_leaderboard_delta_uses_a_dnn_variant_when_plain_dnn_is_absent():
     assert rows["other"].vs == "dnn[hidden=[8]]"
     x = [0.70 + 0.01 * s for s in range(3)]
     assert rows["other"].p_value == pytest.approx(sps.ttest_rel(x, [a + 0.02 + j for a, j in zip(x, jitter)]).pvalue)
+
+
+def test_leaderboard_compares_a_method_with_its_own_backbone():
+    from leanrec.leaderboard import build_rows, to_csv, to_markdown
+
+    recs = [_fake_record("dnn", s, 0.70 + 0.01 * s, True) for s in range(3)]
+    recs += [_fake_record("ipnn", s, 0.75 + 0.01 * s, True) for s in range(3)]
+    gain = [0.010, 0.012, 0.011]
+    for s in range(3):
+        rec = _fake_record("lightfmp-ipnn", s, 0.75 + 0.01 * s + gain[s])
+        rec["config"], rec["total_time"] = {"backbone": "ipnn"}, 3.0
+        recs.append(rec)
+    tables = build_rows(recs)
+    rows = {r.variant: r for r in tables["d"]}
+    own = rows["lightfmp-ipnn"]
+    assert own.bb_delta_auc == pytest.approx(np.mean(gain))
+    assert own.bb_time_ratio == pytest.approx(3.0 / 4.0)  # ipnn's fake total_time is 4 s
+    x = [0.75 + 0.01 * s for s in range(3)]
+    assert own.bb_p_value == pytest.approx(sps.ttest_rel(x, [a + g for a, g in zip(x, gain)]).pvalue)
+    assert math.isnan(rows["ipnn"].bb_delta_auc) and math.isnan(rows["dnn"].bb_time_ratio)
+    md = to_markdown(tables)
+    assert "time × own backbone" in md and "`ipnn`)" in md
+    assert "delta_auc_vs_backbone" in to_csv(tables).splitlines()[0]

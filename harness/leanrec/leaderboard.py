@@ -39,11 +39,16 @@ class Row:
     train_s: float
     fields: float
     dims: float
+    backbone: str = ""           # config["backbone"] of methods built on a zoo backbone (Light-FMP, selectors, ...)
     rank: int = 0
     delta_auc: float = math.nan
     time_ratio: float = math.nan
     p_value: float = math.nan
     vs: str = ""
+    # against the row of the method's own backbone (e.g. lightfmp-ipnn vs ipnn): the papers' "TT ratio"
+    bb_delta_auc: float = math.nan
+    bb_p_value: float = math.nan
+    bb_time_ratio: float = math.nan
 
     def mean(self, key: str) -> float:
         v = getattr(self, key)
@@ -82,6 +87,7 @@ def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
             train_s=_mean(r["total_time"] for r in ok),
             fields=_mean(len(s["fields"]) for s in sel if s.get("fields")),
             dims=_mean(sum(s["field_dims"].values()) for s in sel if s.get("field_dims")),
+            backbone=str((recs[0].get("config") or {}).get("backbone") or ""),
         ))
     for rows in tables.values():
         _annotate(rows)
@@ -103,6 +109,13 @@ def _annotate(rows: list[Row]) -> None:
             r.time_ratio = r.train_s / ref.train_s if ref.train_s else math.nan
         if best is not None and r is not best and r.auc:
             r.vs, r.p_value = best.variant, paired_p_value(best, r)
+    by_variant = {r.variant: r for r in rows if r.auc}
+    for r in rows:
+        own = by_variant.get(r.backbone)
+        if own is not None and own is not r and r.auc:
+            r.bb_delta_auc = r.mean("auc") - own.mean("auc")
+            r.bb_p_value = paired_p_value(own, r)
+            r.bb_time_ratio = r.train_s / own.train_s if own.train_s else math.nan
 
 
 def paired_p_value(a: Row, b: Row) -> float:
@@ -120,7 +133,7 @@ def paired_p_value(a: Row, b: Row) -> float:
 
 COLUMNS = ["rank", "variant", "family", "seeds", "auc", "logloss", "gauc", "delta_auc", "p_value", "vs",
            "params", "emb_params", "backbone_params", "flops", "lat1_us", "lat4096_us", "train_s", "time_ratio",
-           "fields", "dims", "failed"]
+           "fields", "dims", "backbone", "bb_delta_auc", "bb_p_value", "bb_time_ratio", "failed"]
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -142,13 +155,15 @@ def to_csv(tables: dict[str, list[Row]]) -> str:
     w.writerow(["dataset", "rank", "variant", "family", "n_seeds", "auc_mean", "auc_std", "logloss_mean",
                 "logloss_std", "gauc_mean", "delta_auc_vs_dnn", "p_value", "vs_baseline", "params", "emb_params",
                 "backbone_params", "flops_per_sample", "latency_b1_us", "latency_b4096_us_per_sample",
-                "train_time_s", "train_time_ratio_vs_dnn", "fields", "total_dims", "failed_runs"])
+                "train_time_s", "train_time_ratio_vs_dnn", "fields", "total_dims", "backbone",
+                "delta_auc_vs_backbone", "p_value_vs_backbone", "train_time_ratio_vs_backbone", "failed_runs"])
     for dataset, rows in tables.items():
         for r in rows:
             w.writerow([dataset, r.rank, r.variant, r.family, len(r.seeds), r.mean("auc"), r.std("auc"),
                         r.mean("logloss"), r.std("logloss"), r.mean("gauc"), r.delta_auc, r.p_value, r.vs,
                         r.params, r.emb_params, r.backbone_params, r.flops, r.lat1_us, r.lat4096_us, r.train_s,
-                        r.time_ratio, r.fields, r.dims, r.failed])
+                        r.time_ratio, r.fields, r.dims, r.backbone, r.bb_delta_auc, r.bb_p_value, r.bb_time_ratio,
+                        r.failed])
     return buf.getvalue()
 
 
@@ -156,10 +171,12 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
     out = []
     for dataset, rows in tables.items():
         has_gauc = any(r.gauc for r in rows)
+        has_own = any(not math.isnan(r.bb_delta_auc) for r in rows)
         out.append(f"## {dataset}\n")
         head = ["#", "method", "AUC (mean ± std)", "logloss"] + (["gAUC"] if has_gauc else []) + [
             "Δ AUC vs dnn", "p vs best baseline", "params (emb / backbone)", "FLOPs/sample",
-            "latency b1 (µs)", "latency b4096 (µs/sample)", "train s", "time × dnn", "seeds"]
+            "latency b1 (µs)", "latency b4096 (µs/sample)", "train s", "time × dnn"] + (
+            ["Δ AUC vs own backbone (p)", "time × own backbone"] if has_own else []) + ["seeds"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for r in rows:
@@ -170,13 +187,20 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             cells += [
                 ("+" if r.delta_auc > 0 else "") + _fmt(r.delta_auc), _fmt(r.p_value, 3),
                 f"{_si(r.params)} ({_si(r.emb_params)} / {_si(r.backbone_params)})", _si(r.flops),
-                _fmt(r.lat1_us, 1), _fmt(r.lat4096_us, 3), _fmt(r.train_s, 1), _fmt(r.time_ratio, 2),
-                f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else ""),
-            ]
+                _fmt(r.lat1_us, 1), _fmt(r.lat4096_us, 3), _fmt(r.train_s, 1), _fmt(r.time_ratio, 2)]
+            if has_own:
+                cells += ["-" if math.isnan(r.bb_delta_auc) else
+                          f"{'+' if r.bb_delta_auc > 0 else ''}{_fmt(r.bb_delta_auc)} ({_fmt(r.bb_p_value, 3)}, "
+                          f"`{r.backbone}`)", _fmt(r.bb_time_ratio, 2)]
+            cells.append(f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else ""))
             out.append("| " + " | ".join(cells) + " |")
         best = next((r.vs for r in rows if r.vs), None)
         if best:
             out.append(f"\np: two-sided paired t-test of test AUC against the best baseline `{best}` on shared seeds.")
+        if has_own:
+            out.append("Own backbone: the row of the backbone the method is built on (its `backbone` key) with its "
+                       "registered defaults; time × own backbone is the papers' training-time (TT) ratio, wall "
+                       "clock including every stage (pretraining, selection, retraining).")
         out.append("FLOPs: torch's FLOP counter on the serving model (matrix products only: embedding gathers and "
                    "element-wise ops count 0). Latency: median forward time per sample. Params count only what "
                    "the serving model keeps.\n")
