@@ -22,7 +22,7 @@ from leanrec.errors import ConfigError
 from leanrec.methods import FitResult, Method, MethodConfig, field_specs
 from leanrec.metrics import roc_auc
 from leanrec.trainer import predict_logits
-from leanrec_reaction.afe import AFEResult, afe_statistics, greedy_select, keep_count
+from leanrec_reaction.afe import ESTIMATORS, AFEResult, afe_select
 from leanrec_reaction.losses import binary_entropy_from_logits, distillation_loss
 from leanrec_reaction.model import ReactionNet, TowerCohort, feature_width
 
@@ -78,12 +78,19 @@ class KDConfig(BaselineConfig):
 
 
 @dataclass
-class AFEConfig(BaselineConfig):
+class AFEKeys:
+    """AFE's keys, shared by reaction-afe and reaction (mixed into their configs)."""
+
     keep_ratio: float = 0.75     # k = round(keep_ratio * F); the paper reports the best of several thresholds
     min_gain: float = 0.0        # stop earlier when the best candidate's J falls below this (nats)
-    estimator: str = "plugin"    # MI/CMI estimator: "plugin" (the paper) or "miller-madow" (less biased
-                                 # towards high-cardinality fields)
+    estimator: str = "plugin"    # MI/CMI estimator: "plugin" (the paper), "miller-madow" or "shuffle" (ours:
+                                 # minus a label-permutation null; both less biased to high cardinality)
+    lookahead: bool = False      # ours: add the synergy with the best unselected partner (finds pure
+                                 # interactions that eq. 8 ties with noise; see afe.py)
 
+
+@dataclass
+class AFEConfig(BaselineConfig, AFEKeys):
     def validate(self) -> None:
         super().validate()
         _check_afe(self)
@@ -128,11 +135,7 @@ class DTFConfig(TowerConfig):
 
 
 @dataclass
-class ReactionConfig(DTFConfig):
-    keep_ratio: float = 0.75
-    min_gain: float = 0.0
-    estimator: str = "plugin"
-
+class ReactionConfig(DTFConfig, AFEKeys):
     def validate(self) -> None:
         super().validate()
         _check_afe(self)
@@ -146,16 +149,15 @@ def _check_hidden(hidden: Any, name: str) -> None:
 def _check_afe(cfg: Any) -> None:
     if not 0.0 < cfg.keep_ratio <= 1.0:
         raise ConfigError(f"keep_ratio must be in (0, 1], got {cfg.keep_ratio}")
-    if cfg.estimator not in ("plugin", "miller-madow"):
-        raise ConfigError(f"estimator must be 'plugin' or 'miller-madow', got {cfg.estimator!r}")
+    if cfg.estimator not in ESTIMATORS:
+        raise ConfigError(f"estimator must be one of {ESTIMATORS}, got {cfg.estimator!r}")
 
 
 # ---- shared steps ------------------------------------------------------------------------------------------
-def run_afe(data: Any, keep_ratio: float, min_gain: float, estimator: str = "plugin") -> AFEResult:
+def run_afe(data: Any, cfg: AFEKeys) -> AFEResult:
     """AFE on the train split (statistics from leanrec.stats, then the O(F)-per-step greedy loop)."""
-    st = afe_statistics(data.train.X, data.train.y, estimator)
-    names = [f.name for f in data.fields]
-    return greedy_select(st, keep_count(keep_ratio, len(names)), min_gain, names)
+    return afe_select(data.train.X, data.train.y, cfg.keep_ratio, cfg.min_gain, [f.name for f in data.fields],
+                      cfg.estimator, cfg.lookahead)
 
 
 def _select_fields(data: Any, ctx: "RunContext", afe_config: Any | None) -> tuple[Any, list, list[int]]:
@@ -163,7 +165,7 @@ def _select_fields(data: Any, ctx: "RunContext", afe_config: Any | None) -> tupl
     afe = None
     if afe_config is not None:
         with ctx.stage("search"):
-            afe = run_afe(data, afe_config.keep_ratio, afe_config.min_gain, afe_config.estimator)
+            afe = run_afe(data, afe_config)
     return (afe, *_fields_and_columns(data, afe))
 
 
