@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the committed results under results/ were produced (CPU, 2 cores). Rerunning skips finished runs, so
-# this script also resumes after an interruption. Usage: results/run_tables.sh [criteo|frappe|movielens|all]
+# this script also resumes after an interruption. Usage: results/run_tables.sh [SECTION|all] (sections below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LEANREC=${LEANREC:-.venv/bin/leanrec}
@@ -27,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}   # criteo | frappe | movielens | ssr-scaling | fg | tables | all
+what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | ssr-scaling | fg | fg-criteo | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -50,16 +50,29 @@ if [[ $what == movielens || $what == all ]]; then
   run movielens-100k reaction-er reaction-kd reaction-dtf reaction-afe ssr-s ssr-d:b=8,d_v=64 irazor-argmax
   run movielens-100k $LIGHTFMP
 fi
+if [[ $what == avazu || $what == all ]]; then  # 10K-row head: every paper table's methods (no selectors)
+  run avazu dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s
+  run avazu $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR
+fi
+if [[ $what == afe-options || $what == all ]]; then  # AFE with our bias-corrected estimator and look-ahead
+  run criteo reaction-afe:estimator=shuffle,lookahead=true reaction:estimator=shuffle,lookahead=true
+fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
 fi
-if [[ $what == fg || $what == all ]]; then  # i-Razor on the FG version (all pairwise cross fields) of frappe
+fg() {  # fg DATASET SEEDS: i-Razor vs DNN and argmax on the FG version (every pairwise cross field added)
   for m in dnn irazor irazor-argmax; do
     for attempt in 1 2 3; do
-      "$LEANREC" run -d frappe -m "$m" --data cross_fields=true --seeds "$SEEDS" --max-epochs "$EPOCHS" \
+      "$LEANREC" run -d "$1" -m "$m" --data cross_fields=true --seeds "$2" --max-epochs "$EPOCHS" \
         --results-dir results --no-progress --threads "${THREADS:-1}" && break
     done
   done
+}
+if [[ $what == fg || $what == all ]]; then
+  fg frappe "$SEEDS"
+fi
+if [[ $what == fg-criteo || $what == all ]]; then  # 39 + 741 cross fields on 8K training rows
+  fg criteo "${FG_CRITEO_SEEDS:-3}"
 fi
 if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard
   LB() { local out=$1 title=$2; shift 2; local only=(); for p in "$@"; do only+=(--only "$p"); done
