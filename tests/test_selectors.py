@@ -163,10 +163,11 @@ def synthetic(tmp_path_factory):
     return load_dataset("synthetic", seed=0, overrides={"synthetic": {"n_rows": 20000}}, progress=False)
 
 
-@pytest.mark.parametrize("name", STATISTICAL + ["lasso"])
-def test_statistical_selectors_on_synthetic(reg, synthetic, name):
+@pytest.mark.parametrize("name,over", [(n, {}) for n in STATISTICAL] + [
+    ("mi", {"correction": "shuffle"}), ("lasso", {"backbone": "tinydnn", "max_rows": 20000})])
+def test_statistical_selectors_on_synthetic(reg, synthetic, name, over):
     """Planted informative fields above every pure-noise field (Zipf values, cardinalities 3..10k)."""
-    rk = ranking_of(reg, name, synthetic, {"backbone": "tinydnn", "max_rows": 20000} if name == "lasso" else {})
+    rk = ranking_of(reg, name, synthetic, over)
     gt = synthetic.ground_truth
     assert max(rk.index(f) for f in gt["informative"]) < min(rk.index(f) for f in gt["noise"]), rk
     # Redundant near-copies carry the same marginal signal, so the top (informative + redundant) are exactly those.

@@ -2,7 +2,7 @@
 
 Measures on in-memory codes (nats; estimator="plugin" | "miller-madow"):
     entropy, mutual_info, conditional_mutual_info, chi2, value_counts, independence_bias,
-    field_label_mi, label_conditional_mi, pairwise_label_cmi, pairwise_mi
+    field_label_mi, label_conditional_mi, pairwise_label_cmi, pairwise_mi, permutation_null
 Streaming over files (bounded memory, mergeable shards):
     compute, compute_distributed, TableAccumulator, StatsReport
 See docs/stats.md for formulas, approximations and the serialisation format.
@@ -20,6 +20,7 @@ from leanrec.stats.measures import (
     mutual_info,
     pairwise_label_cmi,
     pairwise_mi,
+    permutation_null,
     value_counts,
 )
 from leanrec.stats.report import StatsReport
@@ -27,5 +28,5 @@ from leanrec.stats.report import StatsReport
 __all__ = [
     "entropy", "mutual_info", "conditional_mutual_info", "chi2", "value_counts", "independence_bias",
     "field_label_mi", "label_conditional_mi", "pairwise_label_cmi", "pairwise_mi",
-    "compute", "compute_distributed", "TableAccumulator", "StatsReport", "parse_size",
+    "permutation_null", "compute", "compute_distributed", "TableAccumulator", "StatsReport", "parse_size",
 ]

@@ -73,20 +73,12 @@ def afe_statistics(codes: np.ndarray, labels: np.ndarray, estimator: str = "plug
     labels = np.asarray(labels)
     labels = np.ascontiguousarray(labels.reshape(len(labels), -1).astype(np.int32))
     engine = "plugin" if estimator == "shuffle" else estimator
-
-    def terms(y: np.ndarray) -> AFEStatistics:
-        return AFEStatistics(mi=stats.field_label_mi(codes, y, estimator=engine),
-                             label_cmi=stats.label_conditional_mi(codes, y, estimator=engine),
-                             pair_cmi=stats.pairwise_label_cmi(codes, y, estimator=engine))
-
-    st = terms(labels)
+    measures = (stats.field_label_mi, stats.label_conditional_mi, stats.pairwise_label_cmi)
+    terms = [m(codes, labels, estimator=engine) for m in measures]
     if estimator == "shuffle":
-        rng = np.random.default_rng(0)
-        null = [terms(np.ascontiguousarray(labels[rng.permutation(len(labels))])) for _ in range(SHUFFLES)]
-        st = AFEStatistics(mi=st.mi - np.mean([n.mi for n in null], axis=0),
-                           label_cmi=st.label_cmi - np.mean([n.label_cmi for n in null], axis=0),
-                           pair_cmi=st.pair_cmi - np.mean([n.pair_cmi for n in null], axis=0))
-    return st
+        terms = [t - stats.permutation_null(m, codes, labels, shuffles=SHUFFLES, estimator=engine)
+                 for t, m in zip(terms, measures)]
+    return AFEStatistics(*terms)
 
 
 @dataclass

@@ -54,6 +54,9 @@ class StatConfig(SelectorConfig):
     label: int = 0               # which label column the statistic is computed against
 
 
+MI_CORRECTIONS = ("g-test", "miller-madow", "shuffle", "none")
+
+
 class MutualInfo(SelectorMethod):
     """MI top-k: rank fields by I(X_f; y) on the train split, from the Rust statistics engine
     (``leanrec.stats.field_label_mi``, plug-in estimator, nats). Classic filter baseline used by ERASE
@@ -64,7 +67,9 @@ class MutualInfo(SelectorMethod):
     ``"g-test"`` (default) ranks by the significance of the MI: G = 2 N MI is asymptotically chi-square with
     (K_x - 1)(K_y - 1) degrees of freedom (K observed values), scored as its Wilson-Hilferty z;
     ``"miller-madow"`` subtracts the first-order bias ((K_xy - 1) - (K_x - 1) - (K_y - 1)) / (2N) (too small
-    when most cells hold one or two rows); ``"none"`` ranks by the raw plug-in MI.
+    when most cells hold one or two rows); ``"shuffle"`` subtracts the MI's mean over two label permutations
+    (``leanrec.stats.permutation_null``: the bias at the field's actual cardinality); ``"none"`` ranks by the
+    raw plug-in MI.
     """
 
     name = "mi"
@@ -72,19 +77,21 @@ class MutualInfo(SelectorMethod):
 
     @dataclass
     class Config(StatConfig):
-        correction: str = "g-test"   # g-test | miller-madow | none
+        correction: str = "g-test"   # g-test | miller-madow | shuffle | none
 
         def validate(self) -> None:
             super().validate()
-            if self.correction not in ("g-test", "miller-madow", "none"):
-                raise ConfigError(f"correction must be 'g-test', 'miller-madow' or 'none', got {self.correction!r}")
+            if self.correction not in MI_CORRECTIONS:
+                raise ConfigError(f"correction must be one of {MI_CORRECTIONS}, got {self.correction!r}")
 
     def rank(self, data: "EncodedDataset", ctx: "RunContext") -> dict[str, float]:
         from leanrec import stats
 
         X, y = _train_arrays(data, self.config.label)
         mi = np.asarray(stats.field_label_mi(X, y.reshape(-1, 1)), dtype=np.float64).reshape(len(data.fields), -1)[:, 0]
-        if self.config.correction != "none":
+        if self.config.correction == "shuffle":
+            mi = mi - stats.permutation_null(stats.field_label_mi, X, y.reshape(-1, 1))[:, 0]
+        elif self.config.correction != "none":
             vocab = np.array([f.vocab_size for f in data.fields])
             cells = _value_counts(X, vocab, y)
             k_x = _per_field((cells.sum(1) > 0).astype(np.int64), vocab)
