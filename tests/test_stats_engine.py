@@ -178,13 +178,14 @@ def test_dask_shards_equal_one_pass(small_csv: Path, tmp_path: Path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
         r = S.compute_distributed(shards, client=client, label="click")
+        card = _tsv_card(small_csv, tmp_path)[0]
+        from_card = S.compute_distributed(dataset=card, client=client, estimator="miller-madow")
     same_fields(r, S.compute(shards, label="click", progress=False), rel=1e-12)
+    same_fields(from_card, S.compute(dataset=card, progress=False, estimator="miller-madow"), rel=1e-12)
 
 
-def test_dataset_card_configures_reader(small_csv: Path, tmp_path: Path):
-    """A card gives format, header-less column names, labels, fields and numeric kinds (no sniffing)."""
-    from leanrec.errors import ConfigError
-
+def _tsv_card(small_csv: Path, tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A header-less TSV copy of small_csv and a dataset card describing it: (card, tsv, columns)."""
     table = pacsv.read_csv(small_csv)
     tsv = tmp_path / "log.tsv"
     cols = ["click", "buy", "site", "dev", "price"]
@@ -202,6 +203,14 @@ columns = {cols!r}
 [[labels]]
 name = "click"
 """.replace("'", '"'))
+    return card, tsv, cols
+
+
+def test_dataset_card_configures_reader(small_csv: Path, tmp_path: Path):
+    """A card gives format, header-less column names, labels, fields and numeric kinds (no sniffing)."""
+    from leanrec.errors import ConfigError
+
+    card, tsv, cols = _tsv_card(small_csv, tmp_path)
     got = S.compute(dataset=card, progress=False)
     want = S.compute(tsv, format="tsv", names=cols, label="click", fields=["site", "dev", "price"],
                      numeric=["dev"], progress=False)

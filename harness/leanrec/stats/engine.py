@@ -502,15 +502,8 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
     """
     if on_bad_rows not in ("error", "skip"):
         raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
-    if dataset is not None:
-        card_files, opts = card_options(dataset)
-        source = card_files if source is None else source
-        format, names, label = format or opts["format"], names or opts["names"], label or opts["label"]
-        fields = fields if fields is not None else opts["fields"]
-        numeric = numeric if numeric is not None else opts["numeric"]
-    if source is None:
-        raise ConfigError("give a source (file, folder or list) or a dataset card")
-    label = label or "label"
+    source, format, names, label, fields, numeric = _with_card(source, dataset, format, names, label, fields,
+                                                               numeric)
     files = _files(source)
     spec_args = dict(labels=_labels_arg(label), fields=fields, numeric=numeric, pairs=pairs,
                      budget=parse_size(memory_budget), hll_precision=hll_precision)
@@ -528,6 +521,19 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
     return acc.report(source=str(source), top_k=top_k, estimator=estimator)
 
 
+def _with_card(source, dataset, format, names, label, fields, numeric) -> tuple:
+    """`compute`'s source and reader settings, filled from a dataset card where not given explicitly."""
+    if dataset is not None:
+        card_files, opts = card_options(dataset)
+        source = card_files if source is None else source
+        format, names, label = format or opts["format"], names or opts["names"], label or opts["label"]
+        fields = fields if fields is not None else opts["fields"]
+        numeric = numeric if numeric is not None else opts["numeric"]
+    if source is None:
+        raise ConfigError("give a source (file, folder or list) or a dataset card")
+    return source, format, names, label or "label", fields, numeric
+
+
 def _count_shard(path: str, kwargs: dict[str, Any]) -> bytes:
     """Worker task: count one shard, return the serialised accumulator."""
     kwargs = dict(kwargs)
@@ -535,22 +541,26 @@ def _count_shard(path: str, kwargs: dict[str, Any]) -> bytes:
     return _count([Path(path)], spec=spec, spec_args={}, **kwargs).to_bytes()
 
 
-def compute_distributed(source: str | Path | Sequence[str | Path], *, client: Any = None,
-                        format: str | None = None, names: Sequence[str] | None = None,
-                        label: str | Sequence[str] = "label", fields: Sequence[str] | None = None,
+def compute_distributed(source: str | Path | Sequence[str | Path] | None = None, *, client: Any = None,
+                        dataset: Any = None, format: str | None = None, names: Sequence[str] | None = None,
+                        label: str | Sequence[str] | None = None, fields: Sequence[str] | None = None,
                         numeric: Sequence[str] | None = None, pairs: bool | Sequence[tuple[str, str]] = False,
                         memory_budget: str | int = "2GB", threads: int | None = None,
-                        on_bad_rows: BadRows = "error", hll_precision: int = 14) -> StatsReport:
+                        on_bad_rows: BadRows = "error", hll_precision: int = 14, top_k: int = 10,
+                        estimator: str = "plugin") -> StatsReport:
     """Count each shard on a Dask cluster (one task per file), merge the byte blobs here.
 
-    The field spec (which fields are numeric / strings) is inferred once from the first shard so all
-    workers count the same thing. The result equals `compute` over the same files exactly.
+    Arguments as in `compute` (a `dataset` card supplies the files and reader settings). The field spec
+    (which fields are numeric / strings) is inferred once from the first shard so all workers count the same
+    thing. The result equals `compute` over the same files exactly.
     """
     try:
         from dask.distributed import get_client
     except ImportError as exc:  # optional extra
         raise ConfigError("compute_distributed needs dask: pip install 'leanrec[distributed]'") from exc
     client = client or get_client()
+    source, format, names, label, fields, numeric = _with_card(source, dataset, format, names, label, fields,
+                                                               numeric)
     files = _files(source)
     first = next(iter(_read(files[0], _format(files[0], format), names, on_bad_rows,
                             _ReadState(str(files[0]), names is None))), None)
@@ -565,4 +575,4 @@ def compute_distributed(source: str | Path | Sequence[str | Path], *, client: An
     total = TableAccumulator.from_bytes(blobs[0], threads)
     for b in blobs[1:]:
         total.merge(TableAccumulator.from_bytes(b, threads))
-    return total.report(source=str(source))
+    return total.report(source=str(source), top_k=top_k, estimator=estimator)
