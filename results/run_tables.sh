@@ -27,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | ssr-scaling | fg | fg-criteo | tables | all
+what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -56,6 +56,10 @@ if [[ $what == avazu || $what == all ]]; then  # 10K-row head: every paper table
 fi
 if [[ $what == afe-options || $what == all ]]; then  # AFE with our bias-corrected estimator and look-ahead
   run criteo reaction-afe:estimator=shuffle,lookahead=true reaction:estimator=shuffle,lookahead=true
+fi
+if [[ $what == criteo-extra || $what == all ]]; then  # i-Razor on the paper's Table 7 backbones; SSR-D at its
+  # paper defaults (b = 16, d_v = 256: 20M backbone parameters)
+  run criteo irazor:backbone=deepfm irazor:backbone=ipnn irazor:backbone=xdeepfm ssr-d
 fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
