@@ -50,8 +50,10 @@ fi
 if [[ $what == movielens || $what == all ]]; then
   run movielens-100k dnn deepfm lr fm reaction-baseline reaction lightfmp irazor mi
   run movielens-100k fwfm wide-deep ipnn dcnv2 xdeepfm autoint-plus finalmlp wukong rankmixer fibinet
-  run movielens-100k reaction-er reaction-kd reaction-dtf reaction-afe ssr-s ssr-d:b=8,d_v=64 irazor-argmax
-  run movielens-100k $LIGHTFMP
+  # the remaining rows of the REACTION, SSR, i-Razor and Light-FMP tables: 3 seeds (CPU time of one session)
+  SEEDS=${ML_EXTRA_SEEDS:-3} run movielens-100k reaction-er reaction-kd reaction-dtf reaction-afe irazor-argmax \
+    ssr-d:b=8,d_v=64 ssr-s
+  SEEDS=${ML_EXTRA_SEEDS:-3} run movielens-100k $LIGHTFMP
 fi
 if [[ $what == avazu || $what == all ]]; then  # 10K-row head: each paper's core comparison
   run avazu dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s
