@@ -49,7 +49,8 @@ if [[ $what == frappe || $what == all ]]; then  # 46K training rows
 fi
 if [[ $what == movielens || $what == all ]]; then
   run movielens-100k dnn deepfm lr fm reaction-baseline reaction lightfmp irazor mi
-  run movielens-100k fwfm wide-deep ipnn dcnv2 xdeepfm autoint-plus finalmlp wukong rankmixer fibinet
+  SEEDS=${ML_BASELINE_SEEDS:-$SEEDS} run movielens-100k fwfm wide-deep ipnn dcnv2 xdeepfm autoint-plus finalmlp \
+    wukong rankmixer fibinet
   # the remaining rows of the REACTION, SSR, i-Razor and Light-FMP tables: 3 seeds (CPU time of one session)
   SEEDS=${ML_EXTRA_SEEDS:-3} run movielens-100k reaction-er reaction-kd reaction-dtf reaction-afe irazor-argmax \
     ssr-d:b=8,d_v=64 ssr-s
