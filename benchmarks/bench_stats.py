@@ -276,7 +276,9 @@ def main() -> None:
     res["values_per_s_leanrec_univariate"] = n * 26 / T["leanrec_univariate"]
     res["codes_gb"] = codes_bytes / 1e9
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    from leanrec.records import atomic_write_text
+
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps(res, indent=2))
     lines = [f"# leanrec stats benchmark: {n:,} rows, {args.threads} threads", "",
              f"command: `{res['command']}`", "",
              f"load average (1/5/15 min) at start: {'/'.join(f'{x:.1f}' for x in res['load_avg'])}, at end: "
@@ -290,7 +292,8 @@ def main() -> None:
     lines += [f"| {k} | >= {t['target']}x | {t['wall']:.2f}x {'PASS' if t['pass_wall'] else 'FAIL'} | "
               f"{t['cpu']:.2f}x {'PASS' if t['pass_cpu'] else 'FAIL'} |" for k, t in res["targets"].items()]
     lines += [""] + [f"- {note}" for note in res["notes"]]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    lines += ["", "Streaming peak memory (`--stream`, measured separately): see stats_streaming.md."]
+    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
