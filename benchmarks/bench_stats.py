@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leanrec.records import atomic_write_text
+
 
 def make_table(rows: int, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -276,8 +278,6 @@ def main() -> None:
     res["values_per_s_leanrec_univariate"] = n * 26 / T["leanrec_univariate"]
     res["codes_gb"] = codes_bytes / 1e9
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    from leanrec.records import atomic_write_text
-
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(res, indent=2))
     lines = [f"# leanrec stats benchmark: {n:,} rows, {args.threads} threads", "",
              f"command: `{res['command']}`", "",

@@ -175,7 +175,9 @@ def test_lookahead_matches_brute_force_synergy_and_ranks_pure_interactions_above
     gt = ds.ground_truth
     signal = set(gt["informative"]) | set(gt["interaction"])
     assert set(order[:len(signal)]) == signal
-    assert greedy_select(st, k=3).LI == [0.0] * F                # off by default: the paper's J
+    off = greedy_select(st, k=3)                                 # off by default: the paper's J
+    assert off.LI == [0.0] * F and off.to_dict()["lookahead"] is False
+    assert res.to_dict()["lookahead"] is True
 
 
 def test_lookahead_on_synthetic_dataset_puts_informative_and_interaction_fields_before_noise():

@@ -96,6 +96,7 @@ class AFEResult:
     k: int
     min_gain: float
     field_names: list[str] = field(default_factory=list)
+    lookahead: bool = False           # whether J included LI
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for FitResult.extra (field names where known, else indices)."""
@@ -105,7 +106,7 @@ class AFEResult:
                  for s, m in enumerate(self.order)]
         return {"order": [names[m] for m in self.order], "selected": [names[m] for m in self.selected],
                 "k": self.k, "min_gain": self.min_gain, "stop_reason": self.stop_reason,
-                "lookahead": any(self.LI), "steps": steps}
+                "lookahead": self.lookahead, "steps": steps}
 
 
 def greedy_select(st: AFEStatistics, k: int, min_gain: float = 0.0,
@@ -140,7 +141,8 @@ def greedy_select(st: AFEStatistics, k: int, min_gain: float = 0.0,
     below = [s for s in range(k) if Js[s] < min_gain]
     if below:
         n_sel, reason = max(1, below[0]), "min_gain"                 # always keep at least one field
-    return AFEResult(order, Js, PIs, BIs, CIs, LIs, order[:n_sel], reason, k, min_gain, list(field_names))
+    return AFEResult(order, Js, PIs, BIs, CIs, LIs, order[:n_sel], reason, k, min_gain, list(field_names),
+                     lookahead)
 
 
 def keep_count(keep_ratio: float, n_fields: int) -> int:
