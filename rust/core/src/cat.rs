@@ -251,11 +251,27 @@ impl CategoricalAcc {
         }
     }
 
+    /// Largest key count a dense table may hold under this configuration (dense limit and budget).
+    pub fn dense_capacity(&self) -> u64 {
+        self.cfg.dense_limit.min(self.cfg.budget_bytes as u64 / (8 * self.p as u64))
+    }
+
+    /// An accumulator holding exactly these dense counts (`counts[k * P + q]`: rows with key `k` and
+    /// label pattern `q`, no nulls): what [`update`](Self::update) builds from the same rows when every
+    /// key is below [`dense_capacity`](Self::dense_capacity). Callers that count codes directly use it.
+    pub fn from_dense_counts(cfg: CatConfig, counts: Vec<u64>) -> Result<Self> {
+        let mut acc = CategoricalAcc::new(cfg, false)?;
+        if counts.len() % acc.p != 0 || (counts.len() / acc.p) as u64 > acc.dense_capacity() {
+            return Err(Error::Input(format!("{} dense counts do not fit this accumulator's dense table", counts.len())));
+        }
+        acc.table = Table::Dense { counts };
+        Ok(acc)
+    }
+
     /// Size an empty dense table for keys below `card` up front (when it fits the dense limit and
     /// budget), so counting does not regrow it. Results do not depend on the table's size.
     pub fn reserve_dense(&mut self, card: u64) {
-        let p = self.p as u64;
-        let cap = self.cfg.dense_limit.min(self.cfg.budget_bytes as u64 / (8 * p));
+        let (p, cap) = (self.p as u64, self.dense_capacity());
         if let Table::Dense { counts } = &mut self.table {
             if card <= cap && (counts.len() as u64) < card * p {
                 counts.resize((card * p) as usize, 0);
@@ -265,8 +281,7 @@ impl CategoricalAcc {
 
     /// Dense table must hold key `need - 1`: grow (doubling, capped) or move to the hashed table.
     fn grow_or_convert(&mut self, need: u64) {
-        let p = self.p as u64;
-        let cap = (self.cfg.dense_limit).min(self.cfg.budget_bytes as u64 / (8 * p));
+        let (p, cap) = (self.p as u64, self.dense_capacity());
         if let Table::Dense { counts } = &mut self.table {
             if need <= cap {
                 let card = (counts.len() as u64 / p).max(16);
@@ -319,9 +334,19 @@ impl CategoricalAcc {
         let p = self.p;
         match &self.table {
             Table::Dense { counts } => {
-                for (k, c) in counts.chunks_exact(p).enumerate() {
-                    if c.iter().any(|&x| x > 0) {
-                        f(k as u64, c, None)
+                // Non-empty keys of each stretch are collected branch-free first: on a sparse table
+                // a test-and-call per key mispredicts about every other key.
+                const STRETCH: usize = 1024;
+                let mut present = [0u32; STRETCH];
+                for (s, stretch) in counts.chunks(STRETCH * p).enumerate() {
+                    let mut m = 0;
+                    for (j, c) in stretch.chunks_exact(p).enumerate() {
+                        present[m] = j as u32;
+                        m += (c.iter().fold(0, |a, &x| a | x) != 0) as usize;
+                    }
+                    for &j in &present[..m] {
+                        let k = s * STRETCH + j as usize;
+                        f(k as u64, &counts[k * p..(k + 1) * p], None)
                     }
                 }
             }
@@ -334,14 +359,17 @@ impl CategoricalAcc {
         }
     }
 
-    /// Visit every category (keys or bins, then the null bucket if non-empty) as per-pattern counts.
-    fn for_each_category(&self, mut f: impl FnMut(&[u64])) {
+    /// Visit every category (keys or bins, then the null bucket if non-empty) as per-pattern counts,
+    /// with its key (None for a bin or the null bucket).
+    fn for_each_category(&self, mut f: impl FnMut(Option<u64>, &[u64])) {
         match &self.table {
-            Table::Binned { counts, .. } => counts.chunks_exact(self.p).filter(|c| c.iter().any(|&x| x > 0)).for_each(&mut f),
-            _ => self.for_each_key(|_, c, _| f(c)),
+            Table::Binned { counts, .. } => {
+                counts.chunks_exact(self.p).filter(|c| c.iter().any(|&x| x > 0)).for_each(|c| f(None, c))
+            }
+            _ => self.for_each_key(|k, c, _| f(Some(k), c)),
         }
         if self.nulls.iter().any(|&x| x > 0) {
-            f(&self.nulls)
+            f(None, &self.nulls)
         }
     }
 
@@ -423,28 +451,21 @@ impl CategoricalAcc {
 
     /// Per-pattern totals over all rows.
     fn pattern_totals(&self) -> Vec<u64> {
-        let mut tot = vec![0u64; self.p];
-        self.for_each_category(|c| {
+        let mut tot = self.nulls.clone();
+        let counts = match &self.table {
+            Table::Dense { counts } | Table::Hashed { counts, .. } | Table::Binned { counts, .. } => counts,
+        };
+        // empty cells add nothing, so every table is summed as a flat array of per-pattern rows
+        for c in counts.chunks_exact(self.p) {
             for (t, &x) in tot.iter_mut().zip(c) {
                 *t += x
             }
-        });
+        }
         tot
     }
 
     pub fn rows(&self) -> u64 {
         self.pattern_totals().iter().sum()
-    }
-
-    pub fn hll(&self) -> Hll {
-        match &self.table {
-            Table::Binned { hll, .. } => hll.clone(),
-            _ => {
-                let mut h = Hll::new(self.cfg.hll_p).expect("validated");
-                self.for_each_key(|k, _, _| h.insert(k));
-                h
-            }
-        }
     }
 
     /// Plug-in statistics.
@@ -480,7 +501,15 @@ impl CategoricalAcc {
         let mut hm = vec![0i64; (SMALL + 1) * l];
         let mut s_small = 0u64;
         let mut s_y = vec![[0u64; 2]; l];
-        self.for_each_category(|c| {
+        // the sketch of an exact table is rebuilt in the same pass (a binned table keeps its own)
+        let mut sketch = match &self.table {
+            Table::Binned { hll, .. } => hll.clone(),
+            _ => Hll::new(self.cfg.hll_p).expect("validated in new"),
+        };
+        self.for_each_category(|key, c| {
+            if let Some(k) = key {
+                sketch.insert(k);
+            }
             m_x += 1;
             let cx: u64 = c.iter().sum();
             let small = cx as usize <= SMALL;
@@ -566,7 +595,7 @@ impl CategoricalAcc {
             rows: n,
             nulls,
             distinct: if self.is_approx() { None } else { Some(distinct) },
-            hll: self.hll().estimate(),
+            hll: sketch.estimate(),
             entropy: est.entropy(fin(&h), m_x, n),
             mi,
             nmi,

@@ -31,9 +31,7 @@ impl Hll {
         let idx = (h >> (64 - self.p)) as usize;
         let q = 64 - self.p as u32;
         let rho = ((h << self.p).leading_zeros() + 1).min(q + 1) as u8;
-        if rho > self.reg[idx] {
-            self.reg[idx] = rho;
-        }
+        self.reg[idx] = self.reg[idx].max(rho); // branch-free: mostly a no-op, rarely predictable
     }
     pub fn merge(&mut self, o: &Hll) -> Result<()> {
         if o.p != self.p {

@@ -1,6 +1,7 @@
 //! Numeric field summary: count, nulls (null or NaN), mean, variance (Chan et al. merge), min, max, zeros.
 use crate::codec::{Reader, Writer, KIND_NUM};
 use crate::error::Result;
+use rayon::prelude::*;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NumericAcc {
@@ -112,23 +113,60 @@ fn summarise(v: &[f64]) -> NumericAcc {
 
 impl NumericAcc {
     /// Add a block of values read in place; rows whose validity bit is clear, or NaN, count as
-    /// null. One pass over memory: each run of 64 rows is compacted (branch-free) into a local
-    /// buffer of its usable values, summarised exactly there (two-pass mean / squared deviations,
-    /// min, max, zeros, in independent lanes the compiler vectorises) and Chan-merged.
+    /// null. One pass over memory: the usable values are gathered into a local buffer (a run of 64
+    /// rows that is all valid and NaN-free is copied whole, any other run compacted branch-free),
+    /// and each full buffer is summarised exactly there (two-pass mean / squared deviations, min,
+    /// max, zeros, in independent lanes the compiler vectorises) and Chan-merged.
+    ///
+    /// Columns longer than `PIECE` rows are split into pieces summarised in parallel (rayon) and
+    /// merged in row order, so a few long columns keep every thread busy and the result does not
+    /// depend on the thread count.
     pub fn update<T: NumValue>(&mut self, values: &[T], valid: Option<Bitmap>) {
+        const PIECE: usize = 1 << 20; // a multiple of 64: pieces keep the 64-row runs aligned
+        if values.len() <= PIECE {
+            return self.update_piece(values, valid);
+        }
+        let pieces: Vec<NumericAcc> = values
+            .par_chunks(PIECE)
+            .enumerate()
+            .map(|(i, piece)| {
+                let mut acc = NumericAcc::default();
+                acc.update_piece(piece, valid.map(|b| Bitmap { bits: b.bits, offset: b.offset + i * PIECE }));
+                acc
+            })
+            .collect();
+        for piece in &pieces {
+            self.merge(piece);
+        }
+    }
+
+    fn update_piece<T: NumValue>(&mut self, values: &[T], valid: Option<Bitmap>) {
+        const BUF: usize = 1024;
         let mut b = NumericAcc::default();
-        let mut buf = [0.0f64; 64];
+        let mut buf = [0.0f64; BUF];
+        let mut k = 0usize; // values in buf; at most BUF - 64 before each run, so a run always fits
         chunks(values, valid, |chunk, w| {
-            let mut k = 0usize;
-            for (j, v) in chunk.iter().enumerate() {
-                let x = v.f64();
-                buf[k] = x;
-                k += ((w >> j) & 1 == 1 && !(T::FLOAT && x.is_nan())) as usize;
+            let all = if chunk.len() == 64 { u64::MAX } else { (1u64 << chunk.len()) - 1 };
+            if w == all && !(T::FLOAT && chunk.iter().fold(false, |a, v| a | v.f64().is_nan())) {
+                for (o, v) in buf[k..k + chunk.len()].iter_mut().zip(chunk) {
+                    *o = v.f64();
+                }
+                k += chunk.len();
+            } else {
+                for (j, v) in chunk.iter().enumerate() {
+                    let x = v.f64();
+                    buf[k] = x;
+                    k += ((w >> j) & 1 == 1 && !(T::FLOAT && x.is_nan())) as usize;
+                }
             }
-            if k > 0 {
+            if k > BUF - 64 {
                 b.merge(&summarise(&buf[..k]));
+                k = 0;
             }
         });
+        if k > 0 {
+            b.merge(&summarise(&buf[..k]));
+        }
         b.nulls = values.len() as u64 - b.count;
         self.merge(&b);
     }
@@ -221,5 +259,31 @@ mod tests {
         k.update(&kept, None);
         assert_eq!((m.count, m.nulls + k.count, m.zeros, m.min, m.max), (k.count, 300, k.zeros, k.min, k.max));
         assert!((m.variance() - k.variance()).abs() < 1e-12 && (m.mean - k.mean).abs() < 1e-12);
+    }
+
+    #[test]
+    fn long_columns_split_into_pieces() {
+        // 2.5 pieces with a validity bitmap at a bit offset: the parallel pieces read the right
+        // bits, and the result does not depend on the thread count
+        let n = (1 << 21) + (1 << 19) + 77;
+        let vals: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 * 0.01 - 2.0).collect();
+        let off = 3;
+        let bits: Vec<u8> = (0..(n + off) / 8 + 1).map(|i| (i as u8).wrapping_mul(29) ^ 0xa5).collect();
+        let valid = |i: usize| (bits[(off + i) / 8] >> ((off + i) % 8)) & 1 == 1;
+        let kept: Vec<f64> = vals.iter().enumerate().filter(|(i, _)| valid(*i)).map(|(_, &v)| v).collect();
+        let mean = kept.iter().sum::<f64>() / kept.len() as f64;
+        let var = kept.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / kept.len() as f64;
+        let run = |threads| {
+            crate::with_threads(Some(threads), || {
+                let mut a = NumericAcc::default();
+                a.update(&vals, Some(Bitmap { bits: &bits, offset: off }));
+                a
+            })
+            .unwrap()
+        };
+        let a = run(1);
+        assert_eq!(a, run(3));
+        assert_eq!((a.count, a.nulls), (kept.len() as u64, (n - kept.len()) as u64));
+        assert!((a.variance() - var).abs() < 1e-12 * var && (a.mean - mean).abs() < 1e-12);
     }
 }
