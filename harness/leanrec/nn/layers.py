@@ -26,6 +26,27 @@ def select_linear_inputs(linear: nn.Linear, columns: Sequence[int]) -> nn.Linear
     return new
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose training mask on CPU comes from the native extension's counter-based generator.
+
+    torch's CPU ``bernoulli_`` draws from one sequential generator at about 12 ns per element: a quarter
+    of a DNN [400, 400, 400] training step on Frappe. This mask (``leanrec._native.dropout_mask``) costs
+    well under 1 ns per element. The distribution is the same (each unit kept with probability 1 - p and
+    scaled by 1 / (1 - p)), and its seed is drawn from torch's global generator, so runs stay
+    reproducible under ``seed_everything``. Elsewhere (CUDA, eval mode, in-place) it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.p >= 1 or self.inplace or x.device.type != "cpu":
+            return super().forward(x)
+        from leanrec import _native
+
+        mask = torch.empty(x.shape, dtype=torch.float32)
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        _native.dropout_mask(mask.view(-1).numpy(), self.p, seed, torch.get_num_threads() > 1)
+        return x * mask.to(x.dtype)
+
+
 class MLP(nn.Module):
     """Linear -> [BatchNorm] -> activation -> [Dropout] blocks, optionally followed by an output Linear."""
 
@@ -40,7 +61,7 @@ class MLP(nn.Module):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(activation())
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             prev = h
         if out_dim is not None:
             layers.append(nn.Linear(prev, out_dim))

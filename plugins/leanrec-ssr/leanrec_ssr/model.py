@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanrec.nn import MLP, CTRModel, Features, FieldSpec, field_columns
+from leanrec.nn import MLP, CTRModel, Dropout, Features, FieldSpec, field_columns
 
 from leanrec_ssr.ics import ics, topk_ste
 
@@ -62,7 +62,7 @@ class SSRLayer(nn.Module):
             if filter == "dropout":
                 # Default: the same expected share of kept dims as a static filter of width d_v.
                 rate = 1.0 - min(d_v, d_in) / d_in if dropout_rate is None else dropout_rate
-                self.dropout = nn.Dropout(rate)
+                self.dropout = Dropout(rate)
         if residual and k != d_v:
             raise ValueError(f"residual=True needs the fused width k ({k}) to equal d_v ({d_v}); "
                              "for the random filter that means d_v <= d_in and filter_dim = d_v")

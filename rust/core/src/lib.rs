@@ -18,6 +18,7 @@ pub mod error;
 pub mod hash;
 pub mod hll;
 pub mod info;
+pub mod mask;
 pub mod matrix;
 pub mod numeric;
 pub mod pair;

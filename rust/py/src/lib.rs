@@ -8,7 +8,7 @@ use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use leanrec_core as core;
-use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyReadonlyArray2, PyReadwriteArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -608,6 +608,19 @@ fn matrix_field_stats<'py>(
     Ok(out)
 }
 
+/// Fill a contiguous float32 array with an inverted-dropout mask (0 with probability `p`, else
+/// 1 / (1 - p)) drawn from `seed` by a counter-based hash: the same for any thread count.
+#[pyfunction]
+#[pyo3(signature = (out, p, seed, parallel=true))]
+fn dropout_mask(py: Python<'_>, mut out: PyReadwriteArray1<'_, f32>, p: f64, seed: u64, parallel: bool) -> PyResult<()> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(PyValueError::new_err(format!("dropout probability must be in [0, 1), got {p}")));
+    }
+    let s = out.as_slice_mut().map_err(|_| PyValueError::new_err("the mask buffer must be contiguous"))?;
+    py.detach(|| core::mask::dropout_mask(s, p, seed, parallel));
+    Ok(())
+}
+
 /// Pair statistics of a code matrix for the given (a, b) pairs.
 #[pyfunction]
 #[pyo3(signature = (codes, labels, pairs, threads=None, budget_bytes=256<<20, estimator="plugin"))]
@@ -652,6 +665,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(value_counts, m)?,
         wrap_pyfunction!(matrix_field_stats, m)?,
         wrap_pyfunction!(matrix_pair_stats, m)?,
+        wrap_pyfunction!(dropout_mask, m)?,
     ] {
         m.add_function(f)?;
     }
