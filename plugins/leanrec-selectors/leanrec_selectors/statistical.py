@@ -234,7 +234,7 @@ class GroupLasso(SelectorMethod):
         vocab = torch.tensor([f.vocab_size for f in data.fields], device=dev)
         offsets = torch.cat([vocab.new_zeros(1), vocab.cumsum(0)[:-1]])
         X = torch.as_tensor(Xn.astype(np.int64), device=dev) + offsets
-        y = torch.as_tensor(yn, dtype=torch.float32, device=dev)
+        y = torch.tensor(yn, dtype=torch.float32, device=dev)  # a copy: yn may be a read-only memory map
         N, F = X.shape
         V = int(vocab.sum())
         group = torch.repeat_interleave(torch.arange(F, device=dev), vocab)
