@@ -610,6 +610,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "run the same torch; FuxiCTR's own DNN uses its defaults otherwise (xavier-normal Linear init, "
                  "embedding std 1e-4, sigmoid output + BCE); leanrec and the plain loop use embedding std 1e-2 and "
                  "torch's default Linear init.")
+    notes.append("What makes leanrec faster than the plain loop with the same model: its Dropout draws masks from "
+                 "the native counter-based generator (leanrec.nn.Dropout; torch's CPU bernoulli_, which the plain "
+                 "loop and FuxiCTR use, was about a quarter of a training step here), Adam runs torch's fused kernel, "
+                 "and batches are sliced from one in-memory tensor (no DataLoader).")
     res = {
         "command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "hardware": hw, "hardware_end": hardware(), "versions": versions(fux),

@@ -26,25 +26,45 @@ def select_linear_inputs(linear: nn.Linear, columns: Sequence[int]) -> nn.Linear
     return new
 
 
+def _native_dropout(t: torch.Tensor, p: float, seed: int) -> torch.Tensor:
+    from leanrec import _native
+
+    t = t.detach().contiguous()
+    out = torch.empty_like(t)
+    _native.dropout(t.view(-1).numpy(), out.view(-1).numpy(), p, seed)
+    return out
+
+
+class _NativeDropoutFn(torch.autograd.Function):
+    """Dropout whose mask is a function of (seed, position): backward regenerates it, nothing is stored."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float, seed: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.p, ctx.seed = p, seed
+        return _native_dropout(x, p, seed)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return _native_dropout(grad, ctx.p, ctx.seed), None, None
+
+
 class Dropout(nn.Dropout):
-    """nn.Dropout whose training mask on CPU comes from the native extension's counter-based generator.
+    """nn.Dropout that, training on CPU in float32, applies the native extension's counter-based dropout.
 
     torch's CPU ``bernoulli_`` draws from one sequential generator at about 12 ns per element: a quarter
-    of a DNN [400, 400, 400] training step on Frappe. This mask (``leanrec._native.dropout_mask``) costs
-    well under 1 ns per element. The distribution is the same (each unit kept with probability 1 - p and
-    scaled by 1 / (1 - p)), and its seed is drawn from torch's global generator, so runs stay
-    reproducible under ``seed_everything``. Elsewhere (CUDA, eval mode, in-place) it is nn.Dropout.
+    of a DNN [400, 400, 400] training step on Frappe. ``leanrec._native.dropout`` hashes (seed, position)
+    instead (~1.5 ns per element) and applies the mask in the same pass; the backward pass regenerates the mask
+    from the seed rather than storing it. The distribution is the same (each unit kept with probability
+    1 - p and scaled by 1 / (1 - p)), and the seed is drawn from torch's global generator, so runs stay
+    reproducible under ``seed_everything``. Otherwise (CUDA, other dtypes, eval, in-place) it is nn.Dropout.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or self.p >= 1 or self.inplace or x.device.type != "cpu":
+        if (not self.training or self.p == 0 or self.p >= 1 or self.inplace or x.device.type != "cpu"
+                or x.dtype != torch.float32):
             return super().forward(x)
-        from leanrec import _native
-
-        mask = torch.empty(x.shape, dtype=torch.float32)
         seed = int(torch.randint(0, 2**62, (1,)).item())
-        _native.dropout_mask(mask.view(-1).numpy(), self.p, seed, torch.get_num_threads() > 1)
-        return x * mask.to(x.dtype)
+        return _NativeDropoutFn.apply(x, self.p, seed)
 
 
 class MLP(nn.Module):

@@ -8,7 +8,7 @@ use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use leanrec_core as core;
-use numpy::{PyArray1, PyReadonlyArray2, PyReadwriteArray1, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -608,16 +608,27 @@ fn matrix_field_stats<'py>(
     Ok(out)
 }
 
-/// Fill a contiguous float32 array with an inverted-dropout mask (0 with probability `p`, else
-/// 1 / (1 - p)) drawn from `seed` by a counter-based hash: the same for any thread count.
+/// Inverted dropout of a contiguous float32 array into `out`: each element zeroed with probability
+/// `p`, else scaled by 1 / (1 - p), by a counter-based mask drawn from `seed` (so a backward pass
+/// regenerates it from the seed).
 #[pyfunction]
-#[pyo3(signature = (out, p, seed, parallel=true))]
-fn dropout_mask(py: Python<'_>, mut out: PyReadwriteArray1<'_, f32>, p: f64, seed: u64, parallel: bool) -> PyResult<()> {
+fn dropout<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray1<'py, f32>,
+    mut out: PyReadwriteArray1<'py, f32>,
+    p: f64,
+    seed: u64,
+) -> PyResult<()> {
     if !(0.0..1.0).contains(&p) {
         return Err(PyValueError::new_err(format!("dropout probability must be in [0, 1), got {p}")));
     }
-    let s = out.as_slice_mut().map_err(|_| PyValueError::new_err("the mask buffer must be contiguous"))?;
-    py.detach(|| core::mask::dropout_mask(s, p, seed, parallel));
+    let contiguous = || PyValueError::new_err("dropout needs contiguous arrays");
+    let xs = x.as_slice().map_err(|_| contiguous())?;
+    let os = out.as_slice_mut().map_err(|_| contiguous())?;
+    if xs.len() != os.len() {
+        return Err(PyValueError::new_err(format!("dropout input has {} elements, output {}", xs.len(), os.len())));
+    }
+    py.detach(|| core::mask::dropout(xs, os, p, seed));
     Ok(())
 }
 
@@ -665,7 +676,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(value_counts, m)?,
         wrap_pyfunction!(matrix_field_stats, m)?,
         wrap_pyfunction!(matrix_pair_stats, m)?,
-        wrap_pyfunction!(dropout_mask, m)?,
+        wrap_pyfunction!(dropout, m)?,
     ] {
         m.add_function(f)?;
     }
