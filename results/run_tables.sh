@@ -29,7 +29,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   done
 }
 
-what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | tables | all
+what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -52,9 +52,9 @@ if [[ $what == movielens || $what == all ]]; then
   SEEDS=${ML_BASELINE_SEEDS:-$SEEDS} run movielens-100k fwfm wide-deep ipnn dcnv2 xdeepfm autoint-plus finalmlp \
     wukong rankmixer fibinet
   run movielens-100k reaction-er reaction-kd reaction-dtf reaction-afe
-  # the remaining rows of the SSR, i-Razor and Light-FMP tables: 3 seeds (CPU time of one session)
-  SEEDS=${ML_EXTRA_SEEDS:-3} run movielens-100k irazor-argmax ssr-d:b=8,d_v=64 ssr-s
-  SEEDS=${ML_EXTRA_SEEDS:-3} run movielens-100k $LIGHTFMP
+  # the remaining rows of the SSR, i-Razor and Light-FMP tables
+  SEEDS=${ML_EXTRA_SEEDS:-$SEEDS} run movielens-100k irazor-argmax ssr-d:b=8,d_v=64 ssr-s
+  SEEDS=${ML_EXTRA_SEEDS:-$SEEDS} run movielens-100k $LIGHTFMP
 fi
 if [[ $what == avazu || $what == all ]]; then  # 10K-row head: each paper's core comparison
   run avazu dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s
@@ -65,7 +65,7 @@ fi
 if [[ $what == criteo-extra || $what == all ]]; then  # i-Razor on the paper's Table 7 backbones; SSR-D at its
   # paper defaults (b = 16, d_v = 256: 20M backbone parameters)
   run criteo irazor:backbone=deepfm irazor:backbone=ipnn ssr-d
-  SEEDS=3 run criteo irazor:backbone=xdeepfm   # ~6 min per seed on one core (CIN over 39 fields at d = 30)
+  SEEDS=${XDEEPFM_SEEDS:-$SEEDS} run criteo irazor:backbone=xdeepfm   # ~6 min per seed on one core (CIN, 39 fields, d = 30)
 fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
@@ -82,7 +82,11 @@ if [[ $what == fg || $what == all ]]; then
   fg frappe "$SEEDS"
 fi
 if [[ $what == fg-criteo || $what == all ]]; then  # 39 + 741 cross fields on 8K training rows
-  fg criteo "${FG_CRITEO_SEEDS:-3}"
+  fg criteo "${FG_CRITEO_SEEDS:-$SEEDS}"
+fi
+if [[ $what == fg-rest || $what == all ]]; then  # not run yet: Avazu 23 + 253 and MovieLens 25 + 300 fields
+  fg avazu "$SEEDS"
+  fg movielens-100k "$SEEDS"
 fi
 if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard
   LB() { local out=$1 title=$2; shift 2; local only=(); for p in "$@"; do only+=(--only "$p"); done
