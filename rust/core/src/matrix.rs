@@ -196,8 +196,8 @@ impl FieldCounter {
 /// cell `(code << L) | pattern`, the layout of a dense [`CategoricalAcc`].
 ///
 /// Two memory effects decide the speed. Small tables stay in L1, but consecutive rows often hit the
-/// same hot cell and each increment waits for the previous store: four interleaved copies of the
-/// table (row r counts into copy r mod 4) break that chain. Large tables miss the cache on most
+/// same hot cell and each increment waits for the previous store: four copies of the table side by
+/// side (row r counts into copy r mod 4, summed at the end) break that chain. Large tables miss the cache on most
 /// rows: the cell of the row `PREFETCH_AHEAD` rows ahead is prefetched so several misses overlap.
 struct DenseCounter {
     cells: Vec<u32>,

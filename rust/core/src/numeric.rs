@@ -54,7 +54,7 @@ impl Bitmap<'_> {
     }
 }
 
-/// Visit `values` in chunks of 64 with the chunk's validity word (bit j = value j valid; NaN not
+/// Visit `values` in chunks of 64 with the chunk's index and validity word (bit j = value j valid; NaN not
 /// yet excluded).
 #[inline]
 fn chunks<T: NumValue>(values: &[T], valid: Option<Bitmap>, mut f: impl FnMut(usize, &[T], u64)) {
@@ -79,6 +79,26 @@ const NIBBLE_MASKS: [[u64; 4]; 16] = {
     t
 };
 
+/// Call `f(lane, value, mask)` for every row of `v` (lane = row mod 4), full quads first, each quad's
+/// masks from `masks(quad index)`.
+#[inline(always)]
+fn each_row<T: NumValue>(v: &[T], masks: impl Fn(usize) -> &'static [u64; 4], mut f: impl FnMut(usize, f64, u64)) {
+    let quads = v.chunks_exact(4);
+    let tail = quads.remainder();
+    for (q, x) in quads.enumerate() {
+        let m = masks(q);
+        for k in 0..4 {
+            f(k, x[k].f64(), m[k]);
+        }
+    }
+    if !tail.is_empty() {
+        let m = masks(v.len() / 4);
+        for (k, x) in tail.iter().enumerate() {
+            f(k, x.f64(), m[k]);
+        }
+    }
+}
+
 /// Exact summary of a block of at most 1024 rows (in cache) whose usable rows are the set bits of
 /// `ok` (one word per 64 rows). Two passes (mean, then squared deviations) in lanes of 4. Unusable
 /// rows are masked, not skipped: their bits are cleared for the sums (so a null slot's garbage or
@@ -96,39 +116,18 @@ fn summarise<T: NumValue>(v: &[T], ok: &[u64]) -> NumericAcc {
     let mut s = [0.0f64; 4];
     let (mut mn, mut mx) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
     let mut zeros = [0u64; 4];
-    let quads = v.chunks_exact(4);
-    let tail = quads.remainder();
-    for (q, x) in quads.clone().enumerate() {
-        let m = masks(q);
-        for k in 0..4 {
-            let (x, m) = (x[k].f64(), m[k]);
-            s[k] += masked(x, m);
-            mn[k] = mn[k].min(f64::from_bits((x.to_bits() & m) | (inf & !m)));
-            mx[k] = mx[k].max(f64::from_bits((x.to_bits() & m) | (ninf & !m)));
-            zeros[k] += ((x == 0.0) as u64) & m;
-        }
-    }
-    let tail_mask = if tail.is_empty() { &NIBBLE_MASKS[0] } else { masks(v.len() / 4) };
-    for (k, x) in tail.iter().enumerate() {
-        let (x, m) = (x.f64(), tail_mask[k]);
+    each_row(v, masks, |k, x, m| {
         s[k] += masked(x, m);
         mn[k] = mn[k].min(f64::from_bits((x.to_bits() & m) | (inf & !m)));
         mx[k] = mx[k].max(f64::from_bits((x.to_bits() & m) | (ninf & !m)));
         zeros[k] += ((x == 0.0) as u64) & m;
-    }
+    });
     let mean = (s[0] + s[1] + (s[2] + s[3])) / count as f64;
     let mut m2 = [0.0f64; 4];
-    for (q, x) in quads.enumerate() {
-        let m = masks(q);
-        for k in 0..4 {
-            let d = masked(x[k].f64() - mean, m[k]);
-            m2[k] += d * d;
-        }
-    }
-    for (k, x) in tail.iter().enumerate() {
-        let d = masked(x.f64() - mean, tail_mask[k]);
+    each_row(v, masks, |k, x, m| {
+        let d = masked(x - mean, m);
         m2[k] += d * d;
-    }
+    });
     NumericAcc {
         count,
         nulls: 0,
