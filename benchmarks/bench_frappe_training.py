@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "torch's default Linear init.")
     notes.append("What makes leanrec faster than the plain loop with the same model: its Dropout draws masks from "
                  "the native counter-based generator (leanrec.nn.Dropout; torch's CPU bernoulli_, which the plain "
-                 "loop and FuxiCTR use, was about a quarter of a training step here), Adam runs torch's fused kernel, "
+                 "loop and FuxiCTR use, is slow: see benchmarks/results/dropout.md), Adam runs torch's fused kernel, "
                  "and batches are sliced from one in-memory tensor (no DataLoader).")
     res = {
         "command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -62,7 +62,7 @@ def test_dropout_module_forward_backward_and_modes() -> None:
     assert torch.equal(Dropout(0.0).train()(x), x)
     assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))  # nn.Dropout's p = 1 behaviour
     assert Dropout(0.5)(x.double()).dtype == torch.float64
-    # a non-contiguous input and a second backward through a graph that reuses the mask
+    # a non-contiguous input: backward regenerates the forward's mask
     xt = torch.randn(300, 64).t().requires_grad_()
     torch.manual_seed(4)
     yt = Dropout(0.5)(xt)

@@ -6,6 +6,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from leanrec import _native
+
 
 def field_columns(dims: Sequence[int], keep: Sequence[int]) -> list[int]:
     """Column indices, in a flattened field-major embedding of per-field widths `dims`, of the fields `keep`."""
@@ -27,8 +29,6 @@ def select_linear_inputs(linear: nn.Linear, columns: Sequence[int]) -> nn.Linear
 
 
 def _native_dropout(t: torch.Tensor, p: float, seed: int) -> torch.Tensor:
-    from leanrec import _native
-
     t = t.detach().contiguous()
     out = torch.empty_like(t)
     _native.dropout(t.view(-1).numpy(), out.view(-1).numpy(), p, seed)
@@ -51,12 +51,13 @@ class _NativeDropoutFn(torch.autograd.Function):
 class Dropout(nn.Dropout):
     """nn.Dropout that, training on CPU in float32, applies the native extension's counter-based dropout.
 
-    torch's CPU ``bernoulli_`` draws from one sequential generator at about 12 ns per element: a quarter
-    of a DNN [400, 400, 400] training step on Frappe. ``leanrec._native.dropout`` hashes (seed, position)
-    instead (~1.5 ns per element) and applies the mask in the same pass; the backward pass regenerates the mask
-    from the seed rather than storing it. The distribution is the same (each unit kept with probability
-    1 - p and scaled by 1 / (1 - p)), and the seed is drawn from torch's global generator, so runs stay
-    reproducible under ``seed_everything``. Otherwise (CUDA, other dtypes, eval, in-place) it is nn.Dropout.
+    torch's CPU ``bernoulli_`` draws from one sequential generator, and on a DNN [400, 400, 400] training
+    step its masks are a large share of the time. ``leanrec._native.dropout`` hashes (seed, position)
+    instead and applies the mask in the same pass; the backward pass regenerates the mask from the seed
+    rather than storing it (``python benchmarks/bench_dropout.py`` measures both). The distribution is
+    the same (each unit kept with probability 1 - p and scaled by 1 / (1 - p)), and the seed is drawn
+    from torch's global generator, so runs stay reproducible under ``seed_everything``. Otherwise (CUDA,
+    other dtypes, eval, in-place) it is nn.Dropout.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

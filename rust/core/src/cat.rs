@@ -40,6 +40,13 @@ impl Default for CatConfig {
     }
 }
 
+impl CatConfig {
+    /// Largest key count a dense table may hold (dense limit and budget, 8 bytes per label pattern).
+    pub fn dense_capacity(&self) -> u64 {
+        self.dense_limit.min(self.budget_bytes as u64 / (8u64 << self.n_labels))
+    }
+}
+
 /// Raw bytes of each hashed key (so value_counts can return strings).
 #[derive(Clone, Debug, Default)]
 struct Arena {
@@ -251,37 +258,21 @@ impl CategoricalAcc {
         }
     }
 
-    /// Largest key count a dense table may hold under this configuration (dense limit and budget).
-    pub fn dense_capacity(&self) -> u64 {
-        self.cfg.dense_limit.min(self.cfg.budget_bytes as u64 / (8 * self.p as u64))
-    }
-
     /// An accumulator holding exactly these dense counts (`counts[k * P + q]`: rows with key `k` and
     /// label pattern `q`, no nulls): what [`update`](Self::update) builds from the same rows when every
-    /// key is below [`dense_capacity`](Self::dense_capacity). Callers that count codes directly use it.
+    /// key is below [`CatConfig::dense_capacity`]. Callers that count codes directly use it.
     pub fn from_dense_counts(cfg: CatConfig, counts: Vec<u64>) -> Result<Self> {
         let mut acc = CategoricalAcc::new(cfg, false)?;
-        if counts.len() % acc.p != 0 || (counts.len() / acc.p) as u64 > acc.dense_capacity() {
+        if counts.len() % acc.p != 0 || (counts.len() / acc.p) as u64 > acc.cfg.dense_capacity() {
             return Err(Error::Input(format!("{} dense counts do not fit this accumulator's dense table", counts.len())));
         }
         acc.table = Table::Dense { counts };
         Ok(acc)
     }
 
-    /// Size an empty dense table for keys below `card` up front (when it fits the dense limit and
-    /// budget), so counting does not regrow it. Results do not depend on the table's size.
-    pub fn reserve_dense(&mut self, card: u64) {
-        let (p, cap) = (self.p as u64, self.dense_capacity());
-        if let Table::Dense { counts } = &mut self.table {
-            if card <= cap && (counts.len() as u64) < card * p {
-                counts.resize((card * p) as usize, 0);
-            }
-        }
-    }
-
     /// Dense table must hold key `need - 1`: grow (doubling, capped) or move to the hashed table.
     fn grow_or_convert(&mut self, need: u64) {
-        let (p, cap) = (self.p as u64, self.dense_capacity());
+        let (p, cap) = (self.p as u64, self.cfg.dense_capacity());
         if let Table::Dense { counts } = &mut self.table {
             if need <= cap {
                 let card = (counts.len() as u64 / p).max(16);

@@ -31,7 +31,7 @@ impl Hll {
         let idx = (h >> (64 - self.p)) as usize;
         let q = 64 - self.p as u32;
         let rho = ((h << self.p).leading_zeros() + 1).min(q + 1) as u8;
-        self.reg[idx] = self.reg[idx].max(rho); // branch-free: mostly a no-op, rarely predictable
+        self.reg[idx] = self.reg[idx].max(rho); // branch-free: whether it changes is data-dependent
     }
     pub fn merge(&mut self, o: &Hll) -> Result<()> {
         if o.p != self.p {

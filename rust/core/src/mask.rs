@@ -1,9 +1,9 @@
 //! Inverted dropout with a counter-based mask: element `i` is kept unless one 32-bit half of a hash
 //! of `(seed, i / 2)` falls below `p`, so the mask depends only on the seed and the position. The
-//! backward pass regenerates the same mask from the seed instead of storing it. About 1.5 ns per
-//! element on one core; torch's CPU `bernoulli_` draws from a sequential generator at ~12 ns. It runs
-//! on the calling thread: spreading it over rayon's pool measured slower inside a torch training step,
-//! whose OpenMP threads still hold the cores.
+//! backward pass regenerates the same mask from the seed instead of storing it
+//! (`python benchmarks/bench_dropout.py` times it against torch's CPU `bernoulli_`). It runs on the
+//! calling thread: an earlier version spread it over rayon's pool and trained slower inside a torch
+//! step, whose OpenMP threads still hold the cores.
 use crate::hash::mix64;
 
 /// `out[i] = x[i] / (1 - p)` if element `i` is kept, else `x[i] * 0` (like torch's dropout, NaN and

@@ -110,6 +110,7 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
     if pats.len() != codes.rows {
         return Err(Error::Input(format!("{} label rows for {} code rows", pats.len(), codes.rows)));
     }
+    CategoricalAcc::new(cfg.clone(), false)?; // validates the configuration (label count, HLL precision)
     if let Some(&bad) = pats.iter().find(|&&q| q as usize >= 1 << cfg.n_labels) {
         return Err(Error::Input(format!("label pattern {bad} needs more than {} labels", cfg.n_labels)));
     }
@@ -146,30 +147,30 @@ pub fn field_accs<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig) -> Re
 }
 
 /// One field's counter in [`field_accs`]. Codes are counted straight from the column into a
-/// [`DenseCounter`] while every block's codes lie in `0..dense_capacity` (the usual case for encoded
-/// codes, checked per block while the block is in cache); a block with a negative or huge code moves
-/// the field to the general [`CategoricalAcc::update`] path. Both paths give the same accumulator.
+/// [`DenseCounter`] while every block's codes lie in `0..CatConfig::dense_capacity` (the usual case
+/// for encoded codes, checked per block while the block is in cache); a block with a negative or
+/// huge code moves the field to the general [`CategoricalAcc::update`] path. Both paths give the
+/// same accumulator.
 enum FieldCounter {
-    Direct { counter: DenseCounter, cfg: CatConfig, cap: usize },
+    Direct { counter: DenseCounter, cfg: CatConfig },
     Generic(CategoricalAcc),
 }
 
 impl FieldCounter {
     fn new(cfg: &CatConfig, direct: bool) -> Result<Self> {
-        let acc = CategoricalAcc::new(cfg.clone(), false)?;
         Ok(if direct {
-            let cap = acc.dense_capacity() as usize;
-            FieldCounter::Direct { counter: DenseCounter::new(cfg.n_labels), cfg: cfg.clone(), cap }
+            FieldCounter::Direct { counter: DenseCounter::new(cfg.n_labels), cfg: cfg.clone() }
         } else {
-            FieldCounter::Generic(acc)
+            FieldCounter::Generic(CategoricalAcc::new(cfg.clone(), false)?)
         })
     }
 
     fn count<T: Code>(&mut self, codes: &Codes<T>, f: usize, r0: usize, r1: usize, pats: &[u8], buf: &mut Vec<u64>) -> Result<()> {
-        if let FieldCounter::Direct { counter, cfg, cap } = self {
+        if let FieldCounter::Direct { counter, cfg } = self {
             let (lo, hi) = codes.min_max(f, r0, r1);
-            if lo >= 0 && (hi as u64) < *cap as u64 {
-                counter.reserve(hi as usize + 1, *cap);
+            let cap = cfg.dense_capacity();
+            if lo >= 0 && (hi as u64) < cap {
+                counter.reserve(hi as usize + 1, cap as usize);
                 counter.count(codes, f, r0, r1, pats);
                 return Ok(());
             }
@@ -185,7 +186,7 @@ impl FieldCounter {
 
     fn finish(self) -> Result<CategoricalAcc> {
         match self {
-            FieldCounter::Direct { counter, cfg, .. } => CategoricalAcc::from_dense_counts(cfg, counter.into_counts()),
+            FieldCounter::Direct { counter, cfg } => CategoricalAcc::from_dense_counts(cfg, counter.into_counts()),
             FieldCounter::Generic(acc) => Ok(acc),
         }
     }
