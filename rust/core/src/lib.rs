@@ -14,6 +14,7 @@
 //! shards in any order gives bit-identical statistics to one pass.
 pub mod cat;
 pub mod codec;
+pub mod delimited;
 pub mod error;
 pub mod hash;
 pub mod hll;

@@ -5,6 +5,7 @@
 //! (row-major) matrix is streamed once per group rather than once per field.
 use crate::cat::{CatConfig, CategoricalAcc, FieldStats};
 use crate::error::{Error, Result};
+use crate::hash::prefetch;
 use crate::pair::{PairAcc, PairStats};
 use crate::sum::Estimator;
 use rayon::prelude::*;
@@ -304,18 +305,6 @@ impl DenseCounter {
         }
         out
     }
-}
-
-/// Hint the CPU to load the cache line at `ptr` (no effect on results; a no-op off x86-64).
-#[inline(always)]
-fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching never faults and does not dereference in the language sense.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
 }
 
 pub fn field_stats<T: Code>(codes: &Codes<T>, pats: &[u8], cfg: &CatConfig, est: Estimator) -> Result<Vec<FieldStats>> {

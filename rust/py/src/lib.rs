@@ -402,22 +402,17 @@ fn update_batch(
         .unwrap_or(0);
     let pats = patterns(labels, n, n_labels)?;
     // take the accumulators out of their Python objects, work without the GIL, put them back
-    let mut cat: Vec<(core::CategoricalAcc, ArrayRef)> = Vec::new();
+    let mut cat = Vec::new();
     for (acc, col) in &fields {
         if col.array().len() != n {
             return Err(PyValueError::new_err("columns of one batch differ in length"));
         }
-        let mut b = acc.borrow_mut(py);
-        let empty = core::CategoricalAcc::new(b.inner.config().clone(), b.inner.keeps_values()).map_err(err)?;
-        cat.push((std::mem::replace(&mut b.inner, empty), col.array().clone()));
+        cat.push((take_cat(py, acc)?, col.array().clone()));
     }
-    let mut num: Vec<(core::NumericAcc, ArrayRef)> =
-        numeric.iter().map(|(a, c)| (std::mem::take(&mut a.borrow_mut(py).inner), c.array().clone())).collect();
-    let mut prs: Vec<(core::PairAcc, ArrayRef, ArrayRef)> = Vec::new();
+    let mut num: Vec<(core::NumericAcc, ArrayRef)> = numeric.iter().map(|(a, c)| (take_num(py, a), c.array().clone())).collect();
+    let mut prs = Vec::new();
     for (acc, a, b) in &pairs {
-        let mut g = acc.borrow_mut(py);
-        let empty = core::PairAcc::new(g.n_labels, 1 << 20, None).map_err(err)?;
-        prs.push((std::mem::replace(&mut g.inner, empty), a.array().clone(), b.array().clone()));
+        prs.push((take_pair(py, acc)?, a.array().clone(), b.array().clone()));
     }
     let result: PyResult<()> = py.detach(|| {
         core::with_threads(threads, || -> PyResult<()> {
@@ -434,16 +429,130 @@ fn update_batch(
         })
         .map_err(err)?
     });
-    for ((acc, _), (inner, _)) in fields.iter().zip(cat) {
-        acc.borrow_mut(py).inner = inner;
-    }
-    for ((acc, _), (inner, _)) in numeric.iter().zip(num) {
-        acc.borrow_mut(py).inner = inner;
-    }
-    for ((acc, _, _), (inner, _, _)) in pairs.iter().zip(prs) {
-        acc.borrow_mut(py).inner = inner;
-    }
+    restore(py, fields.iter().map(|f| &f.0).zip(cat.into_iter().map(|c| c.0)),
+            numeric.iter().map(|f| &f.0).zip(num.into_iter().map(|c| c.0)),
+            pairs.iter().map(|f| &f.0).zip(prs.into_iter().map(|c| c.0)));
     result
+}
+
+// Accumulators are moved out of their Python objects for work without the GIL (an empty one of the
+// same configuration stands in) and put back afterwards, also after an error.
+fn take_cat(py: Python<'_>, acc: &Py<FieldAccumulator>) -> PyResult<core::CategoricalAcc> {
+    let mut b = acc.borrow_mut(py);
+    let empty = core::CategoricalAcc::new(b.inner.config().clone(), b.inner.keeps_values()).map_err(err)?;
+    Ok(std::mem::replace(&mut b.inner, empty))
+}
+
+fn take_num(py: Python<'_>, acc: &Py<NumericAccumulator>) -> core::NumericAcc {
+    std::mem::take(&mut acc.borrow_mut(py).inner)
+}
+
+fn take_pair(py: Python<'_>, acc: &Py<PairAccumulator>) -> PyResult<core::PairAcc> {
+    let mut g = acc.borrow_mut(py);
+    let empty = core::PairAcc::new(g.n_labels, 1 << 20, None).map_err(err)?;
+    Ok(std::mem::replace(&mut g.inner, empty))
+}
+
+fn restore<'a>(
+    py: Python<'_>,
+    cat: impl Iterator<Item = (&'a Py<FieldAccumulator>, core::CategoricalAcc)>,
+    num: impl Iterator<Item = (&'a Py<NumericAccumulator>, core::NumericAcc)>,
+    pair: impl Iterator<Item = (&'a Py<PairAccumulator>, core::PairAcc)>,
+) {
+    cat.for_each(|(a, inner)| a.borrow_mut(py).inner = inner);
+    num.for_each(|(a, inner)| a.borrow_mut(py).inner = inner);
+    pair.for_each(|(a, inner)| a.borrow_mut(py).inner = inner);
+}
+
+/// Count a CSV/TSV file straight into the accumulators (see `leanrec_core::delimited`), starting at
+/// byte `offset` (after a header line) whose line number is `first_line`. Columns are given by index:
+/// `labels` in label-bit order, `text` counted by raw bytes, `number` parsed as numbers; `fields`,
+/// `numeric` and `pairs` name (accumulator, column index). `progress(rows)` is called after each block.
+/// Returns (rows counted, bad rows skipped, first bad row as (line, column index or None, message)).
+#[pyfunction]
+#[pyo3(signature = (path, *, offset, first_line, delimiter, n_columns, labels, text, number, fields, numeric, pairs,
+                    skip_bad_rows, threads=None, progress=None, block_bytes=16<<20))]
+#[allow(clippy::too_many_arguments)]
+fn count_delimited(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    offset: u64,
+    first_line: u64,
+    delimiter: char,
+    n_columns: usize,
+    labels: Vec<usize>,
+    text: Vec<usize>,
+    number: Vec<usize>,
+    fields: Vec<(Py<FieldAccumulator>, usize)>,
+    numeric: Vec<(Py<NumericAccumulator>, usize)>,
+    pairs: Vec<(Py<PairAccumulator>, usize, usize)>,
+    skip_bad_rows: bool,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+    block_bytes: usize,
+) -> PyResult<(u64, u64, Option<(u64, Option<usize>, String)>)> {
+    use core::delimited::{count_stream, Plan, Role, Sinks};
+    use std::io::{Seek, SeekFrom};
+    if !delimiter.is_ascii() {
+        return Err(PyValueError::new_err(format!("the delimiter must be one ASCII character, got {delimiter:?}")));
+    }
+    let mut roles = vec![Role::Ignore; n_columns];
+    let assign = |roles: &mut Vec<Role>, cols: &[usize], role: &dyn Fn(usize) -> Role| -> PyResult<()> {
+        for (i, &c) in cols.iter().enumerate() {
+            match roles.get_mut(c) {
+                Some(r @ Role::Ignore) => *r = role(i),
+                Some(_) => return Err(PyValueError::new_err(format!("column {c} is given two roles"))),
+                None => return Err(PyValueError::new_err(format!("column {c} is out of range ({n_columns} columns)"))),
+            }
+        }
+        Ok(())
+    };
+    assign(&mut roles, &labels, &|i| Role::Label(i as u8))?;
+    assign(&mut roles, &text, &|_| Role::Text)?;
+    assign(&mut roles, &number, &|_| Role::Number)?;
+    let plan = Plan { delimiter: delimiter as u8, roles, skip_bad_rows, first_line, block_bytes };
+    let mut file = std::fs::File::open(&path).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))?;
+
+    let mut cat = Vec::new();
+    for (acc, _) in &fields {
+        cat.push(take_cat(py, acc)?);
+    }
+    let mut num: Vec<core::NumericAcc> = numeric.iter().map(|(a, _)| take_num(py, a)).collect();
+    let mut prs = Vec::new();
+    for (acc, _, _) in &pairs {
+        prs.push(take_pair(py, acc)?);
+    }
+    let mut interrupted: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let mut sinks = Sinks {
+            cat: fields.iter().map(|f| f.1).zip(cat.iter_mut()).collect(),
+            num: numeric.iter().map(|f| f.1).zip(num.iter_mut()).collect(),
+            pair: pairs.iter().map(|p| (p.1, p.2)).zip(prs.iter_mut()).map(|((a, b), acc)| (a, b, acc)).collect(),
+        };
+        // after each block: let Python handle signals (Ctrl-C stops counting) and report progress
+        let mut report = |rows: u64| -> core::Result<()> {
+            Python::attach(|py| -> PyResult<()> {
+                py.check_signals()?;
+                if let Some(cb) = &progress {
+                    cb.call1(py, (rows,))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| {
+                interrupted = Some(e);
+                core::Error::Input("interrupted".into())
+            })
+        };
+        core::with_threads(threads, || count_stream(file, &plan, &mut sinks, &mut report)).and_then(|r| r)
+    });
+    restore(py, fields.iter().map(|f| &f.0).zip(cat), numeric.iter().map(|f| &f.0).zip(num),
+            pairs.iter().map(|f| &f.0).zip(prs));
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    let out = result.map_err(err)?;
+    Ok((out.rows, out.bad_rows, out.first_bad.map(|b| (b.line, b.column, b.message))))
 }
 
 // ---------------------------------------------------------------- 1-D measures
@@ -668,6 +777,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PairAccumulator>()?;
     for f in [
         wrap_pyfunction!(update_batch, m)?,
+        wrap_pyfunction!(count_delimited, m)?,
         wrap_pyfunction!(entropy, m)?,
         wrap_pyfunction!(mutual_info, m)?,
         wrap_pyfunction!(conditional_mutual_info, m)?,
