@@ -7,6 +7,7 @@ counted in other processes (see `compute_distributed`) and merged into exactly t
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import struct
@@ -98,8 +99,9 @@ def _columns(path: Path, delim: str, names: Sequence[str] | None) -> tuple[list[
 
 
 def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRows,
-          state: _ReadState) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of one file; CSV/TSV columns come back as strings (typed later, per field)."""
+          state: _ReadState, head_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
+    """Yield record batches of one file; CSV/TSV columns come back as strings (typed later, per field).
+    head_bytes: for CSV/TSV, read only the complete lines within the file's first `head_bytes` bytes."""
     if fmt in ("csv", "tsv"):
         import pyarrow.csv as pacsv
 
@@ -116,8 +118,14 @@ def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRow
             return "error"
 
         try:
+            source: Any = path
+            if head_bytes is not None:  # a sample: Arrow's streaming reader buffers ~300 MB ahead
+                with open(path, "rb") as fh:
+                    head = fh.read(head_bytes)
+                cut = head.rfind(b"\n") + 1 if len(head) == head_bytes else len(head)
+                source = io.BytesIO(head[:cut or len(head)])
             reader = pacsv.open_csv(
-                path,
+                source,
                 read_options=pacsv.ReadOptions(use_threads=False, block_size=8 << 20, column_names=cols,
                                                skip_rows=1 if names is None else 0),
                 parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid),
@@ -453,7 +461,7 @@ def _count(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | Non
         state = _ReadState(path=str(path), header=names is None and file_fmt in ("csv", "tsv"))
         if reader == "native" and file_fmt in _DELIMITERS:
             if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
-                first = next(iter(_read(path, file_fmt, names, on_bad_rows, state)), None)
+                first = next(iter(_read(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
                 if first is None:
                     continue
                 acc = TableAccumulator(spec or infer_spec(first, path=str(path), **spec_args), threads)
@@ -611,7 +619,7 @@ def compute_distributed(source: str | Path | Sequence[str | Path] | None = None,
                                                                numeric)
     files = _files(source)
     first = next(iter(_read(files[0], _format(files[0], format), names, on_bad_rows,
-                            _ReadState(str(files[0]), names is None))), None)
+                            _ReadState(str(files[0]), names is None), head_bytes=8 << 20)), None)
     if first is None:
         raise DataError("the first shard has no rows", path=str(files[0]))
     spec = infer_spec(first, labels=_labels_arg(label), fields=fields, numeric=numeric, pairs=pairs,

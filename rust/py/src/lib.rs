@@ -471,7 +471,7 @@ fn restore<'a>(
 /// Returns (rows counted, bad rows skipped, first bad row as (line, column index or None, message)).
 #[pyfunction]
 #[pyo3(signature = (path, *, offset, first_line, delimiter, n_columns, labels, text, number, fields, numeric, pairs,
-                    skip_bad_rows, threads=None, progress=None, block_bytes=16<<20))]
+                    skip_bad_rows, threads=None, progress=None, block_bytes=8<<20))]
 #[allow(clippy::too_many_arguments)]
 fn count_delimited(
     py: Python<'_>,
