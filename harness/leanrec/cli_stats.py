@@ -28,6 +28,8 @@ def stats_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress indicator."),
     estimator: str = typer.Option("plugin", "--estimator",
                                   help="plugin | miller-madow (bias-corrected; plug-in MI favours many-valued fields)."),
+    reader: str = typer.Option("native", "--reader", help="CSV/TSV reader: native (parsed and counted in Rust) | "
+                               "arrow (pyarrow record batches); same results."),
 ) -> None:
     """Rows, nulls, distinct (exact + HLL), entropy, MI with each label, numeric summaries per field."""
     from leanrec.stats import compute
@@ -36,7 +38,8 @@ def stats_command(
     labels = split(label)
     report = compute(source, dataset=dataset, format=format, names=split(names), label=labels,
                      fields=split(fields), pairs=pairs, memory_budget=memory_budget, threads=threads,
-                     on_bad_rows=on_bad_rows, progress=progress, estimator=estimator)  # type: ignore[arg-type]
+                     on_bad_rows=on_bad_rows, progress=progress, estimator=estimator,  # type: ignore[arg-type]
+                     reader=reader)
     console = Console()
     table = Table(title=f"{report.source}: {report.rows:,} rows"
                         + (f", {report.bad_rows:,} bad rows skipped" if report.bad_rows else ""))
