@@ -98,6 +98,19 @@ def test_env_filter_empty_loads_nothing(monkeypatch):
     assert reg.plugins == {} and reg.methods == {}
 
 
+def test_builtin_dataset_shortcut_equals_the_registry(monkeypatch):
+    """resolve_card reads built-in cards without loading method plugins; same card as the registry's."""
+    from leanrec.plugins import builtin_dataset
+
+    reg = load_registry()
+    for name in ("criteo", "frappe", "synthetic"):
+        a, b = builtin_dataset(name), reg.dataset(name)
+        assert (a.name, a.path, a.fields, a.source) == (b.name, b.path, b.fields, b.source)
+    assert builtin_dataset("no-such-card") is None
+    monkeypatch.setenv("LEANREC_LOAD_PLUGINS", "leanrec-baselines")  # the core's cards left out
+    assert builtin_dataset("criteo") is None
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "leanrec.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)

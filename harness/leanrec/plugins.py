@@ -101,6 +101,12 @@ class Registry:
         return register
 
 
+def _load_filter() -> list[str] | None:
+    """Distributions named in LEANREC_LOAD_PLUGINS (None: load every plugin)."""
+    env = os.environ.get(ENV_LOAD)
+    return None if env is None else [w.strip() for w in env.split(",") if w.strip()]
+
+
 def _selected(dist: str, wanted: list[str] | None) -> bool:
     return wanted is None or _norm(dist) in {_norm(w) for w in wanted}
 
@@ -115,8 +121,7 @@ def load_registry(extra_plugins: Iterable[Any] = (), *, entry_points: bool = Tru
     reg = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    env = os.environ.get(ENV_LOAD)
-    wanted = None if env is None else [w.strip() for w in env.split(",") if w.strip()]
+    wanted = _load_filter()
     reg.load_filter = wanted
 
     if entry_points:
@@ -161,6 +166,22 @@ def _register_checked(pm: pluggy.PluginManager, obj: Any, name: str) -> None:
             f"plugin {name!r} implements a hook that leanrec does not define: {exc}. "
             f"Known hooks: {', '.join(sorted(h for h in dir(pm.hook) if h.startswith('leanrec_')))}"
         ) from exc
+
+
+def builtin_dataset(name: str) -> Any:
+    """The core distribution's built-in card `name`, read without loading every plugin (method plugins
+    import torch: seconds); None when there is no such card or LEANREC_LOAD_PLUGINS leaves the core out.
+    Equal to ``registry().dataset(name)``: the registry rejects a second dataset of the same name."""
+    from leanrec.builtin_datasets import cards_dir
+    from leanrec.data.cards import load_card
+
+    if not _selected("leanrec", _load_filter()):
+        return None
+    path = cards_dir() / f"{name}.toml"
+    if not path.is_file():
+        return None
+    card = load_card(path)
+    return card if card.name == name else None
 
 
 @lru_cache(maxsize=1)

@@ -133,9 +133,9 @@ def resolve_card(name_or_card: str | Path | DatasetCard) -> DatasetCard:
     s = str(name_or_card)
     if isinstance(name_or_card, Path) or s.endswith(".toml") or Path(s).is_file():
         return load_card(s)
-    from leanrec.plugins import registry
+    from leanrec.plugins import builtin_dataset, registry
 
-    return registry().dataset(s)
+    return builtin_dataset(s) or registry().dataset(s)
 
 
 def resolve_options(card: DatasetCard, overrides: dict[str, Any] | None
