@@ -124,13 +124,14 @@ def test_progress_reports_every_row(tmp_path: Path):
     rows = [[str(int(rng.random() < 0.5)), f"k{rng.integers(0, 1000)}"] for _ in range(40_000)]
     write_rows(p, None, rows)
     acc = _native.FieldAccumulator(1, keep_values=True)
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     rows_counted, bad, first_bad = _native.count_delimited(
         str(p), offset=0, first_line=1, delimiter=",", n_columns=2, labels=[0], text=[1], number=[],
-        fields=[(acc, 1)], numeric=[], pairs=[], skip_bad_rows=False, threads=2, progress=seen.append,
+        fields=[(acc, 1)], numeric=[], pairs=[], skip_bad_rows=False, threads=2, progress=lambda rows, nbytes: seen.append((rows, nbytes)),
         block_bytes=1 << 16)
     assert (rows_counted, bad, first_bad) == (40_000, 0, None)
-    assert sum(seen) == 40_000 and len(seen) > 1  # several blocks of 64 KB
+    assert sum(r for r, _ in seen) == 40_000 and len(seen) > 1  # several blocks of 64 KB
+    assert sum(b for _, b in seen) == p.stat().st_size
     assert acc.stats()["rows"] == 40_000
     want = {}
     for _, v in rows:

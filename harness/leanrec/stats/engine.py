@@ -476,7 +476,7 @@ def _count(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | Non
                 if prepared is not None:
                     acc.update(*prepared)
                 if progress is not None:
-                    progress(batch.num_rows)
+                    progress(batch.num_rows, 0)
         acc_bad = len(state.skipped_lines)
         if acc is not None:
             acc.bad_rows += acc_bad
@@ -568,12 +568,22 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
     if not progress:
         acc = _count(files, **kwargs)
     else:
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich import progress as rp
 
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} rows"),
-                      TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task(f"counting {len(files)} file(s)", total=None)
-            acc = _count(files, progress=lambda n: bar.advance(task, n), **kwargs)
+        # the native reader reports bytes as well: then a bar with percentage, MB/s and time left
+        by_bytes = reader == "native" and all(_format(f, format) in _DELIMITERS for f in files)
+        columns = [rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[rows]:,} rows")]
+        if by_bytes:
+            columns += [rp.BarColumn(), rp.TaskProgressColumn(), rp.TransferSpeedColumn(), rp.TimeRemainingColumn()]
+        with rp.Progress(*columns, rp.TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task(f"counting {len(files)} file(s)", rows=0,
+                                total=sum(f.stat().st_size for f in files) if by_bytes else None)
+            seen = [0]
+
+            def advance(rows: int, nbytes: int) -> None:
+                seen[0] += rows
+                bar.update(task, advance=nbytes, rows=seen[0])
+            acc = _count(files, progress=advance, **kwargs)
     return acc.report(source=str(source), top_k=top_k, estimator=estimator)
 
 

@@ -598,13 +598,13 @@ fn read_blocks<R: Read>(mut r: R, block: usize, tx: SyncSender<std::io::Result<V
     }
 }
 
-/// Count a delimited text stream into `sinks`. `progress(rows)` is called after each block; an error
+/// Count a delimited text stream into `sinks`. `progress(rows, bytes)` is called after each block; an error
 /// from it (e.g. an interrupt) stops counting. Parsing of block k+1 overlaps counting of block k.
 pub fn count_stream<R: Read + Send>(
     reader: R,
     plan: &Plan,
     sinks: &mut Sinks,
-    progress: &mut (dyn FnMut(u64) -> Result<()> + Send),
+    progress: &mut (dyn FnMut(u64, u64) -> Result<()> + Send),
 ) -> Result<Outcome> {
     let layout = Layout::new(plan)?;
     let cols = sinks.cat.iter().map(|s| s.0).chain(sinks.num.iter().map(|s| s.0));
@@ -639,16 +639,17 @@ pub fn count_stream<R: Read + Send>(
                 }),
                 || match pending.take() {
                     Some((b, pieces)) => count_block(&b, &pieces, &layout, sinks).map(|_| {
+                        let bytes = b.len() as u64;
                         let _ = used_tx.send(b); // back to the reader for refilling
-                        (pieces.iter().map(|p| p.rows as u64).sum(), pieces)
+                        (pieces.iter().map(|p| p.rows as u64).sum(), bytes, pieces)
                     }),
-                    None => Ok((0u64, vec![])),
+                    None => Ok((0u64, 0u64, vec![])),
                 },
             );
-            let (rows, counted_pieces) = counted?;
+            let (rows, bytes, counted_pieces) = counted?;
             spare.extend(counted_pieces);
-            if rows > 0 {
-                progress(rows)?;
+            if bytes > 0 {
+                progress(rows, bytes)?;
             }
             if let Some((b, pieces)) = parsed {
                 for p in &pieces {
@@ -684,7 +685,7 @@ mod tests {
         let cfg = CatConfig { n_labels: 1, ..Default::default() };
         let mut accs: Vec<CategoricalAcc> = cat_cols.iter().map(|_| CategoricalAcc::new(cfg.clone(), keep).unwrap()).collect();
         let mut sinks = Sinks { cat: cat_cols.iter().copied().zip(accs.iter_mut()).collect(), num: vec![], pair: vec![] };
-        let out = count_stream(text, plan, &mut sinks, &mut |_| Ok(())).unwrap();
+        let out = count_stream(text, plan, &mut sinks, &mut |_, _| Ok(())).unwrap();
         drop(sinks);
         (accs, out)
     }

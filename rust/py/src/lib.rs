@@ -467,7 +467,7 @@ fn restore<'a>(
 /// Count a CSV/TSV file straight into the accumulators (see `leanrec_core::delimited`), starting at
 /// byte `offset` (after a header line) whose line number is `first_line`. Columns are given by index:
 /// `labels` in label-bit order, `text` counted by raw bytes, `number` parsed as numbers; `fields`,
-/// `numeric` and `pairs` name (accumulator, column index). `progress(rows)` is called after each block.
+/// `numeric` and `pairs` name (accumulator, column index). `progress(rows, bytes)` is called after each block.
 /// Returns (rows counted, bad rows skipped, first bad row as (line, column index or None, message)).
 #[pyfunction]
 #[pyo3(signature = (path, *, offset, first_line, delimiter, n_columns, labels, text, number, fields, numeric, pairs,
@@ -531,11 +531,11 @@ fn count_delimited(
             pair: pairs.iter().map(|p| (p.1, p.2)).zip(prs.iter_mut()).map(|((a, b), acc)| (a, b, acc)).collect(),
         };
         // after each block: let Python handle signals (Ctrl-C stops counting) and report progress
-        let mut report = |rows: u64| -> core::Result<()> {
+        let mut report = |rows: u64, bytes: u64| -> core::Result<()> {
             Python::attach(|py| -> PyResult<()> {
                 py.check_signals()?;
                 if let Some(cb) = &progress {
-                    cb.call1(py, (rows,))?;
+                    cb.call1(py, (rows, bytes))?;
                 }
                 Ok(())
             })
