@@ -464,6 +464,9 @@ fn restore<'a>(
     pair.for_each(|(a, inner)| a.borrow_mut(py).inner = inner);
 }
 
+/// A bad row for Python: (line, column index or None, message).
+type BadRowTuple = (u64, Option<usize>, String);
+
 /// Count a CSV/TSV file straight into the accumulators (see `leanrec_core::delimited`), starting at
 /// byte `offset` (after a header line) whose line number is `first_line`. Columns are given by index:
 /// `labels` in label-bit order, `text` counted by raw bytes, `number` parsed as numbers; `fields`,
@@ -490,7 +493,7 @@ fn count_delimited(
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
     block_bytes: usize,
-) -> PyResult<(u64, u64, Option<(u64, Option<usize>, String)>)> {
+) -> PyResult<(u64, u64, Option<BadRowTuple>)> {
     use core::delimited::{count_stream, Plan, Role, Sinks};
     use std::io::{Seek, SeekFrom};
     if !delimiter.is_ascii() {
