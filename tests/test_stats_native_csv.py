@@ -151,3 +151,27 @@ def test_native_rejects_bad_arguments(tmp_path: Path):
         _native.count_delimited(str(p), labels=[0], text=[], number=[], fields=[(acc, 1)], **kw)
     with pytest.raises(ConfigError, match="reader"):
         S.compute(p, progress=False, reader="polars")
+
+
+def test_compressed_files(tmp_path: Path):
+    """gzip (also several members, as `cat a.gz b.gz` makes) is read natively, other compressions through
+    Arrow; both equal the uncompressed file. Shard folders pick up compressed shards."""
+    import bz2
+    import gzip
+
+    rng = np.random.default_rng(3)
+    rows = [[str(int(rng.random() < 0.4)), str(rng.integers(0, 9)), f"s{rng.zipf(1.4)}"] for _ in range(6000)]
+    plain = write_rows(tmp_path / "log.csv", ["label", "n", "site"], rows)
+    data = plain.read_bytes()
+    cut = data.index(b"\n", len(data) // 2) + 1
+    (tmp_path / "log.csv.gz").write_bytes(gzip.compress(data[:cut]) + gzip.compress(data[cut:]))  # two members
+    (tmp_path / "log.csv.bz2").write_bytes(bz2.compress(data))
+    want = S.compute(plain, progress=False, reader="arrow")
+    for name in ("log.csv.gz", "log.csv.bz2"):
+        a, b = both(tmp_path / name)
+        same_report(a, want)
+        same_report(b, want)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "part-0.csv.gz").write_bytes(gzip.compress(data))
+    assert S.compute(shards, progress=False).rows == 6000

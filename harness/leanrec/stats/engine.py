@@ -45,7 +45,8 @@ def _files(source: str | Path | Sequence[str | Path]) -> list[Path]:
         return [f for s in source for f in _files(s)]
     p = Path(source)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in FORMATS)
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                       and (f.with_suffix("") if _compression(f) else f).suffix.lower() in FORMATS)
         if not files:
             raise DataError(f"no readable shards ({', '.join(sorted(FORMATS))}) in directory", path=str(p))
         return files
@@ -54,13 +55,21 @@ def _files(source: str | Path | Sequence[str | Path]) -> list[Path]:
     return [p]
 
 
+# compressed text files (by suffix): Arrow's reader decompresses all of them, the native reader gzip
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
+
+
+def _compression(path: Path) -> str | None:
+    return COMPRESSIONS.get(path.suffix.lower())
+
+
 def _format(path: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in {"csv", "tsv", "parquet", "ipc"}:
             raise ConfigError(f"unknown format {fmt!r}; use csv, tsv, parquet or ipc")
         return fmt
     try:
-        return FORMATS[path.suffix.lower()]
+        return FORMATS[(path.with_suffix("") if _compression(path) else path).suffix.lower()]
     except KeyError:
         raise ConfigError(f"cannot tell the format of {path.name}; pass format='csv'|'tsv'|'parquet'|'ipc'") from None
 
@@ -87,12 +96,18 @@ class _ReadState:
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
+def _open_bytes(path: Path) -> Any:
+    """The file's (decompressed) bytes as a binary stream with read() and readline()."""
+    kind = _compression(path)
+    return io.BufferedReader(pa.input_stream(str(path), compression=kind)) if kind else open(path, "rb")
+
+
 def _columns(path: Path, delim: str, names: Sequence[str] | None) -> tuple[list[str], int]:
     """Column names of a CSV/TSV file (`names`, else its header line) and the byte offset of its first row.
     No columns: the file is empty."""
     if names is not None:
         return list(names), 0
-    with open(path, "rb") as fh:
+    with _open_bytes(path) as fh:
         raw = fh.readline()
     first = raw.decode("utf-8", errors="replace").rstrip("\r\n")
     return ([c.strip().strip('"') for c in first.split(delim)] if first else []), len(raw)
@@ -120,7 +135,7 @@ def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRow
         try:
             source: Any = path
             if head_bytes is not None:  # a sample: Arrow's streaming reader buffers ~300 MB ahead
-                with open(path, "rb") as fh:
+                with _open_bytes(path) as fh:
                     head = fh.read(head_bytes)
                 cut = head.rfind(b"\n") + 1 if len(head) == head_bytes else len(head)
                 source = io.BytesIO(head[:cut or len(head)])
@@ -445,7 +460,8 @@ def _count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: Tab
         labels=[index[c] for c in spec.labels], text=text, number=number,
         fields=[(acc.cat[f], index[f]) for f in spec.fields], numeric=[(acc.num[f], index[f]) for f in spec.numeric],
         pairs=[(acc.pair[p], index[p[0]], index[p[1]]) for p in spec.pairs],
-        skip_bad_rows=on_bad_rows == "skip", threads=acc.threads, progress=progress)
+        skip_bad_rows=on_bad_rows == "skip", threads=acc.threads, progress=progress,
+        gzip=_compression(path) == "gzip")
     if first_bad is not None and on_bad_rows == "error":
         line, column, message = first_bad
         raise DataError(message, path=str(path), line=line, column=None if column is None else cols[column])
@@ -459,7 +475,7 @@ def _count(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | Non
     for path in files:
         file_fmt = _format(path, fmt)
         state = _ReadState(path=str(path), header=names is None and file_fmt in ("csv", "tsv"))
-        if reader == "native" and file_fmt in _DELIMITERS:
+        if reader == "native" and file_fmt in _DELIMITERS and _compression(path) in (None, "gzip"):
             if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
                 first = next(iter(_read(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
                 if first is None:
@@ -571,7 +587,7 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
         from rich import progress as rp
 
         # the native reader reports bytes as well: then a bar with percentage, MB/s and time left
-        by_bytes = reader == "native" and all(_format(f, format) in _DELIMITERS for f in files)
+        by_bytes = reader == "native" and all(_format(f, format) in _DELIMITERS and not _compression(f) for f in files)
         columns = [rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[rows]:,} rows")]
         if by_bytes:
             columns += [rp.BarColumn(), rp.TaskProgressColumn(), rp.TransferSpeedColumn(), rp.TimeRemainingColumn()]

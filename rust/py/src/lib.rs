@@ -471,10 +471,11 @@ type BadRowTuple = (u64, Option<usize>, String);
 /// byte `offset` (after a header line) whose line number is `first_line`. Columns are given by index:
 /// `labels` in label-bit order, `text` counted by raw bytes, `number` parsed as numbers; `fields`,
 /// `numeric` and `pairs` name (accumulator, column index). `progress(rows, bytes)` is called after each block.
-/// Returns (rows counted, bad rows skipped, first bad row as (line, column index or None, message)).
+/// `gzip`: the file is gzip-compressed. Returns (rows counted, bad rows skipped, first bad row as (line,
+/// column index or None, message)).
 #[pyfunction]
 #[pyo3(signature = (path, *, offset, first_line, delimiter, n_columns, labels, text, number, fields, numeric, pairs,
-                    skip_bad_rows, threads=None, progress=None, block_bytes=8<<20))]
+                    skip_bad_rows, threads=None, progress=None, block_bytes=8<<20, gzip=false))]
 #[allow(clippy::too_many_arguments)]
 fn count_delimited(
     py: Python<'_>,
@@ -493,9 +494,10 @@ fn count_delimited(
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
     block_bytes: usize,
+    gzip: bool,
 ) -> PyResult<(u64, u64, Option<BadRowTuple>)> {
     use core::delimited::{count_stream, Plan, Role, Sinks};
-    use std::io::{Seek, SeekFrom};
+    use std::io::{Read, Seek, SeekFrom};
     if !delimiter.is_ascii() {
         return Err(PyValueError::new_err(format!("the delimiter must be one ASCII character, got {delimiter:?}")));
     }
@@ -514,8 +516,17 @@ fn count_delimited(
     assign(&mut roles, &text, &|_| Role::Text)?;
     assign(&mut roles, &number, &|_| Role::Number)?;
     let plan = Plan { delimiter: delimiter as u8, roles, skip_bad_rows, first_line, block_bytes };
-    let mut file = std::fs::File::open(&path).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))?;
-    file.seek(SeekFrom::Start(offset)).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))?;
+    let io_err = |e: std::io::Error| PyValueError::new_err(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(&path).map_err(io_err)?;
+    // `offset` counts decompressed bytes for a gzip file (its concatenated members read as one stream)
+    let reader: Box<dyn Read + Send> = if gzip {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+        std::io::copy(&mut (&mut gz).take(offset), &mut std::io::sink()).map_err(io_err)?;
+        Box::new(gz)
+    } else {
+        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        Box::new(file)
+    };
 
     let mut cat = Vec::new();
     for (acc, _) in &fields {
@@ -547,7 +558,7 @@ fn count_delimited(
                 core::Error::Input("interrupted".into())
             })
         };
-        core::with_threads(threads, || count_stream(file, &plan, &mut sinks, &mut report)).and_then(|r| r)
+        core::with_threads(threads, || count_stream(reader, &plan, &mut sinks, &mut report)).and_then(|r| r)
     });
     restore(py, fields.iter().map(|f| &f.0).zip(cat), numeric.iter().map(|f| &f.0).zip(num),
             pairs.iter().map(|f| &f.0).zip(prs));
