@@ -74,11 +74,11 @@ pub struct Sinks<'a> {
 /// Values of one column in one piece, row-aligned with the piece's label patterns.
 #[derive(Default)]
 struct Col {
+    /// Text: hash of the bytes. Number: the f64 bits of the value (-0.0 as 0.0), NaN bits when null, so
+    /// the same vector is the numeric accumulator's input (see [`Col::numbers`]).
     keys: Vec<u64>,
     valid: Vec<bool>,
     nulls: usize,
-    /// Number columns: the value (NaN = null).
-    values: Vec<f64>,
     /// Text columns: where the field starts in the block (its raw bytes are read again from there
     /// when an accumulator keeps a new key's bytes).
     starts: Vec<u32>,
@@ -92,13 +92,15 @@ impl Col {
         self.valid.clear();
         self.valid.reserve(rows);
         self.nulls = 0;
-        self.values.clear();
         self.starts.clear();
-        if number {
-            self.values.reserve(rows);
-        } else {
+        if !number {
             self.starts.reserve(rows);
         }
+    }
+    /// A Number column's values (NaN = null).
+    fn numbers(&self) -> &[f64] {
+        // SAFETY: u64 and f64 have the same size and alignment, and every bit pattern is a valid f64.
+        unsafe { std::slice::from_raw_parts(self.keys.as_ptr() as *const f64, self.keys.len()) }
     }
     fn validity(&self) -> Option<&[bool]> {
         if self.nulls > 0 { Some(&self.valid) } else { None }
@@ -445,8 +447,7 @@ impl<'p> Layout<'p> {
             for (col, &c) in p.cols.iter_mut().zip(&self.used) {
                 let (key, ok) = if roles[c] == Role::Number {
                     let v = nums[c];
-                    col.values.push(v);
-                    (float_key(v), !v.is_nan())
+                    (if v.is_nan() { f64::NAN.to_bits() } else { float_key(v) }, !v.is_nan())
                 } else {
                     let f = bounds[c];
                     col.starts.push(f.from as u32);
@@ -456,9 +457,9 @@ impl<'p> Layout<'p> {
                         p.scratch.extend_from_slice(bytes);
                         p.escaped.push(((row, c), at..p.scratch.len()));
                     }
-                    (hash_bytes(bytes), !bytes.is_empty())
+                    if bytes.is_empty() { (0, false) } else { (hash_bytes(bytes), true) }
                 };
-                col.keys.push(if ok { key } else { 0 });
+                col.keys.push(key);
                 col.valid.push(ok);
                 col.nulls += !ok as usize;
             }
@@ -549,7 +550,7 @@ fn count_block(b: &[u8], pieces: &[Piece], layout: &Layout, sinks: &mut Sinks) -
             return Err(Error::Input(format!("column {c} is not a number column of the plan")));
         }
         for p in pieces {
-            acc.update(&p.cols[slot(*c)].values, None);
+            acc.update(p.cols[slot(*c)].numbers(), None);
         }
         Ok(())
     });
