@@ -130,14 +130,15 @@ def main() -> None:
             assert (fa["distinct"], fa["nulls"], fa["approx"]) == (fb["distinct"], fb["nulls"], fb["approx"]), fa["name"]
             assert fa["mi_label"] == fb["mi_label"], fa["name"]
         res["readers_agree"] = True
-    # peak memory of the native reader in a fresh process, at a small budget (tables binned beyond it)
-    import resource
+    # peak memory of the native reader in a fresh process, at a small budget (tables binned beyond it); the
+    # child reports its own VmHWM (getrusage would count this process's memory, copied at fork)
     import subprocess
-    code = ("import sys, leanrec.stats as S; S.compute(sys.argv[1], format='tsv', names=sys.argv[2].split(','), "
+    code = ("import re, sys, leanrec.stats as S; S.compute(sys.argv[1], format='tsv', names=sys.argv[2].split(','), "
             "label='label', numeric=sys.argv[2].split(',')[1:14], threads=int(sys.argv[3]), progress=False, "
-            "memory_budget='64MB')")
-    subprocess.run([sys.executable, "-c", code, str(path), ",".join(NAMES), str(args.threads)], check=True)
-    res["native_peak_rss_MB_at_64MB_budget"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            "memory_budget='64MB'); print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])")
+    out = subprocess.run([sys.executable, "-c", code, str(path), ",".join(NAMES), str(args.threads)], check=True,
+                         capture_output=True, text=True).stdout
+    res["native_peak_rss_MB_at_64MB_budget"] = int(out.split()[-1]) / 1024
     res["load_avg_after"] = os.getloadavg()
     res["binned_fields"] = [f["name"] for f in native_rep.fields if f["approx"]]
 

@@ -301,4 +301,9 @@ def test_leaderboard_compares_a_method_with_its_own_backbone():
     assert math.isnan(rows["ipnn"].bb_delta_auc) and math.isnan(rows["dnn"].bb_time_ratio)
     md = to_markdown(tables)
     assert "time × own backbone" in md and "`ipnn`)" in md
+    assert "fields / dims" not in md  # no row records kept fields
+    for s in range(3):
+        recs[6 + s]["selection"] = {"fields": ["a", "b"], "field_dims": {"a": 4, "b": 6 + 2 * s}}
+    md = to_markdown(build_rows(recs))
+    assert "| 2.0 / 12.0 |" in md and "fields / dims" in md  # dims 10, 12, 14: mean 12
     assert "delta_auc_vs_backbone" in to_csv(tables).splitlines()[0]

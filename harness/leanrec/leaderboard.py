@@ -172,9 +172,11 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
     for dataset, rows in tables.items():
         has_gauc = any(r.gauc for r in rows)
         has_own = any(not math.isnan(r.bb_delta_auc) for r in rows)
+        has_sel = any(not math.isnan(r.fields) for r in rows)  # methods that keep fields / choose dims
         out.append(f"## {dataset}\n")
         head = ["#", "method", "AUC (mean ± std)", "logloss"] + (["gAUC"] if has_gauc else []) + [
-            "Δ AUC vs dnn", "p vs best baseline", "params (emb / backbone)", "FLOPs/sample",
+            "Δ AUC vs dnn", "p vs best baseline", "params (emb / backbone)"] + (
+            ["fields / dims"] if has_sel else []) + ["FLOPs/sample",
             "latency b1 (µs)", "latency b4096 (µs/sample)", "train s", "time × dnn"] + (
             ["Δ AUC vs own backbone (p)", "time × own backbone"] if has_own else []) + ["seeds"]
         out.append("| " + " | ".join(head) + " |")
@@ -186,8 +188,11 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
                 cells.append(_fmt(r.mean("gauc")))
             cells += [
                 ("+" if r.delta_auc > 0 else "") + _fmt(r.delta_auc), _fmt(r.p_value, 3),
-                f"{_si(r.params)} ({_si(r.emb_params)} / {_si(r.backbone_params)})", _si(r.flops),
-                _fmt(r.lat1_us, 1), _fmt(r.lat4096_us, 3), _fmt(r.train_s, 1), _fmt(r.time_ratio, 2)]
+                f"{_si(r.params)} ({_si(r.emb_params)} / {_si(r.backbone_params)})"]
+            if has_sel:
+                cells.append("-" if math.isnan(r.fields) else f"{_fmt(r.fields, 1)} / {_fmt(r.dims, 1)}")
+            cells += [_si(r.flops), _fmt(r.lat1_us, 1), _fmt(r.lat4096_us, 3), _fmt(r.train_s, 1),
+                      _fmt(r.time_ratio, 2)]
             if has_own:
                 cells += ["-" if math.isnan(r.bb_delta_auc) else
                           f"{'+' if r.bb_delta_auc > 0 else ''}{_fmt(r.bb_delta_auc)} ({_fmt(r.bb_p_value, 3)}, "
@@ -201,6 +206,9 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             out.append("Own backbone: the row of the backbone the method is built on (its `backbone` key) with its "
                        "registered defaults; time × own backbone is the papers' training-time (TT) ratio, wall "
                        "clock including every stage (pretraining, selection, retraining).")
+        if has_sel:
+            out.append("fields / dims: fields the method kept and the sum of their embedding dims (means over seeds; "
+                       "'-' for methods that keep every field at the default dim).")
         out.append("FLOPs: torch's FLOP counter on the serving model (matrix products only: embedding gathers and "
                    "element-wise ops count 0). Latency: median forward time per sample. Params count only what "
                    "the serving model keeps.\n")
