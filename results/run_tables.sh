@@ -84,7 +84,7 @@ fi
 if [[ $what == fg-criteo || $what == all ]]; then  # 39 + 741 cross fields on 8K training rows
   fg criteo "${FG_CRITEO_SEEDS:-$SEEDS}"
 fi
-if [[ $what == fg-rest || $what == all ]]; then  # not run yet: Avazu 23 + 253 and MovieLens 25 + 300 fields
+if [[ $what == fg-rest || $what == all ]]; then  # Avazu 23 + 253, MovieLens 25 + 300 fields (i-Razor ~10 min a run there)
   fg avazu "$SEEDS"
   fg movielens-100k "$SEEDS"
 fi
