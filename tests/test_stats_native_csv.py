@@ -175,3 +175,12 @@ def test_compressed_files(tmp_path: Path):
     shards.mkdir()
     (shards / "part-0.csv.gz").write_bytes(gzip.compress(data))
     assert S.compute(shards, progress=False).rows == 6000
+
+
+def test_header_with_byte_order_mark(tmp_path: Path):
+    """Spreadsheet exports start with a UTF-8 byte-order mark; the first column keeps its plain name."""
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufefflabel,site\r\n1,a\r\n0,b\r\n1,a\r\n".encode())
+    a, b = both(p)
+    same_report(a, b)
+    assert a.rows == 3 and [f["name"] for f in a.fields] == ["site"]

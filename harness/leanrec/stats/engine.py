@@ -109,7 +109,7 @@ def _columns(path: Path, delim: str, names: Sequence[str] | None) -> tuple[list[
         return list(names), 0
     with _open_bytes(path) as fh:
         raw = fh.readline()
-    first = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    first = raw.decode("utf-8-sig", errors="replace").rstrip("\r\n")  # -sig: drop a byte-order mark (Excel)
     return ([c.strip().strip('"') for c in first.split(delim)] if first else []), len(raw)
 
 
@@ -374,7 +374,7 @@ class TableAccumulator:
 
     def _value(self, f: str, key: int, raw: bytes | None) -> Any:
         if raw is not None:
-            return raw.decode("utf-8", errors="replace")
+            return raw.decode("utf-8-sig", errors="replace")
         if f in self.spec.numeric:  # keys of numeric fields are float64 bit patterns
             return struct.unpack("<d", struct.pack("<Q", key))[0]
         return key - (1 << 64) if key >= 1 << 63 else key
