@@ -42,6 +42,11 @@ def test_valid_csv_prepares(tmp_path):
     assert sum(len(s) for s in ds.splits.values()) == 200
 
 
+def test_header_with_byte_order_mark(tmp_path):
+    ds = _prepare(tmp_path, "\ufeff" + _rows(200))
+    assert [f.name for f in ds.fields] == ["a", "n"] and sum(len(s) for s in ds.splits.values()) == 200
+
+
 def test_wrong_column_count_names_file_and_line(tmp_path):
     with pytest.raises(DataError) as e:
         _prepare(tmp_path, _rows(200, {57: "1,v1"}))

@@ -186,7 +186,7 @@ def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
     names = list(columns)
     if header:
         with open(path, encoding=encoding, newline="") as fh:
-            first = fh.readline().rstrip("\r\n")
+            first = fh.readline().rstrip("\r\n").removeprefix("\ufeff")  # byte-order mark (spreadsheet exports)
         found = (first.split(delimiter) if not quoting else
                  next(csv.reader([first], delimiter=delimiter)))
         if not names:
