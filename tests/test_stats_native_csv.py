@@ -180,7 +180,8 @@ def test_compressed_files(tmp_path: Path):
 def test_header_with_byte_order_mark(tmp_path: Path):
     """Spreadsheet exports start with a UTF-8 byte-order mark; the first column keeps its plain name."""
     p = tmp_path / "excel.csv"
-    p.write_bytes("\ufefflabel,site\r\n1,a\r\n0,b\r\n1,a\r\n".encode())
+    p.write_bytes("\ufefflabel,site\r\n1,a\r\n0,b\r\n1,\ufeffa\r\n".encode())
     a, b = both(p)
     same_report(a, b)
     assert a.rows == 3 and [f["name"] for f in a.fields] == ["site"]
+    assert {v for v, _ in a.top["site"]} == {"a", "b", "\ufeffa"}  # only the header's mark is dropped

@@ -374,7 +374,7 @@ class TableAccumulator:
 
     def _value(self, f: str, key: int, raw: bytes | None) -> Any:
         if raw is not None:
-            return raw.decode("utf-8-sig", errors="replace")
+            return raw.decode("utf-8", errors="replace")
         if f in self.spec.numeric:  # keys of numeric fields are float64 bit patterns
             return struct.unpack("<d", struct.pack("<Q", key))[0]
         return key - (1 << 64) if key >= 1 << 63 else key
