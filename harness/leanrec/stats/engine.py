@@ -96,6 +96,11 @@ class _ReadState:
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
+def _native_reads(path: Path, fmt: str, reader: str) -> bool:
+    """Whether the native reader counts this file: CSV/TSV, plain or gzip, unless `reader="arrow"`."""
+    return reader == "native" and fmt in _DELIMITERS and _compression(path) in (None, "gzip")
+
+
 def _open_bytes(path: Path) -> Any:
     """The file's (decompressed) bytes as a binary stream with read() and readline()."""
     kind = _compression(path)
@@ -134,7 +139,7 @@ def _read(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows: BadRow
 
         try:
             source: Any = path
-            if head_bytes is not None:  # a sample: Arrow's streaming reader buffers ~300 MB ahead
+            if head_bytes is not None:  # a sample (Arrow's streaming reader would read far ahead of batch 1)
                 with _open_bytes(path) as fh:
                     head = fh.read(head_bytes)
                 cut = head.rfind(b"\n") + 1 if len(head) == head_bytes else len(head)
@@ -448,11 +453,10 @@ def _count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: Tab
     cols, offset = _columns(path, _DELIMITERS[fmt], names)
     if not cols:
         return
-    index = {c: i for i, c in enumerate(cols)}
-    missing = [c for c in (*acc.spec.labels, *acc.spec.fields) if c not in index]
+    spec, index = acc.spec, {c: i for i, c in enumerate(cols)}
+    missing = [c for c in (*spec.labels, *spec.fields) if c not in index]  # a later file with other columns
     if missing:
         raise DataError(f"column(s) {missing} not found; columns are {cols}", path=str(path))
-    spec = acc.spec
     number = [index[f] for f in spec.numeric]
     text = [index[f] for f in spec.fields if f not in spec.numeric]
     rows, bad, first_bad = _native.count_delimited(
@@ -475,7 +479,7 @@ def _count(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | Non
     for path in files:
         file_fmt = _format(path, fmt)
         state = _ReadState(path=str(path), header=names is None and file_fmt in ("csv", "tsv"))
-        if reader == "native" and file_fmt in _DELIMITERS and _compression(path) in (None, "gzip"):
+        if _native_reads(path, file_fmt, reader):
             if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
                 first = next(iter(_read(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
                 if first is None:
@@ -587,7 +591,7 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
         from rich import progress as rp
 
         # the native reader reports bytes as well: then a bar with percentage, MB/s and time left
-        by_bytes = reader == "native" and all(_format(f, format) in _DELIMITERS and not _compression(f) for f in files)
+        by_bytes = all(_native_reads(f, _format(f, format), reader) and not _compression(f) for f in files)
         columns = [rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[rows]:,} rows")]
         if by_bytes:
             columns += [rp.BarColumn(), rp.TaskProgressColumn(), rp.TransferSpeedColumn(), rp.TimeRemainingColumn()]

@@ -140,7 +140,7 @@ impl Piece {
             return &self.scratch[self.escaped[i].1.clone()];
         }
         let mut f = Bound::default();
-        let (_, j) = scan_field(b, col.starts[row] as usize, b.len(), delim, &mut f);
+        let j = scan_field(b, col.starts[row] as usize, b.len(), delim, &mut f);
         if j >= b.len() || b[j] != delim {
             trim_cr(b, &mut f, j);
         }
@@ -158,10 +158,10 @@ struct Bound {
     escaped: bool,
 }
 
-/// Scan the field starting at `i` byte by byte; returns (field, position of the delimiter / newline /
-/// `end` after it). A field starting with `"` runs to the closing quote (`""` is a quote); anything
-/// after the closing quote up to the delimiter stays part of the value.
-fn scan_field(b: &[u8], i: usize, end: usize, delim: u8, f: &mut Bound) -> (bool, usize) {
+/// Scan the field starting at `i` byte by byte into `f`; returns the position of the delimiter /
+/// newline / `end` after it. A field starting with `"` runs to the closing quote (`""` is a quote);
+/// anything after the closing quote up to the delimiter stays part of the value.
+fn scan_field(b: &[u8], i: usize, end: usize, delim: u8, f: &mut Bound) -> usize {
     let stop = |j: usize| j < end && b[j] != delim && b[j] != b'\n';
     if i < end && b[i] == b'"' {
         let mut j = i + 1;
@@ -189,14 +189,14 @@ fn scan_field(b: &[u8], i: usize, end: usize, delim: u8, f: &mut Bound) -> (bool
         } else {
             Bound { from: i, start: i + 1, end: close - 1, escaped: false }
         };
-        return (true, j);
+        return j;
     }
     let mut j = i;
     while stop(j) {
         j += 1;
     }
     *f = Bound { from: i, start: i, end: j, escaped: false };
-    (false, j)
+    j
 }
 
 /// The last field of a line (ending at `j`) does not include a `\r` before the newline.
@@ -291,7 +291,7 @@ fn split_row(b: &[u8], st: &mut Structurals, pos: usize, end: usize, delim: u8, 
     loop {
         let mut f = Bound { from: i, start: i, end: i, escaped: false };
         let j = if i < end && b[i] == b'"' {
-            let (_, j) = scan_field(b, i, end, delim, &mut f); // delimiters inside quotes are not structural
+            let j = scan_field(b, i, end, delim, &mut f); // delimiters inside quotes are not structural
             st.skip_before(j + 1);
             j
         } else {
@@ -376,13 +376,15 @@ struct Layout<'p> {
 impl<'p> Layout<'p> {
     fn new(plan: &'p Plan) -> Result<Self> {
         let mut slot = vec![None; plan.roles.len()];
-        let mut used = 0;
-        let mut labels: Vec<(u8, usize)> = vec![];
+        let (mut used, mut numbers, mut labels) = (vec![], vec![], vec![]);
         for (c, r) in plan.roles.iter().enumerate() {
             match r {
                 Role::Text | Role::Number => {
-                    slot[c] = Some(used);
-                    used += 1;
+                    slot[c] = Some(used.len());
+                    used.push(c);
+                    if *r == Role::Number {
+                        numbers.push(c);
+                    }
                 }
                 Role::Label(bit) => labels.push((*bit, c)),
                 Role::Ignore => {}
@@ -392,8 +394,6 @@ impl<'p> Layout<'p> {
         if labels.iter().enumerate().any(|(i, &(bit, _))| bit as usize != i) || labels.len() > 8 {
             return Err(Error::Input("label bits must be 0..n (at most 8 labels), one column each".into()));
         }
-        let numbers = (0..plan.roles.len()).filter(|&c| plan.roles[c] == Role::Number).collect();
-        let used = (0..plan.roles.len()).filter(|&c| slot[c].is_some()).collect();
         Ok(Layout { plan, slot, used, labels: labels.into_iter().map(|l| l.1).collect(), numbers })
     }
 
@@ -533,26 +533,15 @@ fn count_block(b: &[u8], pieces: &[Piece], layout: &Layout, sinks: &mut Sinks) -
         for p in pieces {
             let cv = &p.cols[slot(*c)];
             let raw = |i: usize| p.raw(b, layout.plan.delimiter, cv, i, *c);
-            let rawf: Option<&RawFn> = if acc.keeps_values() {
-                if layout.plan.roles[*c] != Role::Text {
-                    return Err(Error::Input(format!("column {c} is numeric; its accumulator expects raw values")));
-                }
-                Some(&raw)
-            } else {
-                None
-            };
+            let rawf: Option<&RawFn> = if acc.keeps_values() { Some(&raw) } else { None };
             acc.update(&cv.keys, cv.validity(), &p.pats, rawf)?;
         }
         Ok(())
     });
-    let r2 = sinks.num.par_iter_mut().try_for_each(|(c, acc)| -> Result<()> {
-        if layout.plan.roles[*c] != Role::Number {
-            return Err(Error::Input(format!("column {c} is not a number column of the plan")));
-        }
+    sinks.num.par_iter_mut().for_each(|(c, acc)| {
         for p in pieces {
             acc.update(p.cols[slot(*c)].numbers(), None);
         }
-        Ok(())
     });
     let r3 = sinks.pair.par_iter_mut().try_for_each(|(a, c, acc)| -> Result<()> {
         for p in pieces {
@@ -561,7 +550,7 @@ fn count_block(b: &[u8], pieces: &[Piece], layout: &Layout, sinks: &mut Sinks) -
         }
         Ok(())
     });
-    r1.and(r2).and(r3)
+    r1.and(r3)
 }
 
 /// Read `r` into blocks of complete lines (the last one may lack its newline) and send them. Buffers
@@ -608,11 +597,19 @@ pub fn count_stream<R: Read + Send>(
     progress: &mut (dyn FnMut(u64, u64) -> Result<()> + Send),
 ) -> Result<Outcome> {
     let layout = Layout::new(plan)?;
+    // what count_block relies on: every sink reads a parsed column of the right kind
+    let role = |c: usize| plan.roles.get(c).copied().unwrap_or(Role::Ignore);
     let cols = sinks.cat.iter().map(|s| s.0).chain(sinks.num.iter().map(|s| s.0));
     for c in cols.chain(sinks.pair.iter().flat_map(|s| [s.0, s.1])) {
-        if layout.slot.get(c).copied().flatten().is_none() {
+        if !matches!(role(c), Role::Text | Role::Number) {
             return Err(Error::Input(format!("column {c} is not a text or number column of the plan")));
         }
+    }
+    if let Some((c, _)) = sinks.cat.iter().find(|(c, a)| a.keeps_values() && role(*c) != Role::Text) {
+        return Err(Error::Input(format!("column {c} is numeric; its accumulator expects raw values")));
+    }
+    if let Some((c, _)) = sinks.num.iter().find(|(c, _)| role(*c) != Role::Number) {
+        return Err(Error::Input(format!("column {c} is not a number column of the plan")));
     }
     let stop_at_bad = !plan.skip_bad_rows;
     let mut out = Outcome::default();
