@@ -136,11 +136,12 @@ def test_trainer_learns_and_restores_best_epoch():
 
 def test_trainer_stops_early_and_decays_lr():
     ds = tiny_dataset(2000, seed=4)
-    ctx = RunContext(torch.device("cpu"), progress=False)
-    TinyMethod.from_overrides({"epochs": 50, "lr": 0.05, "patience": 1}).fit(ds, ctx)
+    ctx = RunContext(torch.device("cpu"), budget=Budget(min_steps=0, eval_every=2), progress=False)
+    TinyMethod.from_overrides({"epochs": 50, "lr": 0.05, "patience": 2}).fit(ds, ctx)
     hist = ctx.train_results["train"].history
-    assert len(hist) < 50
+    assert len(hist) < 50 and ctx.train_results["train"].stopped == "early"
     assert hist[-1]["valid_auc"] <= max(h["valid_auc"] for h in hist[:-1])
+    assert hist[-1]["lr"] < 0.05   # the validation before the stop found no gain and cut the LR
 
 
 def test_nan_loss_is_detected():
@@ -182,7 +183,7 @@ def _grid(tmp_path, methods, seeds=(0, 1), **kw):
     reports = []
     recs = run_grid([str(SYNTHETIC_CARD)], [parse_method(m) for m in methods], list(seeds), tmp_path,
                     budget=Budget(max_epochs=2), data_overrides={"synthetic": {"n_rows": 3000}},
-                    progress=False, reg=_registry(), report=lambda r, skipped: reports.append((r, skipped)), **kw)
+                    progress=False, reg=_registry(), report=lambda r, event: reports.append((r, event == "reused")), **kw)
     return recs, reports
 
 
@@ -261,7 +262,7 @@ def test_leaderboard_filters_variants_and_datasets():
 
 
 def _fake_record(variant, seed, auc, baseline=False):
-    return {"dataset": "d", "variant": variant, "status": "ok", "seed": seed, "family": "x",
+    return {"dataset": "d", "variant": variant, "status": "ok", "seed": seed, "family": "x", "protocol": 2,
             "is_baseline": baseline, "total_time": 2.0 if variant.startswith("dnn") else 4.0, "selection": {},
             "metrics": {"auc": auc, "logloss": 0.5, "params": {"total": 10, "embedding": 6, "backbone": 4},
                         "flops_per_sample": 1.0, "latency_s_per_sample": {"batch_1": 1e-5, "batch_4096": 1e-6}}}

@@ -95,7 +95,8 @@ class OracleSelector(SelectorMethod):
 
 
 def test_keep_count_and_order():
-    assert keep_count(10, 0.25) == 2 and keep_count(10, 1.0) == 10 and keep_count(3, 0.01) == 1
+    assert keep_count(10, 0.25) == 3 and keep_count(10, 1.0) == 10 and keep_count(3, 0.01) == 1
+    assert keep_count(25, 0.5) == 13 and keep_count(39, 0.3) == 12  # half up, the same for every method
     assert keep_count(10, 0.5, k=3) == 3 and keep_count(4, 0.5, k=9) == 4
     assert order_fields({"a": 1.0, "b": 3.0, "c": 1.0, "d": math.nan}, ["a", "b", "c", "d"]) == ["b", "a", "c", "d"]
     with pytest.raises(ValueError, match="no score"):

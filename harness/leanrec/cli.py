@@ -81,7 +81,7 @@ app.command("bench")(bench_command)
 
 @app.command("selection-table")
 def selection_table(
-    results_dir: str = typer.Option("results", "--results-dir", help="Directory holding runs/."),
+    results_dir: str = typer.Option("leanrec-results", "--results-dir", help="Directory holding runs/."),
     out_dir: Optional[str] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
     plots: bool = typer.Option(True, "--plots/--no-plots"),
     only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable)."),

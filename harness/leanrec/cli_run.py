@@ -13,17 +13,38 @@ from leanrec.cli_data import parse_sets
 console = Console()
 
 
-def _report(record: dict[str, Any], skipped: bool) -> None:
+DEFAULT_RESULTS = Path("leanrec-results")   # user runs; the committed tables live in results/ (only when told)
+
+
+def _report(record: dict[str, Any], event: str) -> None:
     # escape: variant names such as mi[keep_ratio=0.5] would otherwise be eaten as rich markup
     head = escape(f"{record['dataset']} · {record['variant']} · seed {record['seed']}")
-    if skipped:
-        console.print(f"[dim]↷ {head}: already done[/dim]")
+    if event == "reused":
+        console.print(f"[dim]↷ {head}: already done (same run)[/dim]")
+    elif event.startswith("redo"):
+        console.print(f"[yellow]↻ {head}: {escape(event)}[/yellow]")
     elif record["status"] == "ok":
         m = record["metrics"]
-        console.print(f"[green]✓[/green] {head}: AUC {m['auc']:.4f}  logloss {m['logloss']:.4f}  "
-                      f"params {m['params']['total']:,}  ({record['total_time']:.1f} s)")
+        ci = m.get("auc_ci95")
+        ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+        steps = sum(t.get("steps", 0) for t in (record.get("training") or {}).values())
+        console.print(f"[green]✓[/green] {head}: AUC {m['auc']:.4f}{ci_text}  logloss {m['logloss']:.4f}  "
+                      f"params {m['params']['total']:,}  {steps} steps  ({record['total_time']:.1f} s)")
     else:
-        console.print(f"[red]✗ {head}: {escape(record['error']['type'] + ': ' + record['error']['message'])}[/red]")
+        where = _record_file(record)
+        console.print(f"[red]✗ {head}: {escape(record['error']['type'] + ': ' + record['error']['message'])}[/red]"
+                      + (f"\n  [dim]traceback in {escape(str(where))} (error.traceback)[/dim]" if where else ""))
+
+
+_RESULTS_DIR: list[Path] = []   # the grid's results dir, for pointing at failed records
+
+
+def _record_file(record: dict[str, Any]) -> Path | None:
+    from leanrec.records import record_path
+
+    if not _RESULTS_DIR:
+        return None
+    return record_path(_RESULTS_DIR[0], record["dataset"], record["variant"], record["seed"])
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -35,19 +56,33 @@ def _set_threads(threads: Optional[int]) -> None:
 
 
 def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], results_dir: Path,
-                  max_epochs: Optional[int], data_overrides: dict[str, Any], device: str, progress: bool) -> None:
-    from leanrec.context import Budget
-    from leanrec.leaderboard import write_leaderboard
+                  budget: Any, data_overrides: dict[str, Any], device: str, progress: bool) -> None:
+    """Run the grid, print its leaderboard (only this grid's datasets and methods; the files hold every
+    record in results_dir) and exit non-zero if any run failed."""
+    from leanrec.leaderboard import build_rows, to_markdown, write_leaderboard
     from leanrec.runner import parse_method, run_grid
 
     specs = [parse_method(m) for m in methods]
-    records = run_grid(datasets, specs, seeds, results_dir, budget=Budget(max_epochs=max_epochs),
+    _RESULTS_DIR[:] = [results_dir]
+    records = run_grid(datasets, specs, seeds, results_dir, budget=budget,
                        data_overrides=data_overrides, device=device, progress=progress, report=_report)
-    _, md = write_leaderboard(results_dir)
-    console.print(md, markup=False, highlight=False)
+    write_leaderboard(results_dir)
+    console.print(to_markdown(build_rows(records)), markup=False, highlight=False)
     failed = sum(r["status"] != "ok" for r in records)
-    console.print(f"Leaderboard written to {results_dir / 'leaderboard.md'} (+ .csv, plots); "
-                  f"{len(records)} runs, {failed} failed.")
+    console.print(f"Leaderboard of every record in {results_dir} written to {results_dir / 'leaderboard.md'} "
+                  f"(+ .csv, plots); this grid: {len(records)} runs, {failed} failed.")
+    if failed:
+        console.print(f"[red]{failed} run(s) failed; their records (with tracebacks) stay in {results_dir}/runs and "
+                      "are retried on the next run.[/red]")
+        raise typer.Exit(1)
+
+
+def _budget(max_epochs: Optional[int], max_steps: Optional[int], min_steps: Optional[int],
+            eval_every: Optional[int]) -> Any:
+    from leanrec.protocol import DEFAULT_MIN_STEPS, Budget
+
+    return Budget(max_epochs=max_epochs, max_steps=max_steps,
+                  min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps, eval_every=eval_every)
 
 
 def run_command(
@@ -56,8 +91,16 @@ def run_command(
                                      help="Method spec, e.g. dnn or 'dnn:hidden=[64,64],lr=0.01' (repeatable)."),
     seeds: int = typer.Option(5, "--seeds", help="Number of seeds (same seed = same split and init)."),
     seed_start: int = typer.Option(0, "--seed-start", help="First seed."),
-    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where records and leaderboards go."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results-dir",
+                                     help="Where records and leaderboards go (the repository's committed tables "
+                                          "are in results/; pass it explicitly to add to them)."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Cap every method's epochs (quick runs)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap every training stage's optimizer steps."),
+    min_steps: Optional[int] = typer.Option(None, "--min-steps",
+                                            help="Optimizer steps every training stage takes at least, before "
+                                                 "early stopping may end it (default 100; see docs/protocol.md)."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every",
+                                             help="Validate every N steps (default: one epoch, within 20-1000)."),
     data: list[str] = typer.Option([], "--data", help="Data/preprocessing override key=value (repeatable)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -65,12 +108,12 @@ def run_command(
 ) -> None:
     """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
     _set_threads(threads)
-    _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir, max_epochs,
-                  parse_sets(data, "--data"), device, progress)
+    _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir,
+                  _budget(max_epochs, max_steps, min_steps, eval_every), parse_sets(data, "--data"), device, progress)
 
 
 def leaderboard_command(
-    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Directory holding runs/."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results-dir", help="Directory holding runs/."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the results dir)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write AUC-vs-parameters PNGs."),
     only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable), e.g. 'lightfmp*'."),
@@ -89,7 +132,7 @@ def leaderboard_command(
 
 def bench_command(
     suite: str = typer.Argument("default", help="Suite name (see leanrec.suites)."),
-    results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Default: results/<suite>."),
+    results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Default: leanrec-results/<suite>."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Override the suite's seed count."),
     device: str = typer.Option("auto", "--device"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -101,5 +144,5 @@ def bench_command(
     _set_threads(threads)
     s = get_suite(suite)
     console.print(f"[bold]Suite {suite!r}[/bold]: {s.description}")
-    _run_and_rank(s.datasets, s.methods, list(range(seeds or s.seeds)), results_dir or Path("results") / suite,
-                  s.max_epochs, s.data_overrides, device, progress)
+    _run_and_rank(s.datasets, s.methods, list(range(seeds or s.seeds)), results_dir or DEFAULT_RESULTS / suite,
+                  _budget(s.max_epochs, None, None, None), s.data_overrides, device, progress)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanrec.protocol import Budget, Schedule, plan
 from leanrec.trainer import Tensors, TrainResult, bce_loss, default_predict, train_model
 
 if TYPE_CHECKING:
@@ -29,13 +30,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@dataclass
-class Budget:
-    """Caps the runner puts on every method (e.g. the quick demo): None = the method's own setting."""
-
-    max_epochs: int | None = None
 
 
 @dataclass
@@ -74,7 +68,8 @@ class RunContext:
         """Train `model` with the harness trainer on data's train split, early-stopping on its valid split.
 
         `data` may also be a (train, valid) pair of Tensors (e.g. a method's pretraining subset). Keyword
-        arguments go to :func:`leanrec.trainer.train_model` (loss_fn, predict_fn, optimizer, on_step).
+        arguments go to :func:`leanrec.trainer.train_model` (loss_fn, predict_fn, optimizer, on_step, keep).
+        Every call follows the run's budget (:mod:`leanrec.protocol`): at least ``budget.min_steps`` steps.
         """
         if isinstance(data, tuple):
             train, valid = data
@@ -82,10 +77,15 @@ class RunContext:
             train, valid = self.tensors(data, "train"), self.tensors(data, "valid")
         kwargs.setdefault("loss_fn", bce_loss)
         kwargs.setdefault("predict_fn", default_predict)
-        result = train_model(model, train, valid, config, max_epochs=self.budget.max_epochs,
+        result = train_model(model, train, valid, config, budget=self.budget,
                              seed=self.seed, progress=self._progress_callback(name), **kwargs)
         self.train_results[name] = result
         return result
+
+    def schedule(self, n_rows: int, config: "MethodConfig") -> Schedule:
+        """The schedule ``ctx.train`` will follow for `n_rows` training rows and `config` (e.g. to anneal a
+        temperature over ``total_steps``)."""
+        return plan(n_rows, config, self.budget)
 
     def _progress_callback(self, name: str):
         if not self.progress:

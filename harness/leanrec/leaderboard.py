@@ -1,5 +1,11 @@
 """Leaderboard: run records -> one table per dataset (mean ± std over seeds, rank, deltas, paired t-tests,
-efficiency columns), written as CSV and Markdown, plus a PNG of AUC against parameters with the Pareto front."""
+efficiency columns), written as CSV and Markdown, plus a PNG of AUC against parameters with the Pareto front.
+
+Records of an older training protocol (:mod:`leanrec.protocol`) are ranked in a table of their own, never
+with current ones. Every row says whether it is distinguishable from the best (paired t-test over seeds, or
+DeLong intervals with one seed), and every table says how small a difference its test split can resolve.
+Rows are flagged when a stage trained for fewer than the protocol's minimum of steps or a search ended near
+its starting point (``extra["search"]["near_uniform"]``)."""
 from __future__ import annotations
 
 import csv
@@ -7,16 +13,19 @@ import fnmatch
 import io
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import stats as sps
 
+from leanrec.protocol import DEFAULT_MIN_STEPS, PROTOCOL_VERSION
 from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
 
 REFERENCE = "dnn"  # deltas and time ratios are against this method's row when present
+ALPHA = 0.05       # significance level of "distinguishable from the best"
+Z95 = 1.959963984540054
 
 
 @dataclass
@@ -40,7 +49,15 @@ class Row:
     fields: float
     dims: float
     backbone: str = ""           # config["backbone"] of methods built on a zoo backbone (Light-FMP, selectors, ...)
+    protocol: int = PROTOCOL_VERSION
+    auc_se: list[float] = field(default_factory=list)   # DeLong standard error of each run's test AUC
+    test_pos: int = 0
+    test_neg: int = 0
+    min_stage_steps: float = math.nan  # fewest optimizer steps any training stage of any seed took
+    early_best: int = 0          # runs whose kept weights come from inside the first DEFAULT_MIN_STEPS steps
+    uniform_search: int = 0      # runs whose search ended near its start (extra["search"]["near_uniform"])
     rank: int = 0
+    tie_with_best: bool = False  # not distinguishable from the best row
     delta_auc: float = math.nan
     time_ratio: float = math.nan
     p_value: float = math.nan
@@ -64,11 +81,31 @@ def _mean(values: Iterable[float]) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+def table_name(dataset: str, protocol: int) -> str:
+    """The table a record is ranked in: its dataset, or 'dataset (protocol N)' for an older protocol."""
+    return dataset if protocol == PROTOCOL_VERSION else f"{dataset} (protocol {protocol})"
+
+
+def _training_facts(rec: dict[str, Any]) -> tuple[float, bool]:
+    """(fewest steps of any stage, whether any stage kept weights from inside the first DEFAULT_MIN_STEPS)."""
+    stages = [t for t in (rec.get("training") or {}).values() if isinstance(t, dict)]
+    steps = [t.get("steps", 0) for t in stages]
+    early = False
+    for t in stages:
+        if "best_step" in t:
+            best = t["best_step"]
+        else:  # protocol 1 recorded epochs: best epoch x steps per epoch
+            per_epoch = t.get("steps", 0) / max(t.get("epochs_run") or 1, 1)
+            best = t.get("best_epoch", 0) * per_epoch
+        early |= 0 <= best < DEFAULT_MIN_STEPS
+    return (min(steps) if steps else math.nan), early
+
+
 def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
-    """Aggregate records into leaderboard rows per dataset, ranked by mean test AUC."""
+    """Aggregate records into leaderboard rows per dataset (and protocol), ranked by mean test AUC."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
-        groups[(r["dataset"], r["variant"])].append(r)
+        groups[(table_name(r["dataset"], r.get("protocol", 1)), r["variant"])].append(r)
     tables: dict[str, list[Row]] = defaultdict(list)
     for (dataset, variant), recs in sorted(groups.items()):
         ok = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: r["seed"])
@@ -88,6 +125,13 @@ def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
             fields=_mean(len(s["fields"]) for s in sel if s.get("fields")),
             dims=_mean(sum(s["field_dims"].values()) for s in sel if s.get("field_dims")),
             backbone=str((recs[0].get("config") or {}).get("backbone") or ""),
+            protocol=recs[0].get("protocol", 1),
+            auc_se=[x["auc_se"] for x in m if x.get("auc_se") is not None],
+            test_pos=max((x.get("test_pos", 0) for x in m), default=0),
+            test_neg=max((x.get("test_neg", 0) for x in m), default=0),
+            min_stage_steps=min((_training_facts(r)[0] for r in ok), default=math.nan),
+            early_best=sum(_training_facts(r)[1] for r in ok),
+            uniform_search=sum(bool(((r.get("extra") or {}).get("search") or {}).get("near_uniform")) for r in ok),
         ))
     for rows in tables.values():
         _annotate(rows)
@@ -109,6 +153,9 @@ def _annotate(rows: list[Row]) -> None:
             r.time_ratio = r.train_s / ref.train_s if ref.train_s else math.nan
         if best is not None and r is not best and r.auc:
             r.vs, r.p_value = best.variant, paired_p_value(best, r)
+    top = rows[0] if rows and rows[0].auc else None
+    for r in rows:
+        r.tie_with_best = top is not None and r.auc and (r is top or not distinguishable(top, r))
     by_variant = {r.variant: r for r in rows if r.auc}
     for r in rows:
         own = by_variant.get(r.backbone)
@@ -129,6 +176,29 @@ def paired_p_value(a: Row, b: Row) -> float:
     if np.allclose(diff, diff[0], rtol=0, atol=1e-15):  # no spread in the differences: t is 0 or infinite
         return 1.0 if abs(diff[0]) <= 1e-15 else 0.0
     return float(sps.ttest_rel(x, y).pvalue)
+
+
+def distinguishable(a: Row, b: Row) -> bool:
+    """Whether rows a and b differ beyond noise: a paired t-test over shared seeds (p < ALPHA) when there are
+    two or more, else DeLong intervals of the single runs (|difference| > 1.96 x the SE of the difference,
+    treating the two runs as independent: conservative for models scored on the same rows)."""
+    p = paired_p_value(a, b)
+    if not math.isnan(p):
+        return p < ALPHA
+    if a.auc_se and b.auc_se:
+        se = math.sqrt(float(np.mean(a.auc_se)) ** 2 + float(np.mean(b.auc_se)) ** 2)
+        return abs(a.mean("auc") - b.mean("auc")) > Z95 * se
+    return True
+
+
+def resolution(rows: list[Row]) -> tuple[float, float]:
+    """(typical DeLong SE of one run's test AUC, smallest AUC difference one test split can resolve =
+    1.96 x sqrt(2) x SE) for a table; NaN when no record has an interval."""
+    se = [x for r in rows for x in r.auc_se]
+    if not se:
+        return math.nan, math.nan
+    typical = float(np.median(se))
+    return typical, Z95 * math.sqrt(2) * typical
 
 
 COLUMNS = ["rank", "variant", "family", "seeds", "auc", "logloss", "gauc", "delta_auc", "p_value", "vs",
@@ -156,14 +226,17 @@ def to_csv(tables: dict[str, list[Row]]) -> str:
                 "logloss_std", "gauc_mean", "delta_auc_vs_dnn", "p_value", "vs_baseline", "params", "emb_params",
                 "backbone_params", "flops_per_sample", "latency_b1_us", "latency_b4096_us_per_sample",
                 "train_time_s", "train_time_ratio_vs_dnn", "fields", "total_dims", "backbone",
-                "delta_auc_vs_backbone", "p_value_vs_backbone", "train_time_ratio_vs_backbone", "failed_runs"])
+                "delta_auc_vs_backbone", "p_value_vs_backbone", "train_time_ratio_vs_backbone", "failed_runs",
+                "protocol", "auc_se_mean", "tie_with_best", "min_stage_steps", "runs_best_inside_min_steps",
+                "runs_search_near_uniform", "test_pos", "test_neg"])
     for dataset, rows in tables.items():
         for r in rows:
             w.writerow([dataset, r.rank, r.variant, r.family, len(r.seeds), r.mean("auc"), r.std("auc"),
                         r.mean("logloss"), r.std("logloss"), r.mean("gauc"), r.delta_auc, r.p_value, r.vs,
                         r.params, r.emb_params, r.backbone_params, r.flops, r.lat1_us, r.lat4096_us, r.train_s,
                         r.time_ratio, r.fields, r.dims, r.backbone, r.bb_delta_auc, r.bb_p_value, r.bb_time_ratio,
-                        r.failed])
+                        r.failed, r.protocol, _mean(r.auc_se), r.tie_with_best, r.min_stage_steps, r.early_best,
+                        r.uniform_search, r.test_pos, r.test_neg])
     return buf.getvalue()
 
 
@@ -174,6 +247,12 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
         has_own = any(not math.isnan(r.bb_delta_auc) for r in rows)
         has_sel = any(not math.isnan(r.fields) for r in rows)  # methods that keep fields / choose dims
         out.append(f"## {dataset}\n")
+        se, mdd = resolution(rows)
+        if rows and rows[0].protocol != PROTOCOL_VERSION:
+            short = sum(1 for r in rows if r.min_stage_steps < DEFAULT_MIN_STEPS)
+            out.append(f"> **Earlier protocol (version {rows[0].protocol}):** budgets counted epochs, with no "
+                       f"minimum of optimizer steps; {short} of {len(rows)} rows have a stage shorter than "
+                       f"{DEFAULT_MIN_STEPS} steps. Not comparable with current-protocol tables; rerun to replace.\n")
         head = ["#", "method", "AUC (mean ± std)", "logloss"] + (["gAUC"] if has_gauc else []) + [
             "Δ AUC vs dnn", "p vs best baseline", "params (emb / backbone)"] + (
             ["fields / dims"] if has_sel else []) + ["FLOPs/sample",
@@ -182,7 +261,8 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for r in rows:
-            cells = [str(r.rank), f"`{r.variant}`" + (" (baseline)" if r.is_baseline else ""),
+            cells = [str(r.rank) + (" ≈" if r.tie_with_best and r.rank > 1 else ""),
+                     f"`{r.variant}`" + (" (baseline)" if r.is_baseline else "") + _flags(r),
                      f"{_fmt(r.mean('auc'))} ± {_fmt(r.std('auc'))}", _fmt(r.mean("logloss"))]
             if has_gauc:
                 cells.append(_fmt(r.mean("gauc")))
@@ -199,6 +279,21 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
                           f"`{r.backbone}`)", _fmt(r.bb_time_ratio, 2)]
             cells.append(f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else ""))
             out.append("| " + " | ".join(cells) + " |")
+        ties = [r for r in rows if r.tie_with_best and r.rank > 1]
+        if rows and rows[0].auc:
+            out.append(f"\n≈: not distinguishable from #1 `{rows[0].variant}` (paired t-test over seeds, p ≥ {ALPHA}; "
+                       f"DeLong intervals for single runs): {len(ties)} row(s).")
+        if not math.isnan(mdd):
+            gaps = [a.mean("auc") - b.mean("auc") for a, b in zip(rows, rows[1:]) if a.auc and b.auc]
+            small = sum(g < mdd for g in gaps)
+            out.append(f"Test split: {rows[0].test_pos:,} positives / {rows[0].test_neg:,} negatives; one run's AUC has "
+                       f"a DeLong SE of about {se:.4f}, so one split cannot resolve differences below about "
+                       f"{mdd:.4f} (1.96·√2·SE); {small} of {len(gaps)} gaps between neighbouring ranks are smaller."
+                       + (" Averages over seeds narrow this only as far as the seeds' splits differ." if small else ""))
+        flagged = [r for r in rows if _flags(r)]
+        if flagged:
+            out.append(f"⚠ steps: a training stage ran fewer than {DEFAULT_MIN_STEPS} optimizer steps or kept weights from "
+                       "inside them; ⚠ search: the architecture search ended near uniform (it did not select).")
         best = next((r.vs for r in rows if r.vs), None)
         if best:
             out.append(f"\np: two-sided paired t-test of test AUC against the best baseline `{best}` on shared seeds.")
@@ -214,6 +309,16 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
                    "the serving model keeps.\n")
         out.append("")
     return "\n".join(out)
+
+
+def _flags(r: Row) -> str:
+    """Warnings shown next to a variant's name."""
+    out = ""
+    if r.min_stage_steps < DEFAULT_MIN_STEPS or r.early_best:
+        out += f" ⚠ steps ({_fmt(r.min_stage_steps, 0)} min)"
+    if r.uniform_search:
+        out += f" ⚠ search ({r.uniform_search}/{len(r.seeds)} near uniform)"
+    return out
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -10,15 +10,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from leanrec.metrics import group_auc, log_loss, roc_auc
+from leanrec.metrics import auc_interval, group_auc, log_loss, roc_auc
 from leanrec.trainer import Tensors, predict_logits
 
 
-def quality(model: nn.Module, split: Tensors, group: np.ndarray | None = None) -> dict[str, float]:
-    """Test AUC, logloss and (when a group field exists) gAUC of the first label."""
+def quality(model: nn.Module, split: Tensors, group: np.ndarray | None = None) -> dict[str, Any]:
+    """Test AUC with its DeLong 95% interval, logloss and (when a group field exists) gAUC of the first label."""
     logits = predict_logits(model, split.X)
     y = split.y[:, 0].cpu().numpy()
-    out = {"auc": roc_auc(y, logits), "logloss": log_loss(y, 1.0 / (1.0 + np.exp(-logits)))}
+    out: dict[str, Any] = {"auc": roc_auc(y, logits), "logloss": log_loss(y, 1.0 / (1.0 + np.exp(-logits)))}
+    if 0 < y.sum() < y.size:
+        ci = auc_interval(y, logits)
+        out.update(auc_se=ci["se"], auc_ci95=[ci["lo"], ci["hi"]], test_pos=ci["n_pos"], test_neg=ci["n_neg"])
     if group is not None:
         out["gauc"] = group_auc(y, logits, group)
     return out

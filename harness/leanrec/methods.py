@@ -8,6 +8,7 @@ serving model; the harness -- never the method -- measures AUC, logloss, paramet
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
@@ -29,8 +30,8 @@ class MethodConfig:
     embedding_dim: int = 10
     batch_size: int = 1024
     lr: float = 1e-3
-    epochs: int = 20
-    patience: int = 2              # epochs without validation-AUC improvement before stopping
+    epochs: int = 20               # the paper's epoch count; the run's budget caps it and its min_steps floor
+    patience: int = 2              # validations without improvement before stopping (see leanrec.protocol)
     lr_decay: float = 0.1          # multiply the LR by this on every plateau (FuxiCTR's reduce-on-plateau)
     weight_decay: float = 0.0      # L2 on non-embedding parameters
     embedding_l2: float = 0.0      # L2 on the embedding rows used in each batch
@@ -53,23 +54,47 @@ class MethodConfig:
 TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(MethodConfig)) - {"embedding_dim"}
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a CLI string (or JSON value) to the type a config field declares."""
-    origin = typing.get_origin(annotation)
-    if isinstance(value, str) and annotation is not str:
-        import json
+_SCALARS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a CLI string (or JSON value) to the type a config field declares; ConfigError on a value (or an
+    element of a list/tuple) of the wrong type."""
+    import json
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):          # e.g. int | None: the first type that takes it
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    structured = origin in (list, tuple, dict) or annotation in (int, float, bool, list, tuple, dict)
+    if isinstance(value, str) and annotation is not str and annotation is not Any:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            if annotation in (int, float, bool):
-                raise ConfigError(f"config key {key!r}: cannot parse {value!r} as {annotation.__name__}") from None
+            if structured:
+                expected = _SCALARS.get(annotation) or f"JSON {'object' if origin is dict else 'list'}"
+                raise ConfigError(f"config key {key!r}: cannot parse {value!r} as {expected}") from None
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation in (int, float, bool) and not isinstance(value, annotation):
-        raise ConfigError(f"config key {key!r} expects {annotation.__name__}, got {value!r}")
-    if origin in (tuple, list) and isinstance(value, list):
-        return tuple(value) if origin is tuple else value
+    if annotation in _SCALARS and annotation is not str and (
+            not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))):
+        raise ConfigError(f"config key {key!r} expects {_SCALARS[annotation]}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} expects a list, got {value!r}")
+        element = args[0] if args and (origin is list or (len(args) == 2 and args[1] is Ellipsis)) else None
+        if element is not None:
+            value = [_coerce(v, element, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(value) if origin is tuple else list(value)
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"config key {key!r} expects a JSON object, got {value!r}")
     return value
 
 
@@ -83,6 +108,21 @@ def make_config(config_cls: type[MethodConfig], overrides: dict[str, Any] | None
     config = config_cls(**values)
     config.validate()
     return config
+
+
+def canonical_overrides(config_cls: type[MethodConfig], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Overrides as the config resolves them, minus those equal to the defaults: `lr=1e-2` and `lr=0.01` give
+    {"lr": 0.01}, `hidden=[64, 64]` gives {"hidden": [64, 64]}, `lr=0.001` (the default) gives {}. JSON-able
+    (tuples become lists). Raises ConfigError like make_config on unknown keys or bad values."""
+    import json
+
+    config, default = make_config(config_cls, overrides), config_cls()
+    out = {}
+    for key in sorted(overrides or {}):
+        value = json.loads(json.dumps(getattr(config, key), default=str))
+        if value != json.loads(json.dumps(getattr(default, key), default=str)):
+            out[key] = value
+    return out
 
 
 @dataclass

@@ -15,12 +15,14 @@ from typing import Any, Callable, Sequence
 import torch
 
 import leanrec
-from leanrec.context import Budget, RunContext, pick_device, seed_everything
+from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
-from leanrec.methods import Method
+from leanrec.methods import Method, canonical_overrides
 from leanrec.plugins import Registry, registry
-from leanrec.records import (SCHEMA_VERSION, read_record, record_path, variant_name, write_record)
+from leanrec.protocol import PROTOCOL_VERSION, Budget
+from leanrec.records import (SCHEMA_VERSION, identity_changes, identity_hash, read_record, record_path, run_identity,
+                             supersede, variant_name, write_record)
 
 
 @dataclass
@@ -33,6 +35,12 @@ class MethodSpec:
     @property
     def variant(self) -> str:
         return variant_name(self.name, self.overrides)
+
+    def canonical(self, reg: Registry | None = None) -> "MethodSpec":
+        """The same method under its registered name with canonical overrides (coerced, defaults dropped), so
+        `-m DNN:lr=1e-2` and `-m dnn:lr=0.01` are one variant. Unknown names and bad values raise."""
+        cls = (reg or registry()).method(self.name)
+        return MethodSpec(cls.name, canonical_overrides(cls.Config, self.overrides))
 
 
 def parse_method(text: str) -> MethodSpec:
@@ -107,27 +115,33 @@ def _dataset_name(reg: Registry, dataset: str) -> str:
 
 
 def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budget: Budget,
-            device: torch.device, progress: bool, reg: Registry) -> dict[str, Any]:
-    """Fit one method on one (dataset, seed) and measure it; failures become records with a traceback."""
+            device: torch.device, progress: bool, reg: Registry, dataset: str | None = None,
+            data_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit one method on one (dataset, seed) and measure it; failures become records with a traceback.
+
+    `spec` must be canonical (:meth:`MethodSpec.canonical`); `dataset` is the label the record files under
+    (default: the data's name)."""
+    method = method_cls.from_overrides(spec.overrides)
+    identity = run_identity(data=data.fingerprint(), dataset=dataset or data.name, method=spec.name,
+                            config=method.config.to_dict(), budget=budget.to_dict(), seed=seed,
+                            protocol=PROTOCOL_VERSION)
     record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "dataset": data.name, "dataset_cache_key": data.cache_key,
-        "method": spec.name.lower(), "variant": spec.variant, "overrides": spec.overrides, "seed": seed,
+        "schema_version": SCHEMA_VERSION, "protocol": PROTOCOL_VERSION, "identity": identity,
+        "identity_hash": identity_hash(identity), "dataset": dataset or data.name,
+        "data_overrides": data_overrides or {}, "dataset_cache_key": data.cache_key,
+        "method": spec.name, "variant": spec.variant, "overrides": spec.overrides, "seed": seed,
         "family": method_cls.family, "is_baseline": method_cls.is_baseline, "paper": method_cls.paper,
-        "budget": budget.__dict__, "plugin": _plugin_version(reg, spec.name), "environment": environment(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "budget": budget.to_dict(), "config": method.config.to_dict(), "plugin": _plugin_version(reg, spec.name),
+        "environment": environment(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress)
     start = time.perf_counter()
     try:
-        method = method_cls.from_overrides(spec.overrides)
-        record["config"] = method.config.to_dict()
         seed_everything(seed)
         result = method.fit(data, ctx)
         record["stage_times"] = dict(ctx.stage_times)
         record["total_time"] = time.perf_counter() - start
-        record["training"] = {k: {"best_valid_auc": r.best_valid_auc, "best_epoch": r.best_epoch,
-                                  "epochs_run": r.epochs_run, "steps": r.steps}
-                              for k, r in ctx.train_results.items()}
+        record["training"] = {k: r.summary() for k, r in ctx.train_results.items()}
         record["selection"] = {"fields": result.selected_fields, "field_dims": result.field_dims,
                                "field_scores": result.field_scores}
         record["extra"] = result.extra
@@ -135,29 +149,34 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         record["status"] = "ok"
     except Exception as exc:  # the grid goes on; the record says what broke
         record["stage_times"] = dict(ctx.stage_times)
+        record["training"] = {k: r.summary() for k, r in ctx.train_results.items()}
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
     return record
 
 
+Report = Callable[[dict[str, Any], str], None]
+
+
 def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequence[int], results_dir: Path, *,
              budget: Budget | None = None, data_overrides: dict[str, Any] | None = None, device: str = "auto",
-             rerun_failed: bool = True, progress: bool = True,
-             report: Callable[[dict[str, Any], bool], None] | None = None,
+             rerun_failed: bool = True, progress: bool = True, report: Report | None = None,
              reg: Registry | None = None) -> list[dict[str, Any]]:
-    """Run every (dataset, method, seed) not yet finished under results_dir; return all their records.
+    """Run every (dataset, method, seed) under results_dir whose finished record is not the same run; return
+    all their records.
 
-    Names and configs are validated before anything runs. Finished records are skipped (resume after a
-    crash or Ctrl-C); failed ones are rerun unless rerun_failed is False.
+    Names and configs are validated (and made canonical) before anything runs. A finished record is reused
+    only when its run identity (:func:`leanrec.records.run_identity`) equals the one asked for; a record of
+    a different run (other budget, config, data or protocol) is moved to ``superseded/`` and the run redone.
+    Failed records are rerun unless rerun_failed is False. `report(record, event)` is called with event
+    "reused", "ran" or "redo: <what changed>" (before the rerun, with the old record).
     """
     from leanrec.data import load_dataset
 
     reg = reg or registry()
     budget = budget or Budget()
-    methods = list({m.variant: m for m in methods}.values())  # the same variant twice runs once
+    methods = list({m.variant: m for m in (m.canonical(reg) for m in methods)}.values())  # same variant runs once
     classes = {m.name: reg.method(m.name) for m in methods}
-    for m in methods:  # fail fast on bad config keys/values
-        classes[m.name].from_overrides(m.overrides)
     # Records of differently preprocessed data (e.g. FG cross fields) must not overwrite each other.
     names = {d: dataset_label(_dataset_name(reg, d), data_overrides or {}) for d in datasets}
     dev = pick_device(device)
@@ -166,22 +185,31 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     for dataset in datasets:
         loaded: dict[int, Any] = {}  # prepared splits per seed (cheap: memory-mapped from the cache)
         for m in methods:
+            cls = classes[m.name]
+            config = cls.from_overrides(m.overrides).config.to_dict()
             for seed in seeds:
-                path = record_path(results_dir, names[dataset], m.variant, seed)
-                if path.exists():
-                    old = read_record(path)
-                    if old["status"] == "ok" or not rerun_failed:
-                        records.append(old)
-                        if report:
-                            report(old, True)
-                        continue
                 if seed not in loaded:
                     loaded[seed] = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
-                rec = run_one(classes[m.name], m, loaded[seed], seed, budget=budget, device=dev,
-                              progress=progress, reg=reg)
-                rec["dataset"], rec["data_overrides"] = names[dataset], data_overrides or {}
+                path = record_path(results_dir, names[dataset], m.variant, seed)
+                identity = run_identity(data=loaded[seed].fingerprint(), dataset=names[dataset], method=m.name,
+                                        config=config, budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION)
+                if path.exists():
+                    old = read_record(path)
+                    if old.get("identity_hash") == identity_hash(identity):
+                        if old["status"] == "ok" or not rerun_failed:
+                            records.append(old)
+                            if report:
+                                report(old, "reused")
+                            continue
+                    else:
+                        why = "; ".join(identity_changes(old.get("identity") or {}, identity)) or "identity changed"
+                        moved = supersede(results_dir, path)
+                        if report:
+                            report(old, f"redo: {why} (old record kept in {moved.parent.parent.name}/)")
+                rec = run_one(cls, m, loaded[seed], seed, budget=budget, device=dev, progress=progress, reg=reg,
+                              dataset=names[dataset], data_overrides=data_overrides)
                 write_record(path, rec)
                 records.append(rec)
                 if report:
-                    report(rec, False)
+                    report(rec, "ran")
     return records

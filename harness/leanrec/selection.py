@@ -54,10 +54,11 @@ class SelectorConfig(BackboneChoiceConfig):
 
 
 def keep_count(n_fields: int, keep_ratio: float, k: int = 0) -> int:
-    """How many fields to keep: k when k > 0 (at most n_fields), else round(keep_ratio * n_fields), >= 1."""
+    """How many fields to keep -- the one rule every method uses: k when k > 0 (at most n_fields), else
+    keep_ratio * n_fields rounded half up (0.5 x 25 = 12.5 -> 13), at least 1."""
     if k > 0:
         return min(k, n_fields)
-    return max(1, min(n_fields, int(round(keep_ratio * n_fields))))
+    return max(1, min(n_fields, math.floor(keep_ratio * n_fields + 0.5 + 1e-9)))
 
 
 def order_fields(scores: Mapping[str, float], names: Sequence[str]) -> list[str]:

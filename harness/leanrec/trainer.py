@@ -1,11 +1,12 @@
-"""The harness trainer: minibatches by slicing device tensors, Adam, early stopping on validation AUC with
-learning-rate decay on plateaus, best-weights restore, gradient clipping and NaN detection."""
+"""The harness trainer: minibatches by slicing device tensors, Adam, validation every N steps with early stopping,
+learning-rate decay on plateaus and best-weights restore (the protocol of :mod:`leanrec.protocol`), gradient
+clipping and NaN detection."""
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from leanrec.errors import LeanrecError
 from leanrec.methods import MethodConfig
 from leanrec.metrics import roc_auc
+from leanrec.protocol import Budget, plan
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -44,11 +46,28 @@ class Tensors:
 
 @dataclass
 class TrainResult:
+    """What one trainer call did: the best validation AUC and the step it came from, steps and epochs run,
+    why it stopped ("early" or "budget"), the schedule it followed and every validation."""
+
     best_valid_auc: float
-    best_epoch: int
-    epochs_run: int
+    best_step: int
     steps: int
+    epochs_run: float
+    stopped: str
+    schedule: dict[str, int] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def best_epoch(self) -> float:
+        """The (fractional) epoch of the best validation."""
+        per_epoch = self.schedule.get("steps_per_epoch") or 1
+        return self.best_step / per_epoch
+
+    def summary(self) -> dict[str, Any]:
+        """The record's view of this call (history included: it is a few numbers per validation)."""
+        return {"best_valid_auc": self.best_valid_auc, "best_step": self.best_step, "steps": self.steps,
+                "epochs_run": round(self.epochs_run, 3), "stopped": self.stopped, "schedule": self.schedule,
+                "history": self.history}
 
 
 def bce_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -71,19 +90,25 @@ def predict_logits(model: nn.Module, X: torch.Tensor, predict_fn: PredictFn = de
     return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.float32)
 
 
-def make_adam(model: nn.Module, cfg: MethodConfig) -> torch.optim.Optimizer:
+def make_adam(model: nn.Module, cfg: MethodConfig,
+              extra_groups: Sequence[dict[str, Any]] = ()) -> torch.optim.Optimizer:
     """Adam with separate L2 for embedding tables (cfg.embedding_l2) and the rest (cfg.weight_decay).
 
-    The fused kernel (one pass per parameter instead of a chain of elementwise ops) is used where torch
-    has one: float parameters on CPU or CUDA.
+    `extra_groups` are parameter groups of their own (e.g. ``{"params": [gate], "lr": 0.01}``, any Adam
+    option), taken out of the two default groups; the optimizer's default LR is cfg.lr. The fused kernel (one
+    pass per parameter instead of a chain of elementwise ops) is used where torch has one: float parameters
+    on CPU or CUDA.
     """
+    extra_ids = {id(p) for g in extra_groups for p in g["params"]}
     emb_ids = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in extra_ids]
     groups = [
         {"params": [p for p in params if id(p) in emb_ids], "weight_decay": cfg.embedding_l2},
         {"params": [p for p in params if id(p) not in emb_ids], "weight_decay": cfg.weight_decay},
+        *({**g, "params": list(g["params"])} for g in extra_groups),
     ]
-    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    everything = [p for g in groups for p in g["params"]]
+    fused = bool(everything) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in everything)
     return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr, fused=fused or None)
 
 
@@ -93,32 +118,39 @@ def train_model(
     valid: Tensors,
     cfg: MethodConfig,
     *,
+    budget: Budget | None = None,
     loss_fn: LossFn = bce_loss,
     predict_fn: PredictFn = default_predict,
     optimizer: torch.optim.Optimizer | None = None,
     on_step: Callable[[int], None] | None = None,
-    max_epochs: int | None = None,
+    keep: str = "best",
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> TrainResult:
-    """Train `model` in place and restore the weights of the best validation-AUC epoch.
+    """Train `model` in place under the protocol of :mod:`leanrec.protocol` and return what happened.
 
-    Stops after `cfg.patience` epochs without improvement; on each plateau the LR is multiplied by
-    `cfg.lr_decay`. `on_step(step)` runs after every optimiser step (for schedules such as temperature
-    annealing). `progress(done, total, message)` is called once per batch.
+    Optimizer steps over reshuffled epochs until the schedule's total; validation AUC at ``min_steps``, every
+    ``eval_every`` steps after it and at the last step. A validation without improvement multiplies the LR by
+    ``cfg.lr_decay``; ``cfg.patience`` of them in a row stop training. ``keep="best"`` restores the weights of
+    the best validation (never one inside ``min_steps``), ``keep="last"`` keeps the final weights and never
+    stops early. `on_step(step)` runs after every optimizer step (schedules such as temperature annealing);
+    `progress(done, total, message)` once per step.
     """
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     optimizer = optimizer or make_adam(model, cfg)
-    epochs = min(cfg.epochs, max_epochs) if max_epochs else cfg.epochs
+    sched = plan(len(train), cfg, budget)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n, bs = len(train), cfg.batch_size
-    batches = math.ceil(n / bs)
-    best_auc, best_epoch, best_state, bad_epochs, step = -math.inf, -1, None, 0, 0
+    best_auc, best_step, best_state, bad_evals, step = -math.inf, -1, None, 0, 0
     history: list[dict] = []
+    stopped = "budget"
     model.train()
-    for epoch in range(epochs):
+    total = torch.zeros((), device=train.X.device)
+    since_eval = 0
+    while step < sched.total_steps and stopped == "budget":
         perm = torch.randperm(n, generator=gen).to(train.X.device)
-        total = torch.zeros((), device=train.X.device)
-        for b in range(batches):
+        for b in range(sched.steps_per_epoch):
             idx = perm[b * bs:(b + 1) * bs]
             loss = loss_fn(model, train.X[idx], train.y[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -128,28 +160,37 @@ def train_model(
             optimizer.step()
             total += loss.detach()
             step += 1
+            since_eval += 1
             if on_step is not None:
                 on_step(step)
             if progress is not None:
-                progress(epoch * batches + b + 1, epochs * batches, f"epoch {epoch + 1}/{epochs}")
-        mean_loss = float(total) / max(batches, 1)
-        if not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"training loss is {mean_loss} in epoch {epoch + 1} (lr={cfg.lr})")
-        auc = roc_auc(valid.y[:, 0].cpu().numpy(), predict_logits(model, valid.X, predict_fn))
-        history.append({"epoch": epoch + 1, "train_loss": mean_loss, "valid_auc": auc,
-                        "lr": optimizer.param_groups[0]["lr"]})
-        if auc > best_auc:
-            best_auc, best_epoch, bad_epochs = auc, epoch + 1, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad_epochs += 1
-            for group in optimizer.param_groups:
-                group["lr"] = max(group["lr"] * cfg.lr_decay, 1e-6)
-            if bad_epochs >= cfg.patience:
+                progress(step, sched.total_steps, f"step {step}/{sched.total_steps}")
+            if not sched.is_eval_step(step):
+                continue
+            mean_loss = float(total) / since_eval
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(f"training loss is {mean_loss} before step {step} (lr={cfg.lr})")
+            auc = roc_auc(valid.y[:, 0].cpu().numpy(), predict_logits(model, valid.X, predict_fn))
+            history.append({"step": step, "epoch": round(step / sched.steps_per_epoch, 3), "train_loss": mean_loss,
+                            "valid_auc": auc, "lr": optimizer.param_groups[0]["lr"]})
+            total.zero_()
+            since_eval = 0
+            if keep == "last":
+                best_auc, best_step = auc, step
+            elif auc > best_auc:
+                best_auc, best_step, bad_evals = auc, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_evals += 1
+                for group in optimizer.param_groups:
+                    group["lr"] = max(group["lr"] * cfg.lr_decay, 1e-6)
+                if bad_evals >= sched.patience:
+                    stopped = "early"
+            if stopped == "early" or step >= sched.total_steps:
                 break
     if progress is not None:
-        progress(epochs * batches, epochs * batches, "done")
+        progress(sched.total_steps, sched.total_steps, "done")
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(best_auc, best_epoch, len(history), step, history)
+    return TrainResult(best_auc, best_step, step, step / sched.steps_per_epoch, stopped, sched.to_dict(), history)

@@ -5,6 +5,8 @@ labels, vocabularies from train, codes) -> cache (atomic, keyed by everything th
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import mmap
 import re
 import sys
@@ -57,6 +59,30 @@ class SplitAccess:
     """``train`` / ``valid`` / ``test`` shortcuts over a ``splits`` dict (shared with in-memory test datasets)."""
 
     splits: dict[str, Split]
+    fields: list[FieldInfo]
+    labels: list[str]
+
+    def fingerprint(self) -> str:
+        """A hash of the encoded content (fields, labels and every split's arrays): the data's part of a run's
+        identity. Unlike the cache key it ignores how the content was produced, so a change to the data code
+        that does not change the encoding does not invalidate finished runs, and any change that does, does."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(json.dumps([[asdict(f) for f in self.fields], list(self.labels)], sort_keys=True).encode())
+            for name in sorted(self.splits):
+                for part in ("X", "y", "group", "dense"):
+                    arr = getattr(self.splits[name], part)
+                    h.update(f"|{name}.{part}".encode())
+                    if arr is not None:
+                        arr = np.asarray(arr)
+                        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+                        flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+                        for i in range(0, flat.size, 1 << 26):   # 64 MB at a time: bounded memory on big splits
+                            h.update(flat[i:i + (1 << 26)])
+            cached = h.hexdigest()
+            self._fingerprint = cached
+        return cached
 
     @property
     def train(self) -> Split:

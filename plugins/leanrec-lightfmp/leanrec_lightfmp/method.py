@@ -46,7 +46,7 @@ class LightFMPConfig(BackboneChoiceConfig):
     pretrain_epochs: int = 50              # upper bound; early stopping usually ends pretraining sooner
     pretrain_batch_size: int = 256
     pretrain_select: str = "best"          # "best": early stopping + restore; "last": state after pretrain_epochs
-    pretrain_patience: int = 5             # for "best": epochs without gain of the pruned-equivalent valid AUC
+    pretrain_patience: int = 5             # for "best": validations without gain of the pruned-equivalent valid AUC
     pretrain_lr: float = 1e-3              # Adam LR of the backbone during pretraining (paper: one LR)
     gate_lr: float = 0.05                  # Adam LR of log_alpha (CoFi's reg_learning_rate)
     lagrangian_lr: float = 0.05            # Adam LR of (lambda, phi), gradient ascent
@@ -118,8 +118,10 @@ class GatedModel(nn.Module):
 
 
 def keep_count(num_fields: int, prune_ratio: float) -> int:
-    """round((1 - tau) m), rounding halves up, and at least one field."""
-    return max(1, min(num_fields, int(math.floor((1.0 - prune_ratio) * num_fields + 0.5))))
+    """(1 - tau) m fields, by the harness's one rounding rule (leanrec.selection.keep_count: half up, >= 1)."""
+    from leanrec.selection import keep_count as harness_keep_count
+
+    return harness_keep_count(num_fields, 1.0 - prune_ratio)
 
 
 def rank_fields(gate: HardConcreteGate) -> list[int]:
@@ -186,28 +188,17 @@ def _pretrain(gated: GatedModel, data: tuple[Tensors, Tensors], cfg: LightFMPCon
     """Algorithm 1 through the harness trainer: eq. 5 as the loss, one Adam with descent and ascent groups.
 
     Validation scores the model pruning would produce now (top-k fields, gates folded). With "best" the
-    trainer's early stopping and best-epoch restore pick the epoch whose pruned model validates best (on
+    trainer's early stopping and best-weights restore pick the validation whose pruned model scores best (on
     realistic data later epochs drift towards high-cardinality fields that memorise D_S); with "last" every
-    epoch runs and the final state is kept.
+    planned step runs and the final state is kept.
     """
     last = cfg.pretrain_select == "last"
     # No LR decay on plateaus: it would freeze the gates long before they separate.
     pre_cfg = dataclasses.replace(cfg, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-                                  lr=cfg.pretrain_lr, lr_decay=1.0,
-                                  patience=cfg.pretrain_epochs if last else cfg.pretrain_patience)
-    epochs = min(pre_cfg.epochs, ctx.budget.max_epochs) if ctx.budget.max_epochs else pre_cfg.epochs
-    final_step = epochs * math.ceil(len(data[0]) / pre_cfg.batch_size)
-    final: dict[str, torch.Tensor] = {}
-
-    def keep_final(step: int) -> None:
-        if last and step == final_step:
-            final.update({n: t.detach().clone() for n, t in gated.state_dict().items()})
-
+                                  lr=cfg.pretrain_lr, lr_decay=1.0, patience=cfg.pretrain_patience)
     ctx.train(gated, data, pre_cfg, name="pretrain", loss_fn=lambda m, X, y: m.loss(X, y),
               predict_fn=lambda m, X: m.predict_pruned(X, k, cfg.fold_gates),
-              optimizer=gated.optimizer(pre_cfg), on_step=keep_final)
-    if final:
-        gated.load_state_dict(final)
+              optimizer=gated.optimizer(pre_cfg), keep="last" if last else "best")
     gated.eval()
 
 

@@ -23,12 +23,13 @@ over the data; O(F^2) per step).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from leanrec.selection import keep_count
 
 
 @dataclass
@@ -145,16 +146,11 @@ def greedy_select(st: AFEStatistics, k: int, min_gain: float = 0.0,
                      lookahead)
 
 
-def keep_count(keep_ratio: float, n_fields: int) -> int:
-    """k = round(keep_ratio * F) (half up), at least 1."""
-    return max(1, min(n_fields, int(math.floor(keep_ratio * n_fields + 0.5))))
-
-
 def afe_select(codes: np.ndarray, labels: np.ndarray, keep_ratio: float, min_gain: float = 0.0,
                field_names: Sequence[str] = (), estimator: str = "plugin", lookahead: bool = False) -> AFEResult:
     """AFE on a split's codes (N, F) and labels (N, L): statistics from leanrec.stats, then greedy selection."""
     st = afe_statistics(codes, labels, estimator)
-    return greedy_select(st, keep_count(keep_ratio, st.mi.shape[0]), min_gain, field_names, lookahead)
+    return greedy_select(st, keep_count(st.mi.shape[0], keep_ratio), min_gain, field_names, lookahead)
 
 
 def plot_afe(result: AFEResult | dict[str, Any], path: str | Path, title: str = "AFE selection") -> Path:

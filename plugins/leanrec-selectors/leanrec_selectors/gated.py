@@ -102,8 +102,7 @@ class GatedSelector(SelectorMethod):
     def search(self, data: "EncodedDataset", ctx: "RunContext") -> GatedModel:
         model = self.backbone().build_model(field_specs(data))
         gated = GatedModel(model, self.make_gate(model, data)).to(ctx.device)
-        epochs = self.config.epochs if not ctx.budget.max_epochs else min(self.config.epochs, ctx.budget.max_epochs)
-        total_steps = epochs * math.ceil(len(data.train.X) / self.config.batch_size)
+        total_steps = ctx.schedule(len(data.train.X), self.config).total_steps
         opt = self.optimizer(gated)
         ctx.train(gated, data, self.config, name="search", loss_fn=gated_loss, optimizer=opt,
                   on_step=lambda step: self.on_step(gated, step, total_steps, ctx, data, opt))
