@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 LEANREC=${LEANREC:-.venv/bin/leanrec}
 SEEDS=${SEEDS:-5}   # the issues ask for 5 seeds per table
 EPOCHS=${EPOCHS:-10}   # cap on every method's epochs (early stopping usually ends sooner); recorded in each run
+# Protocol 2 (docs/protocol.md): every training stage takes at least 100 optimizer steps (leanrec's default
+# --min-steps). On the 10K-row Criteo and Avazu heads (8K training rows) batches are capped at 256 (31 steps an
+# epoch, so the floor is ~3 epochs rather than 12 at batch 1024); MAXBS sets the cap per section.
+MAXBS=${MAXBS:-}
 
 BASELINES="lr fm fwfm dnn wide-deep deepfm ipnn xdeepfm dcnv2 autoint-plus fibinet finalmlp wukong rankmixer"
 REACTION="reaction-baseline reaction-er reaction-kd reaction-dtf reaction-afe reaction"
@@ -23,7 +27,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
   local args=()
   for m in "$@"; do args+=(-m "$m"); done
   for attempt in 1 2 3; do
-    "$LEANREC" run -d "$dataset" "${args[@]}" --seeds "$SEEDS" --max-epochs "$EPOCHS" \
+    "$LEANREC" run -d "$dataset" "${args[@]}" --seeds "$SEEDS" --max-epochs "$EPOCHS" ${MAXBS:+--max-batch-size $MAXBS} \
       --results-dir results --no-progress --threads "${THREADS:-1}" && return 0
     echo "attempt $attempt failed; resuming" >&2
   done
@@ -33,7 +37,8 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
-  run criteo $CORE $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
+  MAXBS=256 run criteo $CORE
+  MAXBS=256 run criteo $BASELINES $REACTION $LIGHTFMP $SSR $IRAZOR $SELECTORS
 fi
 if [[ $what == frappe || $what == all ]]; then  # 46K training rows
   # the seeds already run for the core subset first, then every paper table's remaining methods
@@ -57,23 +62,23 @@ if [[ $what == movielens || $what == all ]]; then
   SEEDS=${ML_EXTRA_SEEDS:-$SEEDS} run movielens-100k $LIGHTFMP
 fi
 if [[ $what == avazu || $what == all ]]; then  # 10K-row head: each paper's core comparison
-  run avazu dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s
+  MAXBS=256 run avazu dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s
 fi
 if [[ $what == afe-options || $what == all ]]; then  # AFE with our bias-corrected estimator and look-ahead
-  run criteo reaction-afe:estimator=shuffle,lookahead=true reaction:estimator=shuffle,lookahead=true
+  MAXBS=256 run criteo reaction-afe:estimator=shuffle,lookahead=true reaction:estimator=shuffle,lookahead=true
 fi
 if [[ $what == criteo-extra || $what == all ]]; then  # i-Razor on the paper's Table 7 backbones; SSR-D at its
   # paper defaults (b = 16, d_v = 256: 20M backbone parameters)
-  run criteo irazor:backbone=deepfm irazor:backbone=ipnn ssr-d
-  SEEDS=${XDEEPFM_SEEDS:-$SEEDS} run criteo irazor:backbone=xdeepfm   # ~6 min per seed on one core (CIN, 39 fields, d = 30)
+  MAXBS=256 run criteo irazor:backbone=deepfm irazor:backbone=ipnn ssr-d
+  MAXBS=256 SEEDS=${XDEEPFM_SEEDS:-$SEEDS} run criteo irazor:backbone=xdeepfm   # ~6 min per seed on one core (CIN, 39 fields, d = 30)
 fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
-  run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
+  MAXBS=256 run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
 fi
 fg() {  # fg DATASET SEEDS: i-Razor vs DNN and argmax on the FG version (every pairwise cross field added)
   for m in dnn irazor irazor-argmax; do
     for attempt in 1 2 3; do
-      "$LEANREC" run -d "$1" -m "$m" --data cross_fields=true --seeds "$2" --max-epochs "$EPOCHS" \
+      "$LEANREC" run -d "$1" -m "$m" --data cross_fields=true --seeds "$2" --max-epochs "$EPOCHS" ${MAXBS:+--max-batch-size $MAXBS} \
         --results-dir results --no-progress --threads "${THREADS:-1}" && break
     done
   done
@@ -82,10 +87,10 @@ if [[ $what == fg || $what == all ]]; then
   fg frappe "$SEEDS"
 fi
 if [[ $what == fg-criteo || $what == all ]]; then  # 39 + 741 cross fields on 8K training rows
-  fg criteo "${FG_CRITEO_SEEDS:-$SEEDS}"
+  MAXBS=256 fg criteo "${FG_CRITEO_SEEDS:-$SEEDS}"
 fi
 if [[ $what == fg-rest || $what == all ]]; then  # Avazu 23 + 253, MovieLens 25 + 300 fields (i-Razor ~10 min a run there)
-  fg avazu "$SEEDS"
+  MAXBS=256 fg avazu "$SEEDS"
   fg movielens-100k "$SEEDS"
 fi
 if [[ $what == tables || $what == all ]]; then  # per-paper views of the one common leaderboard

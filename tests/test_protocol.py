@@ -20,11 +20,15 @@ from test_harness import TinyDNN, TinyMethod, field_specs
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(1, 100_000), bs=st.integers(1, 4096), epochs=st.integers(1, 50),
        max_epochs=st.one_of(st.none(), st.integers(1, 50)), max_steps=st.one_of(st.none(), st.integers(200, 5000)),
-       min_steps=st.integers(0, 200), eval_every=st.one_of(st.none(), st.integers(1, 300)))
-def test_schedule_by_brute_force(n, bs, epochs, max_epochs, max_steps, min_steps, eval_every):
-    budget = Budget(max_epochs=max_epochs, max_steps=max_steps, min_steps=min_steps, eval_every=eval_every)
+       min_steps=st.integers(0, 200), eval_every=st.one_of(st.none(), st.integers(1, 300)),
+       max_bs=st.one_of(st.none(), st.integers(1, 4096)))
+def test_schedule_by_brute_force(n, bs, epochs, max_epochs, max_steps, min_steps, eval_every, max_bs):
+    budget = Budget(max_epochs=max_epochs, max_steps=max_steps, min_steps=min_steps, eval_every=eval_every,
+                    max_batch_size=max_bs)
     s = plan(n, MethodConfig(batch_size=bs, epochs=epochs), budget)
-    per_epoch = -(-n // bs)
+    bs = min(bs, max_bs or bs)
+    assert s.batch_size == bs
+    per_epoch = -(-n // bs) - (n % bs == 1 and n > bs)     # no last batch of one row (BatchNorm)
     capped = per_epoch * (min(epochs, max_epochs) if max_epochs else epochs)
     if max_steps:
         capped = min(capped, max_steps)

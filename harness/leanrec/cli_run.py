@@ -78,11 +78,12 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
 
 
 def _budget(max_epochs: Optional[int], max_steps: Optional[int], min_steps: Optional[int],
-            eval_every: Optional[int]) -> Any:
+            eval_every: Optional[int], max_batch_size: Optional[int] = None) -> Any:
     from leanrec.protocol import DEFAULT_MIN_STEPS, Budget
 
     return Budget(max_epochs=max_epochs, max_steps=max_steps,
-                  min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps, eval_every=eval_every)
+                  min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps, eval_every=eval_every,
+                  max_batch_size=max_batch_size)
 
 
 def run_command(
@@ -101,6 +102,8 @@ def run_command(
                                                  "early stopping may end it (default 100; see docs/protocol.md)."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every",
                                              help="Validate every N steps (default: one epoch, within 20-1000)."),
+    max_batch_size: Optional[int] = typer.Option(None, "--max-batch-size",
+                                                 help="Cap every stage's batch size (small samples)."),
     data: list[str] = typer.Option([], "--data", help="Data/preprocessing override key=value (repeatable)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -109,7 +112,8 @@ def run_command(
     """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
     _set_threads(threads)
     _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir,
-                  _budget(max_epochs, max_steps, min_steps, eval_every), parse_sets(data, "--data"), device, progress)
+                  _budget(max_epochs, max_steps, min_steps, eval_every, max_batch_size), parse_sets(data, "--data"),
+                  device, progress)
 
 
 def leaderboard_command(

@@ -34,8 +34,9 @@ class MethodConfig:
     patience: int = 2              # validations without improvement before stopping (see leanrec.protocol)
     lr_decay: float = 0.1          # multiply the LR by this on every plateau (FuxiCTR's reduce-on-plateau)
     weight_decay: float = 0.0      # L2 on non-embedding parameters
-    embedding_l2: float = 0.0      # L2 on the embedding rows used in each batch
+    embedding_l2: float = 0.0      # L2 on embedding rows (adam: every row, every step; row-wise: rows in the batch)
     grad_clip: float = 10.0        # max global gradient norm (0 = off)
+    embedding_optimizer: str = "auto"  # auto | adam (exact dense) | lazy_adam | rowwise_adagrad (leanrec.optim)
 
     def validate(self) -> None:
         """Raise ConfigError on values that make no sense. Subclasses extend it (call super())."""
@@ -46,6 +47,11 @@ class MethodConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        from leanrec.optim import EMBEDDING_OPTIMIZERS
+
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            raise ConfigError(f"embedding_optimizer must be one of {EMBEDDING_OPTIMIZERS}, "
+                              f"got {self.embedding_optimizer!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,6 +11,8 @@ alike:
   ``min_steps``.
 * ``max_epochs`` / ``max_steps``: caps on the method's own epoch count (``epochs`` in its config); the
   floor above wins over them.
+* ``max_batch_size``: caps every stage's batch size (small samples: at batch 1024 an 8K-row split is 8 steps
+  an epoch, so 100 steps would be 12 epochs; at 256 it is 3).
 * ``eval_every``: validation every N optimizer steps (None = one epoch, clamped to [20, 1000] steps), then
   after ``min_steps``; patience counts validations without improvement (the method's ``patience``), and
   the learning rate is multiplied by its ``lr_decay`` on each of them.
@@ -43,9 +45,10 @@ class Budget:
     max_steps: int | None = None
     min_steps: int = DEFAULT_MIN_STEPS
     eval_every: int | None = None
+    max_batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "max_steps", "eval_every"):
+        for name in ("max_epochs", "max_steps", "eval_every", "max_batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"budget {name} must be a positive integer or unset, got {value!r}")
@@ -62,13 +65,15 @@ class Budget:
     def from_dict(cls, d: dict[str, Any] | None) -> "Budget":
         """A budget from a record's ``budget`` (version-1 records only have max_epochs and no floor)."""
         d = dict(d or {})
-        return cls(**{k: d[k] for k in ("max_epochs", "max_steps", "min_steps", "eval_every") if k in d})
+        return cls(**{k: d[k] for k in ("max_epochs", "max_steps", "min_steps", "eval_every", "max_batch_size")
+                      if k in d})
 
 
 @dataclass(frozen=True)
 class Schedule:
     """The plan of one trainer call: how many optimizer steps, when to validate, when stopping may start."""
 
+    batch_size: int
     steps_per_epoch: int
     total_steps: int      # the most steps this call takes (early stopping may end it sooner, never before min_steps)
     min_steps: int
@@ -90,7 +95,10 @@ def plan(n_rows: int, cfg: "MethodConfig", budget: Budget | None = None) -> Sche
     budget = budget or Budget()
     if n_rows < 1:
         raise ConfigError("cannot train on an empty split (0 rows)")
-    per_epoch = math.ceil(n_rows / cfg.batch_size)
+    bs = min(cfg.batch_size, budget.max_batch_size or cfg.batch_size)
+    # A last batch of a single row would break BatchNorm in training mode: it is left out of that epoch
+    # (each epoch reshuffles, so the row is trained on in the others).
+    per_epoch = math.ceil(n_rows / bs) - (n_rows % bs == 1 and n_rows > bs)
     epochs = min(cfg.epochs, budget.max_epochs) if budget.max_epochs else cfg.epochs
     total = epochs * per_epoch
     if budget.max_steps is not None:
@@ -98,4 +106,4 @@ def plan(n_rows: int, cfg: "MethodConfig", budget: Budget | None = None) -> Sche
     total = max(total, budget.min_steps, 1)
     lo, hi = AUTO_EVAL_RANGE
     every = budget.eval_every or min(max(per_epoch, lo), hi)
-    return Schedule(per_epoch, total, min(budget.min_steps, total), every, cfg.patience)
+    return Schedule(bs, per_epoch, total, min(budget.min_steps, total), every, cfg.patience)

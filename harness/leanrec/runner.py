@@ -135,6 +135,10 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         "environment": environment(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress)
+    upload = time.perf_counter()
+    for split in ("train", "valid"):   # on the device before fit, so no method's first stage pays for it
+        ctx.tensors(data, split)
+    record["upload_time"] = time.perf_counter() - upload
     start = time.perf_counter()
     try:
         seed_everything(seed)

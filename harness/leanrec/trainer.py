@@ -15,6 +15,7 @@ from torch import nn
 from leanrec.errors import LeanrecError
 from leanrec.methods import MethodConfig
 from leanrec.metrics import roc_auc
+from leanrec.optim import OptimizerChain, clip_grad_norm, make_optimizer, use_sparse_gradients
 from leanrec.protocol import Budget, plan
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -91,25 +92,11 @@ def predict_logits(model: nn.Module, X: torch.Tensor, predict_fn: PredictFn = de
 
 
 def make_adam(model: nn.Module, cfg: MethodConfig,
-              extra_groups: Sequence[dict[str, Any]] = ()) -> torch.optim.Optimizer:
-    """Adam with separate L2 for embedding tables (cfg.embedding_l2) and the rest (cfg.weight_decay).
-
-    `extra_groups` are parameter groups of their own (e.g. ``{"params": [gate], "lr": 0.01}``, any Adam
-    option), taken out of the two default groups; the optimizer's default LR is cfg.lr. The fused kernel (one
-    pass per parameter instead of a chain of elementwise ops) is used where torch has one: float parameters
-    on CPU or CUDA.
-    """
-    extra_ids = {id(p) for g in extra_groups for p in g["params"]}
-    emb_ids = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    params = [p for p in model.parameters() if p.requires_grad and id(p) not in extra_ids]
-    groups = [
-        {"params": [p for p in params if id(p) in emb_ids], "weight_decay": cfg.embedding_l2},
-        {"params": [p for p in params if id(p) not in emb_ids], "weight_decay": cfg.weight_decay},
-        *({**g, "params": list(g["params"])} for g in extra_groups),
-    ]
-    everything = [p for g in groups for p in g["params"]]
-    fused = bool(everything) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in everything)
-    return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr, fused=fused or None)
+              extra_groups: Sequence[dict[str, Any]] = ()) -> torch.optim.Optimizer | OptimizerChain:
+    """The harness's optimizer (see :func:`leanrec.optim.make_optimizer`): Adam with cfg.embedding_l2 on the
+    embedding tables and cfg.weight_decay elsewhere, the tables updated row-wise when cfg.embedding_optimizer
+    says so; `extra_groups` are parameter groups of their own (e.g. a gate's learning rate)."""
+    return make_optimizer(model, cfg, extra_groups)
 
 
 def train_model(
@@ -139,9 +126,19 @@ def train_model(
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     optimizer = optimizer or make_adam(model, cfg)
+    use_sparse_gradients(model, optimizer, True)
+    try:
+        return _train(model, train, valid, cfg, optimizer, budget, loss_fn, predict_fn, on_step, keep, seed, progress)
+    finally:
+        use_sparse_gradients(model, optimizer, False)
+
+
+def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, optimizer: Any,
+           budget: Budget | None, loss_fn: LossFn, predict_fn: PredictFn, on_step: Callable[[int], None] | None,
+           keep: str, seed: int, progress: Callable[[int, int, str], None] | None) -> TrainResult:
     sched = plan(len(train), cfg, budget)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    n, bs = len(train), cfg.batch_size
+    n, bs = len(train), sched.batch_size
     best_auc, best_step, best_state, bad_evals, step = -math.inf, -1, None, 0, 0
     history: list[dict] = []
     stopped = "budget"
@@ -156,7 +153,7 @@ def train_model(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                clip_grad_norm(model.parameters(), cfg.grad_clip)
             optimizer.step()
             total += loss.detach()
             step += 1

@@ -1,0 +1,112 @@
+"""Row-wise embedding optimizers against torch's SparseAdam / a numpy Adagrad, sparse gradient clipping against
+torch's dense clipping, and every registered method training with sparse embedding gradients."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from leanrec.methods import MethodConfig
+from leanrec.optim import (OptimizerChain, RowwiseAdagrad, RowwiseLazyAdam, clip_grad_norm, make_optimizer,
+                           resolve_embedding_optimizer, use_sparse_gradients)
+
+
+def _sparse_steps(opt_factory, seed, steps=5, rows=30, dim=4):
+    torch.manual_seed(seed)
+    emb = nn.Embedding(rows, dim, sparse=True)
+    opt = opt_factory(emb.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, rows, (17,), generator=gen)      # duplicates on purpose
+        (emb(idx) ** 2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    return emb.weight.detach().clone()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_lazy_adam_equals_torch_sparse_adam(seed):
+    # SparseAdam adds eps to sqrt(v) before bias correction, torch's Adam (and ours) after: eps ~ 0 here
+    ours = _sparse_steps(lambda p: RowwiseLazyAdam(p, lr=0.05, eps=1e-12), seed)
+    torch_ = _sparse_steps(lambda p: torch.optim.SparseAdam(p, lr=0.05, eps=1e-12), seed)
+    torch.testing.assert_close(ours, torch_, rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_adam_equals_dense_adam_when_every_row_is_touched():
+    torch.manual_seed(1)
+    a, b = nn.Embedding(6, 3, sparse=True), nn.Embedding(6, 3)
+    b.weight.data.copy_(a.weight.data)
+    oa = RowwiseLazyAdam(a.parameters(), lr=0.05, weight_decay=0.1)
+    ob = torch.optim.Adam(b.parameters(), lr=0.05, weight_decay=0.1, foreach=False)
+    for step in range(6):
+        idx = torch.cat([torch.arange(6), torch.randint(0, 6, (5,))])
+        for emb, opt in ((a, oa), (b, ob)):
+            opt.zero_grad()
+            (emb(idx) ** 3).sum().backward()
+            opt.step()
+    torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_adam_touches_only_batch_rows_and_decays_only_them():
+    emb = nn.Embedding(10, 3, sparse=True)
+    before = emb.weight.detach().clone()
+    opt = RowwiseLazyAdam(emb.parameters(), lr=0.1, weight_decay=0.5)
+    emb(torch.tensor([2, 2, 7])).sum().backward()
+    opt.step()
+    changed = (emb.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [2, 7]
+
+
+def test_rowwise_adagrad_matches_numpy():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 3)).astype(np.float32)
+    p = nn.Parameter(torch.tensor(w))
+    opt = RowwiseAdagrad([p], lr=0.1)
+    acc = np.zeros(8, np.float32)
+    for _ in range(4):
+        rows = np.unique(rng.integers(0, 8, 5))
+        g = np.zeros_like(w)
+        g[rows] = rng.normal(size=(len(rows), 3))
+        p.grad = torch.tensor(g).to_sparse(1)  # row-sparse, as an embedding's gradient
+        opt.step()
+        acc[rows] += (g[rows] ** 2).mean(axis=1)
+        w[rows] -= 0.1 * g[rows] / (np.sqrt(acc[rows])[:, None] + 1e-8)
+    np.testing.assert_allclose(p.detach().numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), max_norm=st.floats(0.01, 100))
+def test_sparse_clipping_equals_dense_clipping(seed, max_norm):
+    torch.manual_seed(seed)
+    idx = torch.randint(0, 20, (15,))
+    a = nn.Embedding(20, 4, sparse=True)
+    b = nn.Embedding(20, 4)
+    b.weight.data.copy_(a.weight.data)
+    lin_a, lin_b = nn.Linear(4, 1), nn.Linear(4, 1)
+    lin_b.load_state_dict(lin_a.state_dict())
+    lin_a(a(idx)).sum().backward()
+    lin_b(b(idx)).sum().backward()
+    na = clip_grad_norm(list(a.parameters()) + list(lin_a.parameters()), max_norm)
+    nb = nn.utils.clip_grad_norm_(list(b.parameters()) + list(lin_b.parameters()), max_norm)
+    torch.testing.assert_close(na, nb)
+    torch.testing.assert_close(a.weight.grad.to_dense(), b.weight.grad)
+    torch.testing.assert_close(lin_a.weight.grad, lin_b.weight.grad)
+
+
+def test_auto_picks_dense_below_and_lazy_above_the_threshold(monkeypatch):
+    import leanrec.optim as optim
+
+    small = nn.Sequential(nn.Embedding(100, 4), nn.Linear(4, 1))
+    assert resolve_embedding_optimizer(small, "auto") == "adam"
+    monkeypatch.setattr(optim, "AUTO_SPARSE_ROWS", 50)
+    assert resolve_embedding_optimizer(small, "auto") == "lazy_adam"
+    opt = make_optimizer(small, MethodConfig(embedding_optimizer="lazy_adam"))
+    assert isinstance(opt, OptimizerChain) and len(opt.sparse_parameters()) == 1
+    use_sparse_gradients(small, opt, True)
+    assert small[0].sparse
+    use_sparse_gradients(small, opt, False)
+    assert not small[0].sparse
