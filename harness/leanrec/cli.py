@@ -100,7 +100,9 @@ def main() -> None:
     try:
         app()
     except LeanrecError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

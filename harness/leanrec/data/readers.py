@@ -185,8 +185,13 @@ def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
     quoting = quoting and not multi
     names = list(columns)
     if header:
-        with open(path, encoding=encoding, newline="") as fh:
-            first = fh.readline().rstrip("\r\n").removeprefix("\ufeff")  # byte-order mark (spreadsheet exports)
+        with open(path, "rb") as fh:   # decode the header line alone: a bad byte further down is reported below
+            raw = fh.readline()
+        try:
+            first = raw.decode(encoding).rstrip("\r\n").removeprefix("\ufeff")  # BOM (spreadsheet exports)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"header is not valid {encoding} (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+                            "set the card's [source] encoding", path=str(path), line=1) from None
         found = (first.split(delimiter) if not quoting else
                  next(csv.reader([first], delimiter=delimiter)))
         if not names:
@@ -260,9 +265,27 @@ def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
             else:
                 msg = f"expected {r.expected_columns} columns, found {r.actual_columns}: {r.text[:120]!r}"
             raise DataError(msg, path=str(path), line=where) from None
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):
+            where, col = first_undecodable(path, encoding, delimiter, names)
+            raise DataError(f"not valid {encoding} text; set the card's [source] encoding (e.g. \"latin1\") or "
+                            "fix the file", path=str(path), line=where, column=col) from None
         raise DataError(f"cannot parse: {exc}", path=str(path)) from None
     if total == 0:
         raise DataError("no data rows", path=str(path))
+
+
+def first_undecodable(path: Path, encoding: str, delimiter: str, names: list[str]
+                      ) -> tuple[int | None, str | None]:
+    """(physical line, column name) of the first value in `path` that is not valid `encoding` text."""
+    delim = delimiter.encode(encoding, errors="replace")
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                index = raw[:exc.start].count(delim)
+                return number, names[index] if index < len(names) else None
+    return None, None
 
 
 def _split_lines(lines: pa.ChunkedArray, delimiter: str, names: list[str], include: list[str] | None,
