@@ -18,7 +18,7 @@ import leanrec
 from leanrec.context import Budget, RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
-from leanrec.methods import Method
+from leanrec.methods import Method, check_fit_result
 from leanrec.plugins import Registry, registry
 from leanrec.records import (SCHEMA_VERSION, read_record, record_path, variant_name, write_record)
 
@@ -123,6 +123,7 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         record["config"] = method.config.to_dict()
         seed_everything(seed)
         result = method.fit(data, ctx)
+        result = check_fit_result(result, data, spec.name, family=method_cls.family)
         record["stage_times"] = dict(ctx.stage_times)
         record["total_time"] = time.perf_counter() - start
         record["training"] = {k: {"best_valid_auc": r.best_valid_auc, "best_epoch": r.best_epoch,
