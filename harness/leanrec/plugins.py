@@ -234,9 +234,13 @@ def _hook_problems(pm: pluggy.PluginManager, obj: Any) -> list[str]:
 
 
 def _where(exc: BaseException) -> str:
-    """' (at file.py, line N)': where the exception was raised, for one-line messages."""
+    """' (at file.py, line N)': the innermost frame outside leanrec itself (the plugin's line that failed),
+    for one-line messages."""
+    harness = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frames = traceback.extract_tb(exc.__traceback__)
-    return f" (at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    theirs = [f for f in frames if not os.path.abspath(f.filename).startswith(harness)]
+    frame = (theirs or frames or [None])[-1]
+    return f" (at {frame.filename}, line {frame.lineno})" if frame is not None else ""
 
 
 def _load_plugin(reg: Registry, pm: pluggy.PluginManager, info: PluginInfo,
