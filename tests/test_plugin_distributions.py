@@ -156,7 +156,7 @@ def test_misspelt_hook_disables_only_its_plugin_and_every_command_still_runs(sit
     assert out.returncode == 1
     plugins = {p["distribution"]: p for p in json.loads(out.stdout)}
     typo = plugins.pop(TYPO)
-    assert typo["status"] == "disabled" and typo["methods"] == []
+    assert typo["status"] == "disabled" and typo["methods"] == [] and typo["refused"] == {"methods": ["typo-own"]}
     assert "did you mean 'leanrec_register_methods'?" in typo["errors"][0]
     assert all(p["status"] == "ok" and p["builtin"] for p in plugins.values()) and len(plugins) >= 7
 

@@ -121,6 +121,11 @@ def test_misspelt_hook_disables_only_its_plugin_and_suggests_the_right_name():
     assert "'leanrec_register_method'" in msg and "did you mean 'leanrec_register_methods'?" in msg
     listed = msg.split("hooks: ")[1]
     assert "leanrec_register_method," not in listed + "," and listed.startswith("leanrec_register_datasets")
+    # what the misspelt hook would have registered is known (not committed), so `-m other-method` can say why
+    assert info.refused == {"methods": ["other-method"]}
+    with pytest.raises(UnknownNameError, match="Plugin 'misspelt-plugin' would have registered it but is disabled: "
+                                               "plugin 'misspelt-plugin' implements hook 'leanrec_register_method'"):
+        reg.method("other-method")
 
 
 def test_hook_function_without_hookimpl_decorator_disables_its_plugin():
@@ -130,6 +135,7 @@ def test_hook_function_without_hookimpl_decorator_disables_its_plugin():
     plugin = types.SimpleNamespace(__name__="undecorated", leanrec_register_methods=leanrec_register_methods)
     reg = load_registry([plugin], entry_points=False)
     assert reg.plugins["undecorated"].disabled and "fake-method" not in reg.methods
+    assert reg.plugins["undecorated"].refused == {"methods": ["fake-method"]}
     assert "without @leanrec.hookimpl" in reg.plugins["undecorated"].errors[0]
 
 

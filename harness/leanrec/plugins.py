@@ -211,26 +211,36 @@ def _load_order(dist: str) -> tuple[int, str]:
     return (BUILTIN_DISTRIBUTIONS.index(norm), "") if norm in BUILTIN_DISTRIBUTIONS else (len(BUILTIN_DISTRIBUTIONS), norm)
 
 
-def _hook_problems(pm: pluggy.PluginManager, obj: Any) -> list[str]:
-    """Misspelt hooks (with a suggestion) and leanrec_* functions that lack @leanrec.hookimpl."""
+def _hook_problems(pm: pluggy.PluginManager, obj: Any) -> tuple[list[str], list[tuple[Callable[..., Any], str]]]:
+    """Misspelt hooks (with a suggestion) and leanrec_* functions that lack @leanrec.hookimpl, and for each
+    such function the hook it was probably meant to be (to learn, without committing, what it registers)."""
     known = hookspecs.hook_names()
-    problems = []
+    problems: list[str] = []
+    guesses: list[tuple[Callable[..., Any], str]] = []
 
-    def suggestion(name: str) -> str:
+    def closest(name: str) -> str | None:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        return f"did you mean {close[0]!r}? " if close else ""
+        return close[0] if close else None
+
+    def listing(name: str) -> str:
+        close = closest(name)
+        return (f"did you mean {close!r}? " if close else "") + f"hooks: {', '.join(known)}"
 
     for caller in pm.get_hookcallers(obj) or []:
         if caller.name not in known:
-            problems.append(f"implements hook {caller.name!r}, which leanrec does not define "
-                            f"({suggestion(caller.name)}hooks: {', '.join(known)})")
+            problems.append(f"implements hook {caller.name!r}, which leanrec does not define ({listing(caller.name)})")
+            if closest(caller.name):
+                guesses += [(impl.function, closest(caller.name)) for impl in caller.get_hookimpls()
+                            if impl.plugin is obj]
     impl_attr = hookspecs.PROJECT + "_impl"
     for attr in dir(obj):
         fn = getattr(obj, attr, None)
         if attr.startswith("leanrec_") and callable(fn) and not hasattr(fn, impl_attr) and not isinstance(fn, type):
-            what = "the hook of that name" if attr in known else f"it ({suggestion(attr)}hooks: {', '.join(known)})"
+            what = "the hook of that name" if attr in known else f"it ({listing(attr)})"
             problems.append(f"defines {attr!r} without @leanrec.hookimpl, so leanrec would never call {what}")
-    return problems
+            if attr in known or closest(attr):
+                guesses.append((fn, attr if attr in known else closest(attr)))
+    return problems, guesses
 
 
 def _where(exc: BaseException) -> str:
@@ -248,6 +258,9 @@ def _load_plugin(reg: Registry, pm: pluggy.PluginManager, info: PluginInfo,
     """Import, validate and register one plugin (all of a distribution's entry points) all-or-nothing."""
     reg.plugins[info.name] = info
     objs: list[Any] = []
+    staging = _Staging(reg, info.name)
+    registrars = {"leanrec_register_methods": staging.register_method,
+                  "leanrec_register_datasets": staging.register_dataset}
 
     def fail(message: str, with_traceback: bool = True) -> None:
         info.errors.append(message + (f"\n{traceback.format_exc()}" if with_traceback else ""))
@@ -265,13 +278,16 @@ def _load_plugin(reg: Registry, pm: pluggy.PluginManager, info: PluginInfo,
             pm.register(obj, name=f"{info.name}#{i}")
         except Exception as exc:  # pluggy rejects an impl whose arguments the hookspec does not provide
             return fail(f"{what}: {type(exc).__name__}: {exc}")
-        problems = _hook_problems(pm, obj)
+        problems, guesses = _hook_problems(pm, obj)
         if problems:
+            for function, hook_name in guesses:  # only to say which names the plugin would have registered
+                try:
+                    function(register=registrars[hook_name])
+                except Exception:
+                    pass
+            staging.refuse(info)
             return fail(f"{what} " + "; ".join(problems), with_traceback=False)
 
-    staging = _Staging(reg, info.name)
-    registrars = {"leanrec_register_methods": staging.register_method,
-                  "leanrec_register_datasets": staging.register_dataset}
     for hook_name in HOOK_ORDER:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             if not any(impl.plugin is obj for obj in objs):
