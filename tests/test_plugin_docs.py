@@ -68,3 +68,14 @@ def test_docs_plugin_drops_fields_exactly(docs_module):
     X = torch.as_tensor(data.train.X)
     with torch.no_grad():
         assert torch.allclose(model.drop_fields(keep)(X), model(X, field_weights=mask), atol=1e-5)
+
+
+def test_toml_snippet_is_a_valid_pyproject_with_a_leanrec_entry_point():
+    import tomllib
+
+    block = re.search(r"^```toml\n(.*?)^```", DOC.read_text(), re.S | re.M).group(1)
+    meta = tomllib.loads(block)
+    assert meta["build-system"]["build-backend"] == "setuptools.build_meta"
+    (name, target), = meta["project"]["entry-points"]["leanrec"].items()
+    assert name == meta["project"]["name"] and re.fullmatch(r"[a-z_]+\.plugin", target)
+    assert "leanrec" in meta["project"]["dependencies"]
