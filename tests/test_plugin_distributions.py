@@ -4,7 +4,7 @@
   directory listed before or after the built-ins'): the built-in stays whole, the newcomer is disabled whole,
   and `leanrec run` names it when asked for one of its methods;
 * a misspelt hook disables only its own plugin, and `leanrec run -m fm` still works, saying once why;
-* `leanrec plugins` exits 1 while any plugin is disabled.
+* `leanrec plugins` exits 1 while any plugin is disabled (0 otherwise: tests/test_plugins.py).
 """
 from __future__ import annotations
 
@@ -171,9 +171,3 @@ def test_misspelt_hook_disables_only_its_plugin_and_every_command_still_runs(sit
     records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/**/*.json")]
     assert [r["status"] for r in records] == ["ok"]
 
-
-def test_plugins_exits_0_when_nothing_is_disabled():
-    res = subprocess.run([sys.executable, "-m", "leanrec.cli", "plugins"], capture_output=True, text=True,
-                         timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "disabled" not in res.stdout and "warning" not in res.stderr

@@ -50,8 +50,9 @@ class PluginInfo:
     """What one plugin (usually one distribution) contributed, for `leanrec plugins`.
 
     ``errors`` non-empty means the plugin is disabled: it registered nothing, and ``refused`` lists the names
-    (per kind: "methods", "datasets") it had registered before it failed, so that an unknown-name error can
-    say which disabled plugin would have provided the name.
+    (per kind: "methods", "datasets") it had staged before it failed (for a misspelt or undecorated hook:
+    what that function registers when dry-run), so that an unknown-name error can say which disabled plugin
+    would have provided the name.
     """
 
     name: str
