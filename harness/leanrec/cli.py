@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import leanrec
@@ -40,14 +41,15 @@ def _root(
 def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List installed plugins: distribution, version, hooks, and what each registers."""
-    from leanrec.plugins import ENV_LOAD, registry
+    """List installed plugins: distribution, version, hooks, and what each registers. Exits 1 when any plugin
+    is disabled (failed to import or register, misspelt hook, name clash)."""
+    from leanrec.plugins import ENV_LOAD, load_registry
 
-    reg = registry()
+    reg = load_registry()  # not registry(): this command reports disabled plugins itself, in full
     infos = [p.as_dict() for p in reg.plugins.values()]
     if as_json:
         typer.echo(json.dumps(infos, indent=2))
-        return
+        raise typer.Exit(1 if reg.disabled() else 0)
     if reg.load_filter is not None and not reg.load_filter:
         console.print(f"[yellow]{ENV_LOAD} is set but empty: no plugins were loaded.[/yellow]")
     elif reg.load_filter is not None:
@@ -58,12 +60,15 @@ def plugins_command(
             p["name"], p["version"] or "-",
             "\n".join(h.removeprefix("leanrec_") for h in p["hooks"]),
             ", ".join(p["methods"]), ", ".join(p["datasets"]),
-            "[red]error[/red]" if p["errors"] else "ok",
+            "[red]disabled[/red]" if p["errors"] else "ok",
         )
     console.print(table)
-    for p in infos:
-        for err in p["errors"]:
-            console.print(f"[red]{p['name']}: {err.splitlines()[0]}[/red]")
+    for p in reg.disabled():
+        console.print(f"[red]{escape(p.name)} is disabled (it registered nothing):[/red]")
+        for err in p.errors:
+            console.print(err, markup=False, highlight=False)
+    if reg.disabled():
+        raise typer.Exit(1)
 
 
 # ---- command groups (each owned by its own module) ------------------------------------------------------

@@ -18,7 +18,7 @@ import leanrec
 from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
-from leanrec.methods import Method, canonical_overrides
+from leanrec.methods import Method, canonical_overrides, check_fit_result
 from leanrec.plugins import Registry, registry
 from leanrec.protocol import PROTOCOL_VERSION, Budget
 from leanrec.records import (SCHEMA_VERSION, identity_changes, identity_hash, read_record, record_path, run_identity,
@@ -143,6 +143,7 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
     try:
         seed_everything(seed)
         result = method.fit(data, ctx)
+        result = check_fit_result(result, data, spec.name, family=method_cls.family)
         record["stage_times"] = dict(ctx.stage_times)
         record["total_time"] = time.perf_counter() - start
         record["training"] = {k: r.summary() for k, r in ctx.train_results.items()}
