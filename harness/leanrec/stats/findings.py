@@ -3,17 +3,19 @@
 `find(report, null)` turns a report (what `leanrec.stats.compute` returns) into a list of `Finding`s:
 
 * ``leakage``: the field almost determines a label (NMI with the label >= `leak_nmi`, i.e. its MI is within
-  (1 - leak_nmi)·H(label) of the label's entropy). With a permutation null the NMI in excess of the null's
-  mean must also reach the threshold, so a many-valued field whose NMI is only the plug-in bias of unique
-  values is not called a leak; without one, identifier-like fields are not tested (their NMI is ~1 for
-  that reason alone).
+  (1 - leak_nmi)·H(label) of the label's entropy). With a permutation null the NMI adjusted for chance,
+  (I - E0[I]) / (H(label) - E0[I]) with E0 the permutation mean, must also reach the threshold and I must
+  exceed every permutation value, so a many-valued field whose NMI is only the plug-in bias of unique
+  values is not called a leak, while one that is unique on the positives and missing on the negatives is;
+  without a null, identifier-like fields are not tested (their NMI is ~1 for that reason alone).
 * ``identifier``: distinct values / non-null rows >= `identifier_ratio` (row ids, timestamps, hashes).
 * ``constant``: at most one state (one value and no nulls, or all null).
 * ``near-constant``: the most frequent value covers >= `near_constant_share` of the rows.
 * ``mostly-null``: nulls >= `mostly_null_share` of the rows.
 * ``no-signal``: the field's MI with a label is at most the largest of `shuffles` label-permutation
   values (permutation p-value >= 1/(shuffles+1), 0.05 for 19 shuffles): no detectable signal at this row
-  count. Needs a `LabelNull` (see `label_null`, computed on in-memory rows, e.g. from `read_sample`).
+  count. Needs a `LabelNull` (see `label_null`, computed on in-memory rows, e.g. from `read_sample`). Not
+  reported for constant or identifier-like fields (their own finding says more).
 
 Each finding names the field, the measure, its value, the threshold and what to do (`action`: ``drop`` /
 ``bucket`` / ``review``; `advice` says it in words). `leanrec stats` prints them after the table and writes
@@ -156,6 +158,14 @@ def label_null(table: pa.Table, *, labels: Sequence[str], fields: Sequence[str],
                      label_entropy={lab: binary_entropy(int(y[:, j].sum()), len(y)) for j, lab in enumerate(labels)})
 
 
+def adjusted_nmi(null: LabelNull, name: str, label: str) -> float:
+    """(I - E0[I]) / (H(label) - E0[I]) on the null's rows, E0 the permutation mean: the share of the label's
+    entropy a field explains beyond chance (1: determines it; ~0: no more than random values would)."""
+    h, e0, obs = null.label_entropy[label], null.mean[name][label], null.observed[name][label]
+    room = h - e0
+    return (obs - e0) / room if room > 1e-9 * max(h, 1e-300) else 0.0
+
+
 def find(report: StatsReport, null: LabelNull | None = None, thresholds: Thresholds = Thresholds()) -> list[Finding]:
     """Findings for every field of `report` (ordered by field, then severity; see the module docstring).
 
@@ -203,9 +213,9 @@ def find(report: StatsReport, null: LabelNull | None = None, thresholds: Thresho
                 continue
             if nmi >= t.leak_nmi:
                 if null is not None:
-                    h = null.label_entropy[lab]
-                    excess = (null.observed[name][lab] - null.mean[name][lab]) / h if h > 0 else 0.0
-                    leak, extra = excess >= t.leak_nmi, f" ({excess:.3f} above its permutation null)"
+                    adj = adjusted_nmi(null, name, lab)
+                    leak = adj >= t.leak_nmi and null.observed[name][lab] > null.high[name][lab]
+                    extra = f" (adjusted for chance {adj:.3f})"
                 else:
                     leak, extra = not ident, ""
                 if leak:
