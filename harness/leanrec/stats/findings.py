@@ -285,10 +285,12 @@ def source_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
     return [p]
 
 
-def read_sample(source: str | Path | Sequence[str | Path], *, columns: Sequence[str], rows: int,
-                format: str | None = None, names: Sequence[str] | None = None) -> pa.Table:
-    """The first `rows` rows of `columns` over the source's files in order. CSV/TSV values stay strings
-    (empty = null, malformed lines skipped: the report already judged them), Parquet/IPC keep their types."""
+def read_sample(source: str | Path | Sequence[str | Path], *, columns: Sequence[str] | None, rows: int,
+                format: str | None = None, names: Sequence[str] | None = None,
+                skip_bad_lines: bool = True) -> pa.Table:
+    """The first `rows` rows of `columns` (None: all) over the source's files in order. CSV/TSV values stay
+    strings (empty = null; malformed lines skipped, as the report already judged them, unless
+    `skip_bad_lines=False`: then a DataError names the file and Arrow's row), Parquet/IPC keep their types."""
     import pyarrow.csv as pacsv
 
     batches: list[pa.RecordBatch] = []
@@ -297,30 +299,41 @@ def read_sample(source: str | Path | Sequence[str | Path], *, columns: Sequence[
         fmt = format or _suffix_format(path)
         if fmt is None:
             raise ConfigError(f"cannot tell the format of {path.name}; pass format='csv'|'tsv'|'parquet'|'ipc'")
+        cols = list(columns) if columns is not None else None
         if fmt in ("csv", "tsv"):
             opts = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=4 << 20)
-            conv = pacsv.ConvertOptions(include_columns=list(columns), strings_can_be_null=True, null_values=[""],
-                                        column_types={c: pa.string() for c in columns})
             parse = pacsv.ParseOptions(delimiter="," if fmt == "csv" else "\t",
-                                       invalid_row_handler=lambda _row: "skip")
-            it: Any = pacsv.open_csv(path, read_options=opts, parse_options=parse, convert_options=conv)
+                                       invalid_row_handler=(lambda _row: "skip") if skip_bad_lines else None)
+            try:
+                if cols is None:  # every column, as text: the header gives the names
+                    cols = pacsv.open_csv(path, read_options=opts, parse_options=parse).schema.names
+                conv = pacsv.ConvertOptions(include_columns=cols, strings_can_be_null=True, null_values=[""],
+                                            column_types={c: pa.string() for c in cols})
+                it: Any = pacsv.open_csv(path, read_options=opts, parse_options=parse, convert_options=conv)
+            except pa.ArrowInvalid as exc:
+                raise DataError(str(exc), path=str(path)) from None
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
-            it = pq.ParquetFile(path).iter_batches(batch_size=65536, columns=list(columns))
+            it = pq.ParquetFile(path).iter_batches(batch_size=65536, columns=cols)
         else:
             import pyarrow.ipc as ipc
 
             try:
                 reader = ipc.open_file(path)
-                it = (reader.get_batch(i).select(list(columns)) for i in range(reader.num_record_batches))
+                it = (reader.get_batch(i) for i in range(reader.num_record_batches))
             except pa.ArrowInvalid:  # the stream format
-                it = (b.select(list(columns)) for b in ipc.open_stream(pa.memory_map(str(path))))
-        for batch in it:
-            batches.append(batch.slice(0, left))
-            left -= batches[-1].num_rows
-            if left <= 0:
-                break
+                it = iter(ipc.open_stream(pa.memory_map(str(path))))
+            if cols is not None:
+                it = (b.select(cols) for b in it)
+        try:
+            for batch in it:
+                batches.append(batch.slice(0, left))
+                left -= batches[-1].num_rows
+                if left <= 0:
+                    break
+        except pa.ArrowInvalid as exc:
+            raise DataError(str(exc), path=str(path)) from None
         if left <= 0:
             break
     if not batches:
