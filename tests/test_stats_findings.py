@@ -232,3 +232,48 @@ def test_cli_workers_and_scheduler_conflict(tmp_path: Path):
     path = _write(clean_table(), tmp_path / "clean.csv")
     r = CliRunner().invoke(_app(), ["stats", str(path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
     assert r.exit_code != 0 and "not both" in str(r.exception)
+
+
+def test_cli_findings_from_a_card(tmp_path: Path):
+    """--dataset CARD: the null is read from the card's files with the card's reader settings."""
+    table = planted_table()
+    pacsv.write_csv(table, tmp_path / "log.tsv", pacsv.WriteOptions(include_header=False, delimiter="\t"))
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    (tmp_path / "log.toml").write_text(f"""name = "log"
+[source]
+format = "csv"
+base = "card"
+files = {{ all = "log.tsv" }}
+delimiter = "\\t"
+header = false
+columns = [{cols}]
+[[labels]]
+name = "click"
+""")
+    r = CliRunner().invoke(_app(), ["stats", "--dataset", str(tmp_path / "log.toml"), "--no-progress",
+                                    "--out", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "s.json").read_text())
+    csv_path = _write(table, tmp_path / "log.csv")
+    expect = F.analyse(compute(csv_path, label="click", progress=False), csv_path)
+    assert {(d["field"], d["kind"]) for d in doc["findings"]} == _kinds(expect)
+
+
+def test_cli_scheduler_address(tmp_path: Path):
+    """--scheduler ADDRESS: an existing cluster counts the shards; same JSON as one process."""
+    distributed = pytest.importorskip("dask.distributed")
+    table = clean_table()
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(2):
+        pacsv.write_csv(table.slice(i * 3000, 3000), shards / f"p{i}.csv")
+    runner = CliRunner()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        r = runner.invoke(_app(), ["stats", str(shards), "--label", "click", "--no-progress", "--scheduler",
+                                   cl.scheduler_address, "--out", str(tmp_path / "d.json")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(_app(), ["stats", str(shards), "--label", "click", "--no-progress", "--out",
+                               str(tmp_path / "one.json")])
+    assert r.exit_code == 0, r.output
+    d, one = (json.loads((tmp_path / n).read_text()) for n in ("d.json", "one.json"))
+    assert d == one

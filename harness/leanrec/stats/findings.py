@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -227,9 +227,9 @@ def find(report: StatsReport, null: LabelNull | None = None, thresholds: Thresho
                 scope = "" if null.rows == report.rows else f" (on the first {null.rows:,} rows)"
                 found.append(Finding(
                     name, "no-signal", f"mi_{lab}", null.observed[name][lab], null.high[name][lab], "review",
-                    f"MI with {lab!r} within its label-permutation null{scope} (p >= {1 / (null.shuffles + 1):.2g}): "
-                    f"no detectable signal at {null.rows:,} rows; a candidate to drop (it may still help jointly "
-                    "with other fields, or with more rows)", label=lab))
+                    f"within its label-permutation null{scope} (p >= {1 / (null.shuffles + 1):.2g}): no detectable "
+                    f"signal at {null.rows:,} rows; a candidate to drop (may still help jointly or with more rows)",
+                    label=lab))
         out += sorted(found, key=lambda x: KINDS.index(x.kind))
     return out
 
