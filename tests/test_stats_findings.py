@@ -277,3 +277,19 @@ def test_cli_scheduler_address(tmp_path: Path):
     assert r.exit_code == 0, r.output
     d, one = (json.loads((tmp_path / n).read_text()) for n in ("d.json", "one.json"))
     assert d == one
+
+
+def test_no_signal_against_planted_roles(tmp_path: Path):
+    """On the synthetic generator (known roles): no informative or redundant field is called no-signal, and
+    most pure-noise fields are (each is with probability ~0.95 under the 19-shuffle test)."""
+    from leanrec.data import synthetic
+
+    path = tmp_path / "syn.parquet"
+    synthetic.write(path, 50_000, format="parquet")
+    roles = synthetic.ground_truth(synthetic.SyntheticConfig())
+    found = F.analyse(compute(path, label="click", progress=False), path)
+    flagged = {x.field for x in found if x.kind == "no-signal"}
+    assert not flagged & set(roles["informative"] + roles["redundant"])
+    assert len(flagged & set(roles["noise"])) >= 7, flagged
+    assert set(roles["interaction"]) <= flagged  # informative only jointly: why the advice says so
+    assert {x.kind for x in found} == {"no-signal"}

@@ -37,7 +37,7 @@ def stats_command(
                                             "cluster, e.g. tcp://host:8786 (workers must see the same paths)."),
     findings: bool = typer.Option(True, "--findings/--no-findings", help="Leakage, identifier-like, constant, "
                                   "mostly-null and no-signal fields, with what to do (after the table)."),
-    null_rows: int = typer.Option(1_000_000, "--null-rows", min=100, help="Rows read for the findings' "
+    null_rows: int = typer.Option(500_000, "--null-rows", min=100, help="Rows read for the findings' "
                                   "label-permutation null (the first rows of the source)."),
 ) -> None:
     """Rows, nulls, distinct (exact + HLL), entropy, MI with each label, numeric summaries per field; then findings."""

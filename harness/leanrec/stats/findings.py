@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from leanrec.errors import ConfigError, DataError
 from leanrec.stats import StatsReport, field_label_mi, permutation_null
 
+NULL_ROWS = 500_000  # rows of the label-permutation null by default (19 shuffles of 1M rows x 20 fields: ~4 s)
 KINDS = ("leakage", "identifier", "constant", "mostly-null", "near-constant", "no-signal")  # severity order
 
 
@@ -94,8 +95,8 @@ def _num(v: float) -> str:
 
 
 def encode(table: pa.Table, fields: Sequence[str]) -> np.ndarray:
-    """(rows, fields) int32 codes: each field's values dictionary-encoded, null as one more code."""
-    out = np.empty((table.num_rows, len(fields)), dtype=np.int32)
+    """(rows, fields) int32 codes (Fortran order): each field's values dictionary-encoded, null as one more code."""
+    out = np.empty((table.num_rows, len(fields)), dtype=np.int32, order="F")  # columns contiguous: faster counts
     for j, f in enumerate(fields):
         col = table.column(f)
         if pa.types.is_dictionary(col.type):
@@ -342,7 +343,7 @@ def read_sample(source: str | Path | Sequence[str | Path], *, columns: Sequence[
 
 
 def analyse(report: StatsReport, source: str | Path | Sequence[str | Path], *, format: str | None = None,
-            names: Sequence[str] | None = None, null_rows: int = 1_000_000, shuffles: int = 19,
+            names: Sequence[str] | None = None, null_rows: int = NULL_ROWS, shuffles: int = 19,
             thresholds: Thresholds = Thresholds(), threads: int | None = None) -> list[Finding]:
     """`find` with a label-permutation null measured on the first `null_rows` rows of `source`."""
     fields = [f["name"] for f in report.fields]
