@@ -55,6 +55,8 @@ def _runs_end_to_end(card: Path, tmp_path: Path) -> dict:
     """`leanrec data info CARD --json` and a one-epoch `leanrec run -m lr` both succeed; returns the info."""
     runner = CliRunner()
     r = runner.invoke(_app(), ["data", "info", str(card), "--json", "--cache-dir", str(tmp_path / "cache")])
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     r = runner.invoke(_app(), ["run", "-d", str(card), "-m", "lr", "--max-epochs", "1", "--seeds", "1",
@@ -64,8 +66,11 @@ def _runs_end_to_end(card: Path, tmp_path: Path) -> dict:
     return info
 
 
-def test_planted_log_card_drops_leak_identifier_constant_and_runs(tmp_path: Path):
-    log = _csv(own_log(), tmp_path / "log.csv")
+@pytest.mark.parametrize("time", ["epoch", pytest.param("iso", marks=pytest.mark.xfail(
+    strict=True, raises=DataError, reason="the time split parses ISO 8601 once the data-layer work of issue 20 "
+    "(wt-package) is merged; then this XPASSes: remove the mark"))])
+def test_planted_log_card_drops_leak_identifier_constant_and_runs(tmp_path: Path, time: str):
+    log = _csv(own_log(time=time), tmp_path / "log.csv")
     r = CliRunner().invoke(_app(), ["data", "init", str(log), "--label", "click", "--time", "ts",
                                     "--out", str(tmp_path / "card.toml")])
     assert r.exit_code == 0, r.output
@@ -79,7 +84,7 @@ def test_planted_log_card_drops_leak_identifier_constant_and_runs(tmp_path: Path
     for col, kind in (("uid", "identifier"), ("converted", "leakage"), ("channel", "constant")):
         (line,) = [ln for ln in text.splitlines() if ln.strip().startswith(f'# dropped "{col}"')]
         assert f"{kind}:" in line, line
-    assert "epoch seconds" in text
+    assert ("epoch seconds" if time == "epoch" else "ISO 8601 date-times") in text
     info = _runs_end_to_end(card_path, tmp_path)
     assert [f["name"] for f in info["fields"]] == ["site", "dev", "price"]
     assert sum(s["rows"] for s in info["splits"].values()) == N
