@@ -264,14 +264,14 @@ def attach(report: StatsReport, findings: Sequence[Finding]) -> StatsReport:
 
 
 # ---- reading the first rows of a source (for `label_null`) ------------------------------------------------
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
-             ".arrow": "ipc", ".ipc": "ipc", ".feather": "ipc"}
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".br")
 
 
 def _suffix_format(path: Path) -> str | None:
     p = path.with_suffix("") if path.suffix.lower() in _COMPRESSED else path
-    return _SUFFIXES.get(p.suffix.lower())
+    from leanrec.stats.engine import FORMATS  # suffix -> format, as compute reads them
+
+    return FORMATS.get(p.suffix.lower())
 
 
 def source_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
