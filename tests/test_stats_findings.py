@@ -257,6 +257,12 @@ name = "click"
     csv_path = _write(table, tmp_path / "log.csv")
     expect = F.analyse(compute(csv_path, label="click", progress=False), csv_path)
     assert {(d["field"], d["kind"]) for d in doc["findings"]} == _kinds(expect)
+    # another file of the card's layout: the card's column names still apply to the null's rows
+    (tmp_path / "other.tsv").write_bytes((tmp_path / "log.tsv").read_bytes())
+    r = CliRunner().invoke(_app(), ["stats", str(tmp_path / "other.tsv"), "--dataset", str(tmp_path / "log.toml"),
+                                    "--no-progress", "--out", str(tmp_path / "o.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o.json").read_text())["findings"] == doc["findings"]
 
 
 def test_cli_scheduler_address(tmp_path: Path):

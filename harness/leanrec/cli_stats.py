@@ -108,14 +108,13 @@ def _findings(report: Any, source: Optional[Path], dataset: Optional[str], forma
     """Compute the findings (label-permutation null on the source's first rows), attach and print them."""
     from leanrec.stats import findings as fnd
 
-    if source is None:  # the card's files and reader settings
+    source_: Any = source
+    if dataset is not None:  # the card's reader settings (and its files when no source is given), as compute
         from leanrec.stats.engine import card_options
 
         files, opts = card_options(dataset)
-        source_: Any = files
+        source_ = files if source is None else source
         format, names = format or opts["format"], names or opts["names"]
-    else:
-        source_ = source
     found = fnd.analyse(report, source_, format=format, names=names, null_rows=null_rows, threads=threads)
     fnd.attach(report, found)
     if not found:
