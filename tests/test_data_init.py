@@ -126,6 +126,9 @@ def test_bad_time_label_and_columns_name_the_line(tmp_path: Path):
         init_card(bad_label, "click", out=tmp_path / "l.toml")
     with pytest.raises(DataError, match="label column 'clk' not found"):
         init_card(bad_label, "clk", out=tmp_path / "x.toml")
+    one_class = _csv(table.set_column(7, "click", pa.array([0] * N)), tmp_path / "o.csv")
+    with pytest.raises(DataError, match=r"o\.csv, column click: label 'click' has a single class in the first 3,000"):
+        init_card(one_class, "click", out=tmp_path / "o.toml")
     assert not (tmp_path / "t.toml").exists() and not (tmp_path / "l.toml").exists()
 
 

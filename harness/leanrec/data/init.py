@@ -156,6 +156,10 @@ def init_card(path: str | Path, label: str, time: str | None = None, out: str | 
     if time == label:
         raise ConfigError("the time column cannot be the label")
     _labels_ok(table.column(label), path=path, fmt=fmt, name=label)
+    positives = int(pc.sum(pc.cast(pc.cast(table.column(label), pa.float64()), pa.int64())).as_py() or 0)
+    if positives in (0, table.num_rows):
+        raise DataError(f"label {label!r} has a single class in the first {table.num_rows:,} rows ({positives} "
+                        "positives); a larger --sample-rows may reach both", path=str(path), column=label)
     when = time_kind(table.column(time), path=path, fmt=fmt, name=time) if time else None
     candidates = [c for c in columns if c not in (label, time)]
     if not candidates:
