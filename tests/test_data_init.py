@@ -51,14 +51,16 @@ def _app():
     return app
 
 
-def _runs_end_to_end(card: Path, tmp_path: Path) -> dict:
-    """`leanrec data info CARD --json` and a one-epoch `leanrec run -m lr` both succeed; returns the info."""
+def _runs_end_to_end(card: Path, tmp_path: Path, run: bool = True) -> dict:
+    """`leanrec data info CARD --json` and (`run`) a one-epoch `leanrec run -m lr` succeed; returns the info."""
     runner = CliRunner()
     r = runner.invoke(_app(), ["data", "info", str(card), "--json", "--cache-dir", str(tmp_path / "cache")])
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
+    if not run:
+        return info
     r = runner.invoke(_app(), ["run", "-d", str(card), "-m", "lr", "--max-epochs", "1", "--seeds", "1",
                                "--results-dir", str(tmp_path / "results"), "--no-progress", "--device", "cpu"])
     assert r.exit_code == 0, r.output
@@ -101,7 +103,7 @@ def test_tsv_and_parquet_inputs(tmp_path: Path):
     pcard = init_card(tmp_path / "log.parquet", "click", "ts", out=tmp_path / "pq.toml")
     assert load_card(pcard).source.format == "parquet"
     assert [f.name for f in load_card(pcard).fields] == ["site", "dev", "price"]
-    _runs_end_to_end(pcard, tmp_path)
+    assert sum(s["rows"] for s in _runs_end_to_end(pcard, tmp_path, run=False)["splits"].values()) == N
 
 
 @pytest.mark.parametrize("kind, said", [("epoch_ms", "epoch milliseconds"), ("iso", "ISO 8601 date-times")])
@@ -177,3 +179,12 @@ def test_real_samples(tmp_path: Path, rel: str, label: str):
     for c in expect_drop:
         assert f'# dropped "{c}"' in card_path.read_text()
     _runs_end_to_end(card_path, tmp_path)
+
+
+def test_data_file_tells_logs_from_cards_and_names(tmp_path: Path):
+    from leanrec.data.init import data_file
+
+    log = _csv(own_log(6), tmp_path / "log.csv")
+    card = init_card(log, "click", out=tmp_path / "c.toml")
+    assert data_file(str(log)) == log
+    assert data_file(card) is None and data_file("frappe") is None and data_file(tmp_path / "missing.csv") is None

@@ -226,6 +226,13 @@ def init_card(path: str | Path, label: str, time: str | None = None, out: str | 
     return out
 
 
+def data_file(name: str | Path) -> Path | None:
+    """`name` as a path when it is an existing file that `init_card` reads (by suffix), else None: lets a
+    command that takes a dataset name or card also take a raw log (``leanrec run -d FILE.csv --label COL``)."""
+    p = Path(name).expanduser()
+    return p if p.suffix.lower() in _FORMATS and p.is_file() else None
+
+
 def summary(card: Path) -> list[str]:
     """Short lines for the command line: the card's fields and its dropped columns with reasons."""
     from leanrec.data.cards import load_card
@@ -239,4 +246,4 @@ def summary(card: Path) -> list[str]:
     return lines
 
 
-__all__ = ["init_card", "numeric_kind", "time_kind", "summary", "SAMPLE_ROWS"]
+__all__ = ["init_card", "data_file", "numeric_kind", "time_kind", "summary", "SAMPLE_ROWS"]
