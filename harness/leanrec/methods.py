@@ -8,11 +8,8 @@ serving model; the harness -- never the method -- measures AUC, logloss, paramet
 from __future__ import annotations
 
 import dataclasses
-<<<<<<< HEAD
-import types
-=======
 import numbers
->>>>>>> wt-plugins
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
