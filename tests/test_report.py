@@ -103,7 +103,8 @@ class _Dom(HTMLParser):
 
 def _table_rows(table: _Node) -> list[dict[str, str]]:
     heads = [th.attrs.get("data-key") for th in table.find_all("th")]
-    return [dict(zip(heads, (td.all_text().strip() for td in tr.find_all("td")))) for tr in table.find_all("tbody")[0].find_all("tr")]
+    body = table.find_all("tbody")[0]
+    return [dict(zip(heads, (td.all_text().strip() for td in tr.find_all("td")))) for tr in body.find_all("tr")]
 
 
 def _active(dom: _Dom) -> tuple[_Node, _Node]:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,13 @@ def test_source_hash_follows_content(tmp_path):
     assert source_hash(tmp_path, ("harness", "missing.toml")) == first
     (tmp_path / "harness" / "a.py").write_text("x = 2\n")
     assert source_hash(tmp_path, ("harness", "missing.toml")) != first
+
+
+def test_leanrec_wheel_holds_cards_stub_and_typing_marker(leanrec_wheel):
+    names = set(zipfile.ZipFile(leanrec_wheel).namelist())
+    cards = {f"leanrec/datasets/{p.name}" for p in (REPO / "harness" / "leanrec" / "datasets").glob("*.toml")}
+    assert cards and cards <= names
+    assert {"leanrec/py.typed", "leanrec/_native.pyi", "leanrec/__main__.py"} <= names
 
 
 def test_installed_wheels_import_from_the_venv_only(wheel_env):

@@ -208,7 +208,8 @@ def _cell(key: str, r: Row, front: set[str], recs: list[dict], results_dir: Path
     if key == "rank":
         return r.rank, str(r.rank)
     if key == "variant":
-        return None, f"<code>{esc(r.variant)}</code>" + (' <span class="badge">baseline</span>' if r.is_baseline else "")
+        badge = ' <span class="badge">baseline</span>' if r.is_baseline else ""
+        return None, f"<code>{esc(r.variant)}</code>{badge}"
     if key == "family":
         return None, esc(r.family)
     if key in ("auc", "logloss", "gauc"):
@@ -316,12 +317,17 @@ _JS = r"""
     var sections = document.querySelectorAll("section.dataset");
     var ds = p.dataset && document.getElementById("ds-" + p.dataset) ? p.dataset : sections[0].dataset.dataset;
     sections.forEach(function (s) { s.classList.toggle("active", s.dataset.dataset === ds); });
-    document.querySelectorAll("button.tab").forEach(function (b) { b.classList.toggle("active", b.dataset.dataset === ds); });
+    document.querySelectorAll("button.tab").forEach(function (b) {
+      b.classList.toggle("active", b.dataset.dataset === ds);
+    });
     var sec = document.getElementById("ds-" + ds);
     var view = p.view && sec.querySelector('div.table[data-view="' + p.view + '"]') ? p.view : "all";
     sec.querySelectorAll("div.table").forEach(function (t) { t.classList.toggle("active", t.dataset.view === view); });
-    sec.querySelectorAll("button.view").forEach(function (b) { b.classList.toggle("active", b.dataset.view === view); });
-    if (p.sort) sortTable(sec.querySelector('div.table[data-view="' + view + '"] table'), p.sort, p.dir === "asc" ? "asc" : "desc");
+    sec.querySelectorAll("button.view").forEach(function (b) {
+      b.classList.toggle("active", b.dataset.view === view);
+    });
+    var table = sec.querySelector('div.table[data-view="' + view + '"] table');
+    if (p.sort) sortTable(table, p.sort, p.dir === "asc" ? "asc" : "desc");
     return p;
   }
   document.querySelectorAll("button.tab").forEach(function (b) {
@@ -329,7 +335,8 @@ _JS = r"""
   });
   document.querySelectorAll("button.view").forEach(function (b) {
     b.addEventListener("click", function () {
-      var p = params(); setHash({dataset: b.closest("section").dataset.dataset, view: b.dataset.view}); show();
+      setHash({dataset: b.closest("section").dataset.dataset, view: b.dataset.view});
+      show();
     });
   });
   document.querySelectorAll("th").forEach(function (th) {
@@ -337,7 +344,8 @@ _JS = r"""
       var p = params(), sec = th.closest("section");
       var dir = p.sort === th.dataset.key && p.dir !== "asc" ? "asc" : "desc";
       if (p.sort !== th.dataset.key && (th.dataset.key === "rank" || th.dataset.key === "variant")) dir = "asc";
-      setHash({dataset: sec.dataset.dataset, view: th.closest("div.table").dataset.view, sort: th.dataset.key, dir: dir});
+      var view = th.closest("div.table").dataset.view;
+      setHash({dataset: sec.dataset.dataset, view: view, sort: th.dataset.key, dir: dir});
       show();
     });
   });
