@@ -76,6 +76,9 @@ def leanrec_wheel() -> Path:
     assert out.returncode == 0, out.stdout + out.stderr
     shutil.rmtree(cache, ignore_errors=True)
     tmp.rename(cache)  # atomic: a half-built cache entry is never seen
+    for old in cache.parent.iterdir():  # wheels of older sources
+        if old != cache and ".tmp" not in old.name:
+            shutil.rmtree(old, ignore_errors=True)
     return sorted(cache.glob("leanrec-*.whl"))[0]
 
 
