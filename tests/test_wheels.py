@@ -114,6 +114,8 @@ def _third_party_site(dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def wheel_env(tmp_path_factory, leanrec_wheel, plugin_wheels) -> dict:
     """A fresh venv outside the checkout with the wheels installed; returns its paths and environment."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
     project = tmp_path_factory.mktemp("user-project")
     subprocess.run(["git", "init", "-q", str(project)], check=True, timeout=60)
     subprocess.run(["git", "-C", str(project), "-c", "user.name=u", "-c", "user.email=u@example.org", "commit",
@@ -217,3 +219,6 @@ def test_tiny_run_records_leanrec_version_and_no_user_commit(wheel_env):
         assert rec["environment"]["leanrec"] == version
         assert rec["environment"]["git_commit"] is None
         assert 0.0 <= rec["metrics"]["auc"] <= 1.0
+    page = results / "report.html"
+    _run(wheel_env, "report", "--results-dir", str(results), "--out", str(page))
+    assert all(f">{v}<" in page.read_text() for v in ("lr", "mi[keep_ratio=0.5]"))
