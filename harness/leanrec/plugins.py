@@ -340,16 +340,11 @@ def builtin_dataset(name: str) -> Any:
     """The core distribution's built-in card `name`, read without loading every plugin (method plugins
     import torch: seconds); None when there is no such card or LEANREC_LOAD_PLUGINS leaves the core out.
     Equal to ``registry().dataset(name)``: the core loads first, so no plugin can take a built-in card's name."""
-    from leanrec.builtin_datasets import cards_dir
-    from leanrec.data.cards import load_card
+    from leanrec.builtin_datasets import builtin_card
 
     if not _selected("leanrec", _load_filter()):
         return None
-    path = cards_dir() / f"{name}.toml"
-    if not path.is_file():
-        return None
-    card = load_card(path)
-    return card if card.name == name else None
+    return builtin_card(name)
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,6 @@ import datetime as dt
 import importlib.metadata as md
 import os
 import platform
-import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -71,11 +70,9 @@ def _split_top_level(text: str) -> list[str]:
 
 def environment() -> dict[str, Any]:
     """Versions, git commit and hardware, stored in every record."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from leanrec.provenance import leanrec_commit
+
+    commit = leanrec_commit()  # only leanrec's own checkout: never the commit of a repo that holds the venv
     return {
         "leanrec": leanrec.__version__, "git_commit": commit, "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
