@@ -478,7 +478,7 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                 pd = m.check.paper.get(m.dataset)
                 verdict = f"**{m.verdict}**" + (f" ({m.reason})" if m.reason else "")
                 note = f" — {m.check.note}" if m.check.note else ""
-                rerun = (f"`results/run_tables.sh {' '.join(m.sections)}`: " if m.verdict != NOT_RUN else "no records: ") + \
+                rerun = (f"`results/run_tables.sh {' '.join(m.sections)}`: " if m.verdict != NOT_RUN else "to run: ") + \
                     f"`{m.command}`"
                 proto = "-" if m.protocol is None else (
                     str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
