@@ -101,7 +101,7 @@ METRICS: dict[str, Metric] = {
     "time": Metric("total training time, s, all stages", lambda r: r["total_time"], "s"),
     "PT": Metric("pretraining time (s)", _extra("PT"), "s"),
     "CT": Metric("continued-training time (s)", _extra("CT"), "s"),
-    "fields": Metric("fields kept", _fields, "ratio"),
+    "fields": Metric("fields kept", _fields, "si"),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
     "sparsity_l1": Metric("filter sparsity of layer 1", _sparsity(0), "ratio"),
     "sparsity_l2": Metric("filter sparsity of layer 2", _sparsity(1), "ratio"),
@@ -219,6 +219,7 @@ class Measured:
     ci: tuple[float, float] = (math.nan, math.nan)
     p: float = math.nan
     sections: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)   # specs of sides with no records at all on this dataset
 
     @property
     def command(self) -> str:
@@ -319,7 +320,8 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
                          for v in (va, vb)})
     proto = recs.protocol_for(dataset, (va, vb))
     if proto is None:
-        missing = [v for v in dict.fromkeys((va, vb)) if not recs.protocols.get((dataset, v))]
+        missing = {v: spec for v, spec in ((va, check.a), (vb, check.b)) if not recs.protocols.get((dataset, v))}
+        m.missing = list(missing.values())
         m.reason = ("no records of " + ", ".join(f"`{v}`" for v in missing)) if missing else \
             "the two sides have records of different protocols only"
         return m
@@ -488,7 +490,32 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                     "-" if pd is None else _num(pd, fmt, True), _p(m.p), dl,
                     proto, verdict, rerun + " |"]))
             out.append("")
+    out += missing_runs(results)
     return "\n".join(out)
+
+
+def missing_runs(results: list[tuple[Claim, str, str, list[Measured]]]) -> list[str]:
+    """CLAIMS.md's last section: per dataset, the method variants some check needs that have no records, as one
+    `leanrec run` line each (the experiments that would turn 'not run yet' into a verdict)."""
+    need: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for c, _, _, ms in results:
+        for m in ms:
+            for spec in m.missing:
+                need[m.dataset].setdefault(spec, [])
+                if c.id not in need[m.dataset][spec]:
+                    need[m.dataset][spec].append(c.id)
+    if not need:
+        return []
+    out = ["## Runs that no record covers yet", "",
+           "Method variants that some check needs and that have no record on that dataset (any protocol), with the "
+           "claims waiting for them. One line per dataset runs them all (results/run_tables.sh does not run them yet).",
+           ""]
+    for dataset in sorted(need):
+        specs = need[dataset]
+        waiting = sorted({i for ids in specs.values() for i in ids}, key=lambda i: (i[0], int(i[1:])))
+        out += [f"* `{dataset}` ({', '.join(waiting)}): `{run_command(dataset, sorted(specs))}`"]
+    out.append("")
+    return out
 
 
 _COLOURS = {REPRODUCED: "tab:green", CONTRADICTED: "tab:red", INCONCLUSIVE: "tab:gray"}
