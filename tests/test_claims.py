@@ -115,6 +115,9 @@ def test_other_metrics_and_two_metrics_of_one_variant():
     # constant differences: t undefined, paired_p_value reports 0 -> significant
     recs = [record("a", s, 0.7, params=500) for s in range(4)] + [record("b", s, 0.7, params=900) for s in range(4)]
     assert measure(recs, "<", metric="params").verdict == C.REPRODUCED
+    # a record without the metric contributes no seed
+    recs = [record("a", s, 0.7, extra={"PT": 1.0}) for s in range(3)] + [record("a", 3, 0.7)]
+    assert C.Records(recs).side("criteo", 2, "a", "PT").values == {0: 1.0, 1: 1.0, 2: 1.0}
     # pretraining time against continued-training time of the same runs
     recs = [record("a", s, 0.7, extra={"PT": 10.0 + s, "CT": 2.0}) for s in range(4)]
     recs += [record("b", s, 0.7) for s in range(4)]
@@ -188,6 +191,9 @@ def test_cli_writes_claims_and_plots(tmp_path):
     assert "**reproduced**" in line and "| 5 |" in line and "| 2 |" in line
     assert (tmp_path / "claims" / "forest_reaction.png").read_bytes()[:4] == b"\x89PNG"
     assert "not testable here" in text and "not run yet" in text
+    missing = text.split("## Runs that no record covers yet", 1)[1]
+    criteo = next(ln for ln in missing.splitlines() if ln.startswith("* `criteo` ("))
+    assert "R1" in criteo and "-m finalmlp" in criteo and "-m reaction-dtf " not in criteo
     with pytest.raises(LeanrecError):
         C.write_claims(tmp_path / "nothing", tmp_path / "x.md", plots=False)
 

@@ -108,6 +108,14 @@ METRICS: dict[str, Metric] = {
 }
 
 
+def metric_value(metric: str, record: dict) -> Optional[float]:
+    """A record's value of a metric, or None when the record does not hold it (an older schema, another method)."""
+    try:
+        return METRICS[metric].get(record)
+    except (KeyError, TypeError, IndexError):
+        return None
+
+
 # ---- the registry's types -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Check:
@@ -290,8 +298,7 @@ class Records:
 
     def side(self, dataset: str, protocol: int, variant: str, metric: str) -> Side:
         recs = self.ok[(table_name(dataset, protocol), variant)]
-        get = METRICS[metric].get
-        values = {r["seed"]: float(v) for r in recs if (v := get(r)) is not None}
+        values = {r["seed"]: float(v) for r in recs if (v := metric_value(metric, r)) is not None}
         cis = [r["metrics"]["auc_ci95"] for r in recs if metric == "auc" and r["metrics"].get("auc_ci95")]
         ci = (float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))) if cis else None
         return Side(variant, metric, values, ci)
