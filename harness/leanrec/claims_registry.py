@@ -291,9 +291,9 @@ SSR = [
 ]
 
 # ---- i-Razor ------------------------------------------------------------------------------------------------
-I = "i-Razor"
+IR = "i-Razor"
 IRAZOR = [
-    Claim("I1", I, "Abstract; Tables 3-4", "i-Razor reaches higher AUC than fixed-dimension embeddings (FDE) "
+    Claim("I1", IR, "Abstract; Tables 3-4", "i-Razor reaches higher AUC than fixed-dimension embeddings (FDE) "
           "while dropping fields.",
           "AUC i-Razor / FDE: Avazu 0.7823 / 0.7811 (p < 0.05), Criteo 0.7996 / 0.7994. The paper's FDE gives every "
           "field the searched dim (30 on Avazu, 25 on Criteo, = i-Razor's largest candidate); leanrec's `dnn` uses the "
@@ -302,29 +302,29 @@ IRAZOR = [
                  note="FDE at dim 10"),
            Check("irazor", ">", "dnn:embedding_dim=30", PUBLIC, paper={AVAZU: 0.7823 - 0.7811},
                  note="FDE at dim 30"))),
-    Claim("I2", I, "Abstract; Tables 3-4", "i-Razor cuts embedding parameters against FDE.",
+    Claim("I2", IR, "Abstract; Tables 3-4", "i-Razor cuts embedding parameters against FDE.",
           "Params i-Razor / FDE: Avazu 12.32M / 19.36M (−26%), Criteo 18.13M / 29.47M (−38%); FDE at dim 30 / 25 "
           "(see I1).",
           (Check("irazor", "<", "dnn", PUBLIC, metric="emb_params",
                  paper={AVAZU: (12.32 - 19.36) * 1e6, CRITEO: (18.13 - 29.47) * 1e6}, note="FDE at dim 10"),
            Check("irazor", "<", "dnn:embedding_dim=30", PUBLIC, metric="emb_params",
                  paper={AVAZU: (12.32 - 19.36) * 1e6}, note="FDE at dim 30"))),
-    Claim("I3", I, "Tables 3-5", "CPT pruning beats argmax dimension selection (AutoDim/DARTS-style, cpt = 0).",
+    Claim("I3", IR, "Tables 3-5", "CPT pruning beats argmax dimension selection (AutoDim/DARTS-style, cpt = 0).",
           "AUC i-Razor / AutoDim: Avazu 0.7823 / 0.7820, Criteo 0.7996 / 0.7983; Table 5 (w/ 0) Avazu-FG 0.7890 / "
           "0.7883, Criteo-FG 0.8019 / 0.8013.",
           (Check("irazor", ">", "irazor-argmax", PUBLIC + ALL_FG,
                  paper={AVAZU: 0.7823 - 0.7820, CRITEO: 0.7996 - 0.7983, FG[AVAZU]: 0.7890 - 0.7883,
                         FG[CRITEO]: 0.8019 - 0.8013}),)),
-    Claim("I4", I, "Tables 3-4 (FG)", "With all cross fields added (FG), i-Razor's joint selection and dimension "
+    Claim("I4", IR, "Tables 3-4 (FG)", "With all cross fields added (FG), i-Razor's joint selection and dimension "
           "search beats FDE, by a wide margin on Avazu-FG.",
           "AUC i-Razor / FDE: Avazu-FG 0.7896 / 0.7814 (+0.0082, p < 0.01), Criteo-FG 0.8019 / 0.8017. The paper's "
           "FG FDE dims are 1 (Avazu-FG) and 5 (Criteo-FG) per field; leanrec's `dnn` uses 10.",
           (Check("irazor", ">", "dnn", ALL_FG, paper={FG[AVAZU]: 0.7896 - 0.7814, FG[CRITEO]: 0.8019 - 0.8017}),)),
-    Claim("I5", I, "Tables 3-4 (FG)", "On FG data i-Razor needs far fewer embedding parameters than FDE.",
+    Claim("I5", IR, "Tables 3-4 (FG)", "On FG data i-Razor needs far fewer embedding parameters than FDE.",
           "Params i-Razor / FDE: Avazu-FG 40.85M / 43.89M, Criteo-FG 169.03M / 566.62M.",
           (Check("irazor", "<", "dnn", ALL_FG, metric="emb_params",
                  paper={FG[AVAZU]: (40.85 - 43.89) * 1e6, FG[CRITEO]: (169.03 - 566.62) * 1e6}),)),
-    Claim("I6", I, "Table 5", "The dimension-0 ('drop the field') candidate helps: variants with it beat those "
+    Claim("I6", IR, "Table 5", "The dimension-0 ('drop the field') candidate helps: variants with it beat those "
           "without, and keep fewer fields.",
           "AUC w/ 0 / w/o 0: CPT Avazu-FG 0.7890 / 0.7827, Criteo-FG 0.8019 / 0.8015; argmax 0.7883 / 0.7826, "
           "0.8013 / 0.8012. Fields (Avazu-FG): 80 vs 300.",
@@ -334,38 +334,38 @@ IRAZOR = [
                  paper={FG[AVAZU]: 0.7883 - 0.7826, FG[CRITEO]: 0.8013 - 0.8012}),
            Check("irazor", "<", "irazor:zero_dim=false", (FG[AVAZU], FG[CRITEO]), metric="fields",
                  paper={FG[AVAZU]: 80 - 300, FG[CRITEO]: 599 - 780}))),
-    Claim("I7", I, "Table 5", "CPT pruning buys its AUC gain with more fields and parameters than argmax.",
+    Claim("I7", IR, "Table 5", "CPT pruning buys its AUC gain with more fields and parameters than argmax.",
           "Params CPT / argmax (w/ 0): Avazu-FG 67.32M / 58.14M, Criteo-FG 208.71M / 84.11M.",
           (Check("irazor", ">", "irazor-argmax", ALL_FG, metric="emb_params",
                  paper={FG[AVAZU]: (67.32 - 58.14) * 1e6, FG[CRITEO]: (208.71 - 84.11) * 1e6}),)),
-    Claim("I8", I, "Fig. 4", "AUC rises with cpt up to about 0.3 and drops beyond 0.4; a larger λ gives fewer "
+    Claim("I8", IR, "Fig. 4", "AUC rises with cpt up to about 0.3 and drops beyond 0.4; a larger λ gives fewer "
           "parameters.",
           "Fig. 4 (Avazu-FG): curves only.",
           (Check("irazor", ">", "irazor:cpt=0.1", (FG[AVAZU], FG[ML])),
            Check("irazor", ">", "irazor:cpt=0.5", (FG[AVAZU], FG[ML])),
            Check("irazor:reg_lambda=0.01", "<", "irazor", (FG[AVAZU], FG[ML]), metric="emb_params"))),
-    Claim("I9", I, "Table 6", "i-Razor is insensitive to how the candidate dimensions are partitioned.",
+    Claim("I9", IR, "Table 6", "i-Razor is insensitive to how the candidate dimensions are partitioned.",
           "Avazu AUC: uniform 0.7821, linear 0.7823, exponential 0.7822.",
           (Check("irazor:candidates=[0,4,8,12,16,20,24,28]", "==", "irazor", (AVAZU, CRITEO), margin=AUC_MARGIN,
                  paper={AVAZU: 0.7821 - 0.7822}),
            Check("irazor:candidates=[0,1,3,6,10,15,21,28]", "==", "irazor", (AVAZU, CRITEO), margin=AUC_MARGIN,
                  paper={AVAZU: 0.7823 - 0.7822}))),
-    Claim("I10", I, "Table 7", "i-Razor's model-consistent configuration improves DeepFM, xDeepFM and IPNN over "
+    Claim("I10", IR, "Table 7", "i-Razor's model-consistent configuration improves DeepFM, xDeepFM and IPNN over "
           "their FDE versions, with fewer parameters.",
           "Avazu AUC i-Razor config / FDE: DeepFM 0.7835 / 0.7824, xDeepFM 0.7848 / 0.7840, IPNN 0.7859 / 0.7852.",
           tuple(Check(f"irazor:backbone={bb}", ">", bb, (CRITEO, AVAZU), paper={AVAZU: d})
                 for bb, d in (("deepfm", 0.7835 - 0.7824), ("xdeepfm", 0.7848 - 0.7840), ("ipnn", 0.7859 - 0.7852)))
           + tuple(Check(f"irazor:backbone={bb}", "<", bb, (CRITEO, AVAZU), metric="emb_params")
                   for bb in ("deepfm", "xdeepfm", "ipnn"))),
-    Claim("I11", I, "Table 7", "A configuration searched on the MLP transfers to other models and still beats FDE, "
+    Claim("I11", IR, "Table 7", "A configuration searched on the MLP transfers to other models and still beats FDE, "
           "but the model-consistent one is best.",
           "Avazu AUC (DeepFM) MLP config 0.7832 vs own 0.7835 vs FDE 0.7824.",
           untestable="transferring a configuration searched on one backbone to another is not built."),
-    Claim("I12", I, "Tables 3-4; Sec. 4.3", "Joint selection and dimension search beats sequential (AutoFIS then "
+    Claim("I12", IR, "Tables 3-4; Sec. 4.3", "Joint selection and dimension search beats sequential (AutoFIS then "
           "i-Razor / AutoDim), and i-Razor's field selection alone (w/ FDE) already matches FDE.",
           "Avazu-FG AUC i-Razor 0.7896 vs AutoFIS w/ i-Razor 0.7848; i-Razor w/ FDE 0.7870.",
           untestable="AutoFIS is not implemented, and no 'fields kept by i-Razor, fixed dim' variant is built."),
-    Claim("I13", I, "Sec. 4.6", "The whole two-stage training fits in 3 h (Avazu) / 6 h (Criteo) on one A100.",
+    Claim("I13", IR, "Sec. 4.6", "The whole two-stage training fits in 3 h (Avazu) / 6 h (Criteo) on one A100.",
           "Stated.",
           untestable="full-size datasets and GPU timing; leanrec's committed runs are CPU runs on samples."),
 ]
