@@ -73,6 +73,7 @@ def plugins_command(
 from leanrec.cli_stats import stats_command; app.command("stats")(stats_command)  # noqa: E402,E702
 from leanrec.cli_data import data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
 from leanrec.cli_run import bench_command, leaderboard_command, run_command  # noqa: E402
+from leanrec.cli_tune import tune_command; app.command("tune")(tune_command)  # noqa: E402,E702
 
 app.command("run")(run_command)
 app.command("leaderboard")(leaderboard_command)
