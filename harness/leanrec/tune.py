@@ -29,6 +29,7 @@ import json
 import math
 import multiprocessing
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -60,6 +61,7 @@ def require_optuna() -> Any:
     except ImportError:
         raise LeanrecError("`leanrec tune` needs Optuna: pip install optuna (make setup installs it)") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # heartbeats
     return optuna
 
 
@@ -72,8 +74,16 @@ def storage_url(results_dir: Path) -> str:
 def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> "optuna.storages.RDBStorage":
     """Optuna's RDB storage with heartbeats (crashed trials are detected) and a patient SQLite lock."""
     optuna = require_optuna()
-    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-                                      engine_kwargs={"connect_args": {"timeout": 120}})
+    import sqlalchemy.exc
+
+    for attempt in range(5):   # two processes creating a new database at once: one of them retries
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                                              engine_kwargs={"connect_args": {"timeout": 120}})
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def startup_trials(trials: int) -> int:
@@ -109,13 +119,15 @@ def open_study(storage: Any, study_name: str, trials: int, first: dict[str, Any]
 
 
 def run_study(storage: Any, study_name: str, space: dict[str, Space], objective: Objective, *, trials: int,
-              seed: int, first: dict[str, Any] | None = None, poll_s: float = 1.0,
+              seed: int, first: dict[str, Any] | None = None, poll_s: float = 1.0, parallel: bool = False,
               on_trial: Callable[[Any], None] | None = None) -> Any:
     """Run (or continue) a maximising study until `trials` trials use budget; return the study.
 
     `objective(params, report)` trains with the sampled config values and returns the validation score,
     calling `report(step, score)` at every validation (it raises optuna.TrialPruned when the pruner says
-    so). `first` (encoded params) is enqueued as trial 0 of a new study. Safe to run from several processes
+    so). `first` (encoded params) is enqueued as trial 0 of a new study. `parallel`: the sampler treats
+    running trials as bad results (TPE's constant liar) so that processes working at once spread out; off,
+    running trials are ignored and a resumed study draws what an uninterrupted one would have. Safe to run from several processes
     at once on one storage; a process that finds the budget used up by running trials waits for them (or for
     their heartbeat to go stale, when their process died)."""
     optuna = require_optuna()
@@ -157,7 +169,8 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
         if len(used) + len(running) >= trials:   # the rest is being run (or its dead process not yet noticed)
             time.sleep(poll_s)
             continue
-        sampler = optuna.samplers.TPESampler(seed=_trial_seed(seed, len(used)), n_startup_trials=n_start)
+        sampler = optuna.samplers.TPESampler(seed=_trial_seed(seed, len(used)), n_startup_trials=n_start,
+                                             constant_liar=parallel)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
         study.optimize(wrapped, n_trials=1, catch=(Exception,), gc_after_trial=False)
         if on_trial is not None:
@@ -303,7 +316,7 @@ def tune_target(target: TuneTarget, data: Any, method_cls: type, results_dir: Pa
             w.start()
     try:
         study = run_study(storage, target.study_name, target.space, objective, trials=trials, seed=target.seed,
-                          first=first, on_trial=on_trial)
+                          first=first, parallel=jobs > 1, on_trial=on_trial)
     finally:
         for w in workers:
             w.join()
@@ -331,7 +344,7 @@ def _worker(dataset: str, method: str, fixed: dict[str, Any], budget: dict[str, 
         raise LeanrecError(f"worker found study {target.study_name}, expected {study_name}")
     objective = method_objective(reg.method(method), fixed, data, budget=target.budget, seed=seed,
                                  device=pick_device(device))
-    run_study(open_storage(url), study_name, target.space, objective, trials=trials, seed=seed)
+    run_study(open_storage(url), study_name, target.space, objective, trials=trials, seed=seed, parallel=True)
 
 
 def tune(datasets: Sequence[str], methods: Sequence["MethodSpec"], results_dir: Path, *, trials: int, seed: int = 0,
