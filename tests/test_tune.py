@@ -22,7 +22,7 @@ import torch  # noqa: E402
 import leanrec  # noqa: E402
 from leanrec.context import Budget, RunContext  # noqa: E402
 from leanrec.errors import ConfigError, LeanrecError, UnknownNameError  # noqa: E402
-from leanrec.leaderboard import build_rows, load_tuning, to_markdown  # noqa: E402
+from leanrec.leaderboard import build_rows, load_tuning, to_markdown, tuned_records  # noqa: E402
 from leanrec.methods import MethodConfig, field_specs  # noqa: E402
 from leanrec.plugins import load_registry  # noqa: E402
 from leanrec.records import iter_records  # noqa: E402
@@ -343,3 +343,13 @@ def test_tune_then_final_runs_are_ordinary_runs_marked_tuned(tmp_path):
     # under another budget the same config is not the tuned one
     other = [dict(r, budget={**r["budget"], "max_epochs": 2}) for r in iter_records(tmp_path)]
     assert build_rows(other, load_tuning(tmp_path))[label][0].tuned_trials == 0
+
+
+def test_tuned_view_keeps_tuned_configs_and_their_defaults():
+    tuning = {("d", "m[lr=0.002]"): [{"dataset": "d", "method": "m", "fixed": {}}],
+              ("d", "k[b=2,x=1]"): [{"dataset": "d", "method": "k", "fixed": {"x": 1}}]}
+    records = [{"dataset": d, "variant": v} for d, v in
+               [("d", "m"), ("d", "m[lr=0.002]"), ("d", "m[lr=0.1]"), ("e", "m"), ("d", "k[x=1]"), ("d", "k"),
+                ("d", "k[b=2,x=1]")]]
+    assert [(r["dataset"], r["variant"]) for r in tuned_records(records, tuning)] == [
+        ("d", "m"), ("d", "m[lr=0.002]"), ("d", "k[x=1]"), ("d", "k[b=2,x=1]")]

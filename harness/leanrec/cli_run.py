@@ -123,6 +123,7 @@ def leaderboard_command(
     only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable), e.g. 'lightfmp*'."),
     dataset: list[str] = typer.Option([], "--dataset", "-d", help="Keep datasets matching this glob (repeatable)."),
     title: str = typer.Option("leanrec leaderboard", "--title", help="Heading of the Markdown file."),
+    tuned: bool = typer.Option(False, "--tuned", help="Only configs tuned by `leanrec tune` and their defaults."),
 ) -> None:
     """Rebuild the leaderboard (CSV, Markdown, PNG) from the run records, optionally for a subset."""
     from leanrec.errors import LeanrecError
@@ -130,7 +131,7 @@ def leaderboard_command(
 
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir} holds no runs/ directory: run `leanrec run` first")
-    _, md = write_leaderboard(results_dir, out, plots=plots, only=only, datasets=dataset, title=title)
+    _, md = write_leaderboard(results_dir, out, plots=plots, only=only, datasets=dataset, title=title, tuned=tuned)
     console.print(md, markup=False, highlight=False)
 
 

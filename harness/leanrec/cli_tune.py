@@ -16,7 +16,9 @@ console = Console()
 
 
 def _trial_line(target: Any, t: Any) -> None:
-    config = ",".join(f"{k}={v}" for k, v in sorted((t.user_attrs.get("config") or {}).items()))
+    from leanrec.records import canonical_json
+
+    config = ",".join(f"{k}={canonical_json(v)}" for k, v in sorted((t.user_attrs.get("config") or {}).items()))
     state = t.state.name.lower()
     if state == "complete":
         what = f"valid AUC {t.value:.4f}" + (f" (same config as trial {t.user_attrs['duplicate_of']})"
@@ -27,7 +29,7 @@ def _trial_line(target: Any, t: Any) -> None:
         what = f"failed: {t.user_attrs.get('error', 'interrupted')}"
     took = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
     console.print(escape(f"  {target.label} · {target.method} · trial {t.number}: {what}  [{config}]  ({took:.1f} s)"),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def tune_command(
@@ -41,6 +43,9 @@ def tune_command(
     seeds: int = typer.Option(5, "--seeds", help="Seeds the best config of each method is then run over."),
     seed_start: int = typer.Option(0, "--seed-start", help="First of those seeds."),
     final: bool = typer.Option(True, "--final/--no-final", help="Run the best configs over --seeds on test."),
+    defaults: bool = typer.Option(True, "--defaults/--no-defaults",
+                                  help="Run each method's default config over the same seeds too (the rows the "
+                                       "tuned ones are compared with; reused when already run)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results-dir",
                                      help="Studies go to <dir>/tuning, the final runs to <dir>/runs."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Cap every method's epochs."),
@@ -56,7 +61,7 @@ def tune_command(
     """Tune each method with the same number of Optuna trials (TPE, pruning) on the validation split, then run
     the best configs over --seeds and rank them with every other record. Rerunning continues the studies."""
     from leanrec.runner import parse_method
-    from leanrec.tune import tune
+    from leanrec.tune import spec_text, tune
 
     _set_threads(threads)
     budget = _budget(max_epochs, max_steps, min_steps, eval_every, max_batch_size)
@@ -76,8 +81,10 @@ def tune_command(
         default = s.get("default_valid_auc")
         console.print(f"[bold]{head}[/bold]: best valid AUC {s['best']['valid_auc']:.4f} (trial {s['best']['number']}"
                       + (f"; defaults {default:.4f}" if default is not None else "") + f") → "
-                      + escape(s["best"]["variant"]), highlight=False)
+                      + escape(s["best"]["variant"]), highlight=False, soft_wrap=True)
         best.setdefault(dataset_arg, []).append(s["best"]["spec"])
+        if defaults:
+            best[dataset_arg].append(spec_text(s["method"], s["fixed"]))
     if not final:
         return
     for dataset_arg, variants in best.items():

@@ -421,14 +421,28 @@ def select_records(records: Iterable[dict[str, Any]], only: Sequence[str] = (),
             yield r
 
 
+def tuned_records(records: Iterable[dict[str, Any]],
+                  tuning: dict[tuple[str, str], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """The records of tuned configs and of the configs their studies started from (the defaults they are
+    compared with), e.g. for a table of tuned against default rows."""
+    from leanrec.records import variant_name
+
+    keep = set(tuning)
+    for studies in tuning.values():
+        keep.update((s["dataset"], variant_name(s["method"], s.get("fixed") or {})) for s in studies)
+    return (r for r in records if (r["dataset"], r["variant"]) in keep)
+
+
 def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: bool = True,
                       only: Sequence[str] = (), datasets: Sequence[str] = (),
-                      title: str = "leanrec leaderboard") -> tuple[dict, str]:
-    """Build the leaderboard from results_dir's records (optionally filtered, see select_records); write
-    leaderboard.{csv,md} (+ PNGs) to out_dir."""
+                      title: str = "leanrec leaderboard", tuned: bool = False) -> tuple[dict, str]:
+    """Build the leaderboard from results_dir's records (optionally filtered, see select_records; `tuned`:
+    only tuned configs and their defaults, see tuned_records); write leaderboard.{csv,md} (+ PNGs) to out_dir."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir or results_dir)
-    tables = build_rows(select_records(iter_records(results_dir), only, datasets), load_tuning(results_dir))
+    tuning = load_tuning(results_dir)
+    records = select_records(iter_records(results_dir), only, datasets)
+    tables = build_rows(tuned_records(records, tuning) if tuned else records, tuning)
     md = f"# {title}\n\n" + to_markdown(tables)
     atomic_write_text(out_dir / "leaderboard.csv", to_csv(tables))
     atomic_write_text(out_dir / "leaderboard.md", md)
