@@ -137,7 +137,10 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
     study = open_study(storage, study_name, trials, first)
     pruner = study.pruner
 
+    ran: list[int] = []   # numbers of the trials this process ran
+
     def wrapped(trial: Any) -> float:
+        ran.append(trial.number)
         params = {key: suggest(trial, key, s) for key, s in space.items()}
         trial.set_user_attr("config", json.loads(canonical_json(thaw(params))))
         for old in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -172,9 +175,10 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
         sampler = optuna.samplers.TPESampler(seed=_trial_seed(seed, len(used)), n_startup_trials=n_start,
                                              constant_liar=parallel)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+        before = len(ran)
         study.optimize(wrapped, n_trials=1, catch=(Exception,), gc_after_trial=False)
-        if on_trial is not None:
-            on_trial(study.get_trials(deepcopy=False)[-1])
+        if on_trial is not None and len(ran) > before:
+            on_trial(study.get_trials(deepcopy=False)[ran[-1]])
     return study
 
 
@@ -320,6 +324,10 @@ def tune_target(target: TuneTarget, data: Any, method_cls: type, results_dir: Pa
     finally:
         for w in workers:
             w.join()
+    failed = [w.exitcode for w in workers if w.exitcode != 0]
+    if failed:
+        raise LeanrecError(f"{len(failed)} of {len(workers)} --jobs helper process(es) of study {target.study_name} "
+                           f"exited with {failed} (their error is printed above); rerun to continue the study")
     summary = summarize(study, target, method_cls, trials, str(Path("tuning") / STORAGE_NAME))
     atomic_write_text(target.summary_path(results_dir), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
