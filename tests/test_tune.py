@@ -307,6 +307,11 @@ def test_tune_then_final_runs_are_ordinary_runs_marked_tuned(tmp_path):
     assert summary["trials"][0]["config"] == {"batch_size": 1024, "embedding_dim": 4, "lr": 0.001}   # defaults
     best = max((t for t in summary["trials"] if t["state"] == "complete"), key=lambda t: t["valid_auc"])
     assert summary["best"]["valid_auc"] == best["valid_auc"]
+    zero, vs = summary["trials"][0], summary["best_vs_defaults"]
+    assert vs["delta"] == pytest.approx(best["valid_auc"] - zero["valid_auc"])
+    if best["number"] != 0:   # DeLong SEs of both trials, combined as if independent
+        assert vs["se"] == pytest.approx(math.hypot(best["valid_auc_se"], zero["valid_auc_se"]))
+        assert vs["beyond_noise"] == (vs["delta"] > 1.96 * vs["se"]) and 0 < vs["se"] < 0.2
     label = summary["dataset"]
     assert label == "synthetic[n_rows=2000]"   # the label records file under (data overrides included)
     saved = json.loads((tmp_path / "tuning" / "synthetic_n_rows_2000" / "tiny-dnn_hidden_8.json").read_text())
@@ -320,7 +325,7 @@ def test_tune_then_final_runs_are_ordinary_runs_marked_tuned(tmp_path):
     more = tune([str(SYNTHETIC_CARD)], [parse_method("tiny-dnn:hidden=[8]")], tmp_path, trials=4, seed=0,
                 budget=budget, data_overrides=data, progress=False, reg=reg,
                 on_trial=lambda target, t: lines.append(t.number))
-    assert lines == [0, 1, 2, 3] and list(more.values())[0]["trials_counted"] == 4
+    assert lines == [0, 1, 2, 3] and next(iter(more.values()))["trials_counted"] == 4
     summary = tune([str(SYNTHETIC_CARD)], [parse_method("tiny-dnn:hidden=[8]")], tmp_path, trials=3, seed=0,
                    budget=budget, data_overrides=data, progress=False, reg=reg)[(str(SYNTHETIC_CARD), "tiny-dnn[hidden=[8]]")]
     assert summary["trials_counted"] == 3 and lines == [0, 1, 2, 3]   # a smaller budget: the first 3 trials

@@ -78,9 +78,11 @@ def tune_command(
         if "best" not in s:
             console.print(f"[red]{head}: no trial completed; nothing to run[/red]")
             continue
-        default = s.get("default_valid_auc")
+        default, vs = s.get("default_valid_auc"), s.get("best_vs_defaults") or {}
+        noise = ("" if vs.get("se") is None else
+                 f", {'beyond' if vs['beyond_noise'] else 'within'} the split's noise (SE {vs['se']:.4f})")
         console.print(f"[bold]{head}[/bold]: best valid AUC {s['best']['valid_auc']:.4f} (trial {s['best']['number']}"
-                      + (f"; defaults {default:.4f}" if default is not None else "") + f") → "
+                      + (f"; defaults {default:.4f}{noise}" if default is not None else "") + ") → "
                       + escape(s["best"]["variant"]), highlight=False, soft_wrap=True)
         best.setdefault(dataset_arg, []).append(s["best"]["spec"])
         if defaults:

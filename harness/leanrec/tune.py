@@ -52,7 +52,7 @@ GRACE_S = 30              # ... and a trial without one for this long is a crash
 PRUNE_PERCENTILE = 75.0   # keep trials in the top 75% at their step: prune the worst quarter
 
 Report = Callable[[int, float], None]
-Objective = Callable[[dict[str, Any], Report], float]
+Objective = Callable[[dict[str, Any], Report], "float | tuple[float, dict[str, Any]]"]
 
 
 def require_optuna() -> Any:
@@ -123,8 +123,8 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
               on_trial: Callable[[Any], None] | None = None) -> Any:
     """Run (or continue) a maximising study until `trials` trials use budget; return the study.
 
-    `objective(params, report)` trains with the sampled config values and returns the validation score,
-    calling `report(step, score)` at every validation (it raises optuna.TrialPruned when the pruner says
+    `objective(params, report)` trains with the sampled config values and returns the validation score
+    (or the score and a dict of facts stored with the trial), calling `report(step, score)` at every validation (it raises optuna.TrialPruned when the pruner says
     so). `first` (encoded params) is enqueued as trial 0 of a new study. `parallel`: the sampler treats
     running trials as bad results (TPE's constant liar) so that processes working at once spread out; off,
     running trials are ignored and a resumed study draws what an uninterrupted one would have. Safe to run from several processes
@@ -155,7 +155,12 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
                 raise optuna.TrialPruned(f"validation AUC {value:.4f} at step {step} is in the worst quarter")
 
         try:
-            return objective(params, report)
+            value = objective(params, report)
+            if isinstance(value, tuple):
+                value, facts = value
+                for key, fact in facts.items():
+                    trial.set_user_attr(key, fact)
+            return value
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -218,19 +223,19 @@ def method_objective(method_cls: type, fixed: dict[str, Any], data: Any, *, budg
     """Train `method_cls` with `fixed` + the trial's values through the harness and return its model's AUC on
     the validation split (the test split is not read)."""
     from leanrec.context import RunContext, seed_everything
-    from leanrec.metrics import roc_auc
+    from leanrec.metrics import delong_variance
     from leanrec.trainer import predict_logits
 
-    def objective(params: dict[str, Any], report: Report) -> float:
+    def objective(params: dict[str, Any], report: Report) -> tuple[float, dict[str, Any]]:
         method = method_cls.from_overrides({**fixed, **{k: thaw(v) for k, v in params.items()}})
         ctx = RunContext(device=device, seed=seed, budget=budget, progress=False, on_eval=report)
         seed_everything(seed)
         result = method.fit(data, ctx)
         valid = ctx.tensors(data, "valid")
-        auc = roc_auc(valid.y[:, 0].cpu().numpy(), predict_logits(result.model.to(device), valid.X))
+        auc, var = delong_variance(valid.y[:, 0].cpu().numpy(), predict_logits(result.model.to(device), valid.X))
         if not math.isfinite(auc):
             raise LeanrecError(f"validation AUC is {auc} (does the validation split hold both labels?)")
-        return auc
+        return auc, {"valid_auc_se": math.sqrt(var) if math.isfinite(var) else None}
 
     return objective
 
@@ -264,7 +269,8 @@ def summarize(study: Any, target: TuneTarget, method_cls: type, trials: int, sto
         seconds.append(took or 0.0)
         rows.append({"number": t.number, "state": t.state.name.lower(), "valid_auc": t.value,
                      "config": t.user_attrs.get("config"), "seconds": took,
-                     **{k: t.user_attrs[k] for k in ("pruned_at_step", "error", "duplicate_of") if k in t.user_attrs}})
+                     **{k: t.user_attrs[k] for k in ("valid_auc_se", "pruned_at_step", "error", "duplicate_of")
+                        if k in t.user_attrs}})
     complete = [t for t in counted if t.state.name == "COMPLETE" and t.value is not None]
     best = max(complete, key=lambda t: (t.value, -t.number), default=None)
     starts = [t.datetime_start for t in counted if t.datetime_start]
@@ -287,7 +293,22 @@ def summarize(study: Any, target: TuneTarget, method_cls: type, trials: int, sto
         overrides = canonical_overrides(method_cls.Config, {**target.fixed, **best.user_attrs["config"]})
         out["best"] = {"number": best.number, "valid_auc": best.value, "overrides": overrides,
                        "variant": variant_name(target.method, overrides), "spec": spec_text(target.method, overrides)}
+        out["best_vs_defaults"] = versus_defaults(best, next((t for t in complete if t.number == 0), None))
     return out
+
+
+def versus_defaults(best: Any, default: Any) -> dict[str, Any] | None:
+    """How far the best trial's validation AUC is above the defaults' (trial 0), against the noise of one
+    validation split: `se` combines both trials' DeLong standard errors as if independent, which overstates
+    the noise of a difference on the same rows (conservative); `beyond_noise` = delta > 1.96 se."""
+    if default is None:
+        return None
+    delta = best.value - default.value
+    ses = [t.user_attrs.get("valid_auc_se") for t in (best, default)]
+    if best.number == default.number or None in ses:
+        return {"delta": delta, "se": None, "beyond_noise": None}
+    se = math.sqrt(ses[0] ** 2 + ses[1] ** 2)
+    return {"delta": delta, "se": se, "beyond_noise": delta > 1.959963984540054 * se}
 
 
 def spec_text(method: str, overrides: dict[str, Any]) -> str:
