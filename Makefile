@@ -7,7 +7,7 @@ PLUGINS := $(wildcard plugins/*)
 # Reinstall Python dependencies only when their declarations change.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml $(wildcard plugins/*/pyproject.toml) | sha1sum | cut -c1-12)
 
-.PHONY: setup native demo test test-rust test-python bench clean
+.PHONY: setup native demo test test-rust test-python check bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -16,7 +16,7 @@ $(PY):
 $(DEPS_STAMP): | $(PY)
 	$(PIP) install "maturin>=1.7,<2" setuptools wheel
 	$(PIP) install numpy pyarrow pluggy typer rich torch scipy matplotlib tomli-w \
-		pytest hypothesis scikit-learn polars "dask[distributed]" "optuna>=3.4"
+		pytest hypothesis scikit-learn polars "dask[distributed]" ruff mypy "optuna>=3.4"
 	rm -f $(VENV)/.deps-*
 	touch $@
 
@@ -38,7 +38,12 @@ test-rust:
 test-python: setup
 	$(PY) -m pytest -q
 
-test: test-rust test-python
+# Lint (rules in pyproject's [tool.ruff]) and the native module's stub (_native.pyi) against the built module.
+check: setup
+	$(VENV)/bin/ruff check .
+	MYPYPATH=harness $(PY) -m mypy.stubtest leanrec._native
+
+test: test-rust check test-python
 
 # On-demand benchmarks (minutes; results in benchmarks/results/). Not part of `make test`.
 bench: setup

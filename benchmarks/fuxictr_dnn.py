@@ -53,7 +53,6 @@ def main(argv=None) -> dict:
     import numpy as np
     import polars as pl
     import torch
-    from torch import nn
     import fuxictr
     from fuxictr.features import FeatureMap
     from fuxictr.preprocess import FeatureProcessor, build_dataset

@@ -131,4 +131,6 @@ if [[ $what == tables || $what == all ]]; then  # per-paper views of the one com
   only=(); for p in "${SEL[@]}"; do only+=(--only "$p"); done
   "$LEANREC" selection-table --results-dir results --out results/tables/selection "${only[@]}" > /dev/null
   .venv/bin/python benchmarks/ssr_scaling.py results --knob b --out results/tables/ssr/ssr_scaling_b.png > /dev/null
+  # each paper's headline claims with a verdict from these records (results/CLAIMS.md + results/claims/*.png)
+  "$LEANREC" claims --results-dir results --out results/CLAIMS.md > /dev/null
 fi

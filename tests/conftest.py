@@ -10,6 +10,7 @@ import sys
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+CARDS = REPO / "harness" / "leanrec" / "datasets"  # the built-in cards (package data)
 SHARED_DATA = Path(os.environ.get("LEANREC_DATA_DIR", REPO.parent / "shared" / "data"))
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
+from conftest import CARDS
 
 from leanrec import builtin_datasets
 from leanrec.data import DatasetCard, load_card, load_dataset
@@ -66,17 +66,17 @@ def test_field_kind_must_be_known(tmp_path):
 
 def test_unknown_override_key(tmp_path):
     with pytest.raises(ConfigError, match="min_cont"):
-        load_dataset(REPO / "datasets" / "synthetic.toml", overrides={"min_cont": 2}, cache_dir=tmp_path)
+        load_dataset(CARDS / "synthetic.toml", overrides={"min_cont": 2}, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="n_rowz"):
-        load_dataset(REPO / "datasets" / "synthetic.toml", overrides={"synthetic": {"n_rowz": 2}}, cache_dir=tmp_path)
+        load_dataset(CARDS / "synthetic.toml", overrides={"synthetic": {"n_rowz": 2}}, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="only applies to synthetic"):
-        load_dataset(REPO / "datasets" / "frappe.toml", overrides={"synthetic": {"n_rows": 2}}, cache_dir=tmp_path)
+        load_dataset(CARDS / "frappe.toml", overrides={"synthetic": {"n_rows": 2}}, cache_dir=tmp_path)
 
 
 def test_data_root_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("LEANREC_DATA_DIR", str(tmp_path))
     assert data_root() == tmp_path
-    assert load_card(REPO / "datasets" / "frappe.toml").resolve("frappe_nfm_partial/valid.csv") == \
+    assert load_card(CARDS / "frappe.toml").resolve("frappe_nfm_partial/valid.csv") == \
         tmp_path / "frappe_nfm_partial" / "valid.csv"
     card = load_card(_write(tmp_path, BASE.replace("[source]", '[source]\nbase = "card"')))
     assert card.resolve("x.csv") == tmp_path / "x.csv"
@@ -87,4 +87,4 @@ def test_missing_source_file_says_how_to_fix(monkeypatch, tmp_path):
 
     monkeypatch.setenv("LEANREC_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="file not found.*leanrec data fetch"):
-        load_dataset(REPO / "datasets" / "criteo.toml", cache_dir=tmp_path, progress=False)
+        load_dataset(CARDS / "criteo.toml", cache_dir=tmp_path, progress=False)

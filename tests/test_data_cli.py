@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from conftest import REPO
+from conftest import CARDS
 from typer.testing import CliRunner
 
 from leanrec.cli_data import data_app, parse_sets
 
-CARD = str(REPO / "datasets" / "synthetic.toml")
+CARD = str(CARDS / "synthetic.toml")
 
 
 def test_parse_sets():

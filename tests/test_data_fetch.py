@@ -91,7 +91,7 @@ def test_fetch_movielens_1m_zip_then_prepare(server, tmp_path, monkeypatch):
     extracted atomically, replaced with --force, and then readable by the card."""
     import dataclasses
 
-    from conftest import REPO
+    from conftest import CARDS
     from test_data_movielens import _ml1m
 
     from leanrec.data import load_card, load_dataset
@@ -109,7 +109,7 @@ def test_fetch_movielens_1m_zip_then_prepare(server, tmp_path, monkeypatch):
         (root / "ml-1m.zip").write_bytes(buf.getvalue())
         return hashlib.sha256(buf.getvalue()).hexdigest()
 
-    card = load_card(REPO / "datasets" / "movielens-1m.toml")
+    card = load_card(CARDS / "movielens-1m.toml")
     assert card.fetch[0].url == "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
     data = tmp_path / "data"
     monkeypatch.setenv("LEANREC_DATA_DIR", str(data))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import CARDS
 
 from leanrec.data import load_card, load_dataset
 from leanrec.data.preprocess import PrepConfig, split_indices
@@ -36,7 +36,7 @@ def _ml1m(root, n=600, *, bad_ratings=None, bad_users=None):
 
 def _load(name, root, monkeypatch, **kw):
     monkeypatch.setenv("LEANREC_DATA_DIR", str(root))
-    return load_dataset(load_card(REPO / "datasets" / f"{name}.toml"), cache_dir=root / "cache", progress=False,
+    return load_dataset(load_card(CARDS / f"{name}.toml"), cache_dir=root / "cache", progress=False,
                         **kw)
 
 

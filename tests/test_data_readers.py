@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_data
+from conftest import CARDS, shared_data
 
 from leanrec.data import load_card, load_dataset
 from leanrec.errors import DataError
@@ -195,7 +195,7 @@ def test_real_sample(name, tmp_path, monkeypatch):
     rel, rows, rate = REAL[name]
     path = shared_data(rel)
     monkeypatch.setenv("LEANREC_DATA_DIR", str(path.parents[1]))
-    ds = load_dataset(load_card(REPO / "datasets" / f"{name}.toml"), cache_dir=tmp_path, progress=False)
+    ds = load_dataset(load_card(CARDS / f"{name}.toml"), cache_dir=tmp_path, progress=False)
     y = np.concatenate([s.y for s in ds.splits.values()]).astype(np.float64)
     assert len(y) == rows
     assert y.sum() / len(y) == pytest.approx(rate, abs=1e-7)
@@ -207,19 +207,19 @@ def test_real_sample(name, tmp_path, monkeypatch):
 @pytest.mark.realdata
 def test_real_details(tmp_path, monkeypatch):
     monkeypatch.setenv("LEANREC_DATA_DIR", str(shared_data("frappe_nfm_partial").parent))
-    csv = load_dataset(load_card(REPO / "datasets" / "frappe.toml"), cache_dir=tmp_path, progress=False)
-    libfm = load_dataset(load_card(REPO / "datasets" / "frappe-libfm.toml"), cache_dir=tmp_path, progress=False)
+    csv = load_dataset(load_card(CARDS / "frappe.toml"), cache_dir=tmp_path, progress=False)
+    libfm = load_dataset(load_card(CARDS / "frappe-libfm.toml"), cache_dir=tmp_path, progress=False)
     assert np.array_equal(csv.test.X, libfm.test.X)  # the two Frappe encodings hold the same rows
-    ml = load_dataset(load_card(REPO / "datasets" / "movielens-100k.toml"), cache_dir=tmp_path, progress=False)
+    ml = load_dataset(load_card(CARDS / "movielens-100k.toml"), cache_dir=tmp_path, progress=False)
     assert ml.train.group is not None and len(np.unique(np.concatenate([s.group for s in ml.splits.values()]))) == 943
     assert {f.name: f.cardinality for f in ml.fields}["occupation"] == 21
-    ml_time = load_dataset(load_card(REPO / "datasets" / "movielens-100k.toml"), overrides={"split": "time"},
+    ml_time = load_dataset(load_card(CARDS / "movielens-100k.toml"), overrides={"split": "time"},
                            cache_dir=tmp_path, progress=False)
     assert ml_time.cache_key != ml.cache_key
-    crit = load_dataset(load_card(REPO / "datasets" / "criteo.toml"), cache_dir=tmp_path, progress=False)
+    crit = load_dataset(load_card(CARDS / "criteo.toml"), cache_dir=tmp_path, progress=False)
     c9 = crit.field_names.index("C9")
     assert crit.fields[c9].cardinality <= 3  # SOURCE.md: C9 has 3 distinct values in the 10k rows
-    iy = load_dataset(load_card(REPO / "datasets" / "ipinyou.toml"), cache_dir=tmp_path, progress=False)
+    iy = load_dataset(load_card(CARDS / "ipinyou.toml"), cache_dir=tmp_path, progress=False)
     assert len(iy.test) == 21_150 and len(iy.train) + len(iy.valid) == 26_773
 
 

@@ -10,9 +10,9 @@ from leanrec.data import DatasetCard, load_card, load_dataset
 from leanrec.data import synthetic
 from leanrec.errors import ConfigError
 
-from conftest import REPO
+from conftest import CARDS
 
-SYNTHETIC_CARD = REPO / "datasets" / "synthetic.toml"
+SYNTHETIC_CARD = CARDS / "synthetic.toml"
 
 
 def field_label_mi(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:

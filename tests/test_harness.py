@@ -28,7 +28,8 @@ from leanrec.testing import tiny_dataset
 from leanrec.trainer import Tensors, TrainingDiverged, predict_logits
 
 REPO = Path(__file__).resolve().parents[1]
-SYNTHETIC_CARD = REPO / "datasets" / "synthetic.toml"
+CARDS = REPO / "harness" / "leanrec" / "datasets"  # the built-in cards (package data)
+SYNTHETIC_CARD = CARDS / "synthetic.toml"
 
 
 class TinyDNN(CTRModel):

@@ -228,9 +228,12 @@ def test_pruned_model_reproduces_masked_model(name, factory, fold):
             other = model(X, field_weights=masked_weights(gate, [0, 1, 2], fold))
         assert not torch.allclose(got, other, atol=1e-6)
     # serving parameters shrink: the dropped fields' embedding rows are physically gone
-    emb = lambda m: sum(p.numel() for mod in m.modules() if isinstance(mod, torch.nn.Embedding)
-                        for p in mod.parameters())
-    total = lambda m: sum(p.numel() for p in m.parameters())
+    def emb(m):
+        return sum(p.numel() for mod in m.modules() if isinstance(mod, torch.nn.Embedding) for p in mod.parameters())
+
+    def total(m):
+        return sum(p.numel() for p in m.parameters())
+
     per_field = emb(model) // len(fields)
     assert emb(pruned) == per_field * len(keep)
     assert total(pruned) < total(model)

@@ -3,7 +3,6 @@ torch's dense clipping, and every registered method training with sparse embeddi
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -30,3 +30,19 @@ def test_readme_command_runs(command: str, tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     if args[0] == "stats":
         assert (tmp_path / "mi.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data folder not present")
+def test_readme_run_example_trains_in_a_fresh_folder(tmp_path: Path):
+    """The README's `leanrec run` trains (never reports the repository's committed records as done) and writes
+    to ./leanrec-results; here with a budget of a few steps so it takes seconds."""
+    command = next(c for c in readme_commands() if c.split()[1] == "run")
+    args = shlex.split(command)[1:]
+    args[args.index("--seeds") + 1] = "1"
+    env = {**os.environ, "LEANREC_CACHE_DIR": str(tmp_path / "cache")}
+    quick = ["--max-steps", "3", "--min-steps", "1", "--no-progress", "--threads", "1"]
+    r = subprocess.run([sys.executable, "-m", "leanrec.cli", *args, *quick], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "already done" not in r.stdout and r.stdout.count("✓") == args.count("-m")
+    assert list((tmp_path / "leanrec-results" / "runs").rglob("*.json"))

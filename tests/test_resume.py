@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CARDS = REPO / "harness" / "leanrec" / "datasets"  # the built-in cards (package data)
 
 
 def test_kill_and_rerun_completes_grid(tmp_path, template_plugin_site):
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(template_plugin_site), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "leanrec.cli", "run", "-d", str(REPO / "datasets" / "synthetic.toml"),
+    cmd = [sys.executable, "-m", "leanrec.cli", "run", "-d", str(CARDS / "synthetic.toml"),
            "-m", "example-mean-pool", "-m", "example-mean-pool:hidden=[8]", "--seeds", "3",
            "--max-epochs", "2", "--data", "synthetic.n_rows=4000", "--results-dir", str(results), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import leanrec
@@ -40,14 +41,15 @@ def _root(
 def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List installed plugins: distribution, version, hooks, and what each registers."""
-    from leanrec.plugins import ENV_LOAD, registry
+    """List installed plugins: distribution, version, hooks, and what each registers. Exits 1 when any plugin
+    is disabled (failed to import or register, misspelt hook, name clash)."""
+    from leanrec.plugins import ENV_LOAD, load_registry
 
-    reg = registry()
+    reg = load_registry()  # not registry(): this command reports disabled plugins itself, in full
     infos = [p.as_dict() for p in reg.plugins.values()]
     if as_json:
         typer.echo(json.dumps(infos, indent=2))
-        return
+        raise typer.Exit(1 if reg.disabled() else 0)
     if reg.load_filter is not None and not reg.load_filter:
         console.print(f"[yellow]{ENV_LOAD} is set but empty: no plugins were loaded.[/yellow]")
     elif reg.load_filter is not None:
@@ -58,12 +60,15 @@ def plugins_command(
             p["name"], p["version"] or "-",
             "\n".join(h.removeprefix("leanrec_") for h in p["hooks"]),
             ", ".join(p["methods"]), ", ".join(p["datasets"]),
-            "[red]error[/red]" if p["errors"] else "ok",
+            "[red]disabled[/red]" if p["errors"] else "ok",
         )
     console.print(table)
-    for p in infos:
-        for err in p["errors"]:
-            console.print(f"[red]{p['name']}: {err.splitlines()[0]}[/red]")
+    for p in reg.disabled():
+        console.print(f"[red]{escape(p.name)} is disabled (it registered nothing):[/red]")
+        for err in p.errors:
+            console.print(err, markup=False, highlight=False)
+    if reg.disabled():
+        raise typer.Exit(1)
 
 
 # ---- command groups (each owned by its own module) ------------------------------------------------------
@@ -73,6 +78,8 @@ def plugins_command(
 from leanrec.cli_stats import stats_command; app.command("stats")(stats_command)  # noqa: E402,E702
 from leanrec.cli_data import data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
 from leanrec.cli_run import bench_command, leaderboard_command, run_command  # noqa: E402
+from leanrec.report import report_command; app.command("report")(report_command)  # noqa: E402,E702
+from leanrec.claims import claims_command; app.command("claims")(claims_command)  # noqa: E402,E702
 from leanrec.cli_tune import tune_command; app.command("tune")(tune_command)  # noqa: E402,E702
 
 app.command("run")(run_command)
@@ -101,7 +108,9 @@ def main() -> None:
     try:
         app()
     except LeanrecError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -111,3 +112,24 @@ def fetch_command(
 
     for path in fetch(resolve_card(name), force=force, log=console.print):
         console.print(f"[green]ok[/green] {path}")
+
+
+@data_app.command("init")
+def init_command(
+    file: Path = typer.Argument(..., help="Your log: CSV/TSV with a header line, or Parquet."),
+    label: str = typer.Option(..., "--label", help="The 0/1 label column."),
+    time: Optional[str] = typer.Option(None, "--time", help="Time column (ISO 8601 date-times or epoch seconds/"
+                                       "milliseconds): marked in the card, split by time."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Card to write (default: ./<file stem>.toml)."),
+    sample_rows: int = typer.Option(200_000, "--sample-rows", min=100, help="Rows read to infer kinds and findings."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing card."),
+) -> None:
+    """Write a dataset card for your own log: fields and kinds inferred from a sample; leaking, identifier-like
+    and constant columns left out with the reason as a comment."""
+    from leanrec.data.init import init_card, summary
+
+    card = init_card(file, label, time, out, sample_rows=sample_rows, overwrite=force)
+    for line in summary(card):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"[green]wrote[/green] {card}")
+    console.print(f"next: leanrec data info {card}   then   leanrec run -d {card} -m lr", markup=False)

@@ -77,6 +77,25 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
         raise typer.Exit(1)
 
 
+def _card_for(dataset: str, label: Optional[str], time_column: Optional[str], results_dir: Path) -> str:
+    """A raw log given to -d becomes a card written next to the results (`leanrec data init`'s rules:
+    inferred kinds, leaking / identifier / constant columns dropped with the reason in a comment)."""
+    from leanrec.data.init import data_file, init_card, summary
+    from leanrec.errors import LeanrecError
+
+    path = data_file(dataset)
+    if path is None:
+        return dataset
+    if not label:
+        raise LeanrecError(f"{dataset} is a raw log: pass --label COL (and --time COL for a time split), or "
+                           f"write a card first with `leanrec data init {dataset} --label COL`")
+    card = init_card(path, label, time_column, results_dir / "cards" / f"{path.stem}.toml", overwrite=True)
+    console.print(f"[bold]card[/bold] {escape(str(card))} written from {escape(str(path))}:")
+    for line in summary(card):
+        console.print(f"  {escape(line)}")
+    return str(card)
+
+
 def _budget(max_epochs: Optional[int], max_steps: Optional[int], min_steps: Optional[int],
             eval_every: Optional[int], max_batch_size: Optional[int] = None) -> Any:
     from leanrec.protocol import DEFAULT_MIN_STEPS, Budget
@@ -87,7 +106,9 @@ def _budget(max_epochs: Optional[int], max_steps: Optional[int], min_steps: Opti
 
 
 def run_command(
-    dataset: list[str] = typer.Option(..., "--dataset", "-d", help="Dataset name or card path (repeatable)."),
+    dataset: list[str] = typer.Option(..., "--dataset", "-d",
+                                      help="Dataset name, card path, or a raw log (CSV/TSV/Parquet, with "
+                                           "--label) (repeatable)."),
     method: list[str] = typer.Option(..., "--method", "-m",
                                      help="Method spec, e.g. dnn or 'dnn:hidden=[64,64],lr=0.01' (repeatable)."),
     seeds: int = typer.Option(5, "--seeds", help="Number of seeds (same seed = same split and init)."),
@@ -108,9 +129,13 @@ def run_command(
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Label column of a raw log given to -d."),
+    time_column: Optional[str] = typer.Option(None, "--time", help="Time column of a raw log (ISO 8601 or epoch "
+                                                                   "s/ms): split by time."),
 ) -> None:
     """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
     _set_threads(threads)
+    dataset = [_card_for(d, label, time_column, results_dir) for d in dataset]
     _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir,
                   _budget(max_epochs, max_steps, min_steps, eval_every, max_batch_size), parse_sets(data, "--data"),
                   device, progress)

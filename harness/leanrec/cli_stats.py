@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -30,16 +30,28 @@ def stats_command(
                                   help="plugin | miller-madow (bias-corrected; plug-in MI favours many-valued fields)."),
     reader: str = typer.Option("native", "--reader", help="CSV/TSV reader: native (parsed and counted in Rust) | "
                                "arrow (pyarrow record batches); same results."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Count the shard files on a local Dask cluster of N worker processes "
+                                          "(one task per file; same result as one process)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Count the shard files on an existing Dask "
+                                            "cluster, e.g. tcp://host:8786 (workers must see the same paths)."),
+    findings: bool = typer.Option(True, "--findings/--no-findings", help="Leakage, identifier-like, constant, "
+                                  "mostly-null and no-signal fields, with what to do (after the table)."),
+    null_rows: int = typer.Option(500_000, "--null-rows", min=100, help="Rows read for the findings' "
+                                  "label-permutation null (the first rows of the source)."),
 ) -> None:
-    """Rows, nulls, distinct (exact + HLL), entropy, MI with each label, numeric summaries per field."""
-    from leanrec.stats import compute
-
+    """Rows, nulls, distinct (exact + HLL), entropy, MI with each label, numeric summaries per field; then findings."""
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
     labels = split(label)
-    report = compute(source, dataset=dataset, format=format, names=split(names), label=labels,
-                     fields=split(fields), pairs=pairs, memory_budget=memory_budget, threads=threads,
-                     on_bad_rows=on_bad_rows, progress=progress, estimator=estimator,  # type: ignore[arg-type]
-                     reader=reader)
+    kwargs = dict(dataset=dataset, format=format, names=split(names), label=labels, fields=split(fields),
+                  pairs=pairs, memory_budget=memory_budget, threads=threads, on_bad_rows=on_bad_rows,
+                  estimator=estimator)
+    if workers is not None or scheduler is not None:
+        report = _distributed(source, workers, scheduler, reader, kwargs)
+    else:
+        from leanrec.stats import compute
+
+        report = compute(source, progress=progress, reader=reader, **kwargs)  # type: ignore[arg-type]
     console = Console()
     table = Table(title=f"{report.source}: {report.rows:,} rows"
                         + (f", {report.bad_rows:,} bad rows skipped" if report.bad_rows else ""))
@@ -60,10 +72,62 @@ def stats_command(
         console.print(f"{p['a']} x {p['b']}: I={p['mi_ab']:.4g}"
                       + "".join(f", I(a;{lab}|b)={p[f'cmi_a_given_b_{lab}']:.4g}, I(b;{lab}|a)={p[f'cmi_b_given_a_{lab}']:.4g}"
                                 for lab in report.labels))
+    if findings:
+        _findings(report, source, dataset, format, split(names), null_rows, threads, console)
     if out:
         console.print(f"wrote {report.write(out)}")
     if plot:
         console.print(f"wrote {report.plot(plot)}")
+
+
+def _distributed(source: Optional[Path], workers: Optional[int], scheduler: Optional[str], reader: str,
+                 kwargs: dict) -> Any:
+    """`compute_distributed` on a local cluster of `workers` processes or on the cluster at `scheduler`."""
+    from leanrec.errors import ConfigError
+    from leanrec.stats import compute_distributed
+
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give either --workers (a local cluster) or --scheduler (an existing one), not both")
+    if reader != "native":
+        raise ConfigError("--reader applies to one-process counting; with --workers/--scheduler each worker "
+                          "uses the native reader")
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--workers/--scheduler need dask: pip install 'leanrec[distributed]'") from None
+    if scheduler is not None:
+        with Client(scheduler, timeout="20s") as client:
+            return compute_distributed(source, client=client, **kwargs)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        return compute_distributed(source, client=client, **kwargs)
+
+
+def _findings(report: Any, source: Optional[Path], dataset: Optional[str], format: Optional[str],
+              names: Optional[list], null_rows: int, threads: Optional[int], console: Console) -> None:
+    """Compute the findings (label-permutation null on the source's first rows), attach and print them."""
+    from leanrec.stats import findings as fnd
+
+    source_: Any = source
+    if dataset is not None:  # the card's reader settings (and its files when no source is given), as compute
+        from leanrec.stats.engine import card_options
+
+        files, opts = card_options(dataset)
+        source_ = files if source is None else source
+        format, names = format or opts["format"], names or opts["names"]
+    found = fnd.analyse(report, source_, format=format, names=names, null_rows=null_rows, threads=threads)
+    fnd.attach(report, found)
+    if not found:
+        console.print("findings: none (no leakage, identifier-like, constant, near-constant, mostly-null or "
+                      "no-signal fields)")
+        return
+    table = Table(title=f"findings ({len(found)})")
+    for col in ("field", "finding", "measure", "value", "threshold", "do"):
+        table.add_column(col, justify="right" if col in ("value", "threshold") else "left")
+    for x in found:
+        table.add_row(x.field, x.kind + (f" ({x.label})" if x.label and len(report.labels) > 1 else ""),
+                      x.measure, format_(x.value, ".4g"), format_(x.threshold, ".4g"), x.advice)
+    console.print(table)
 
 
 def format_(v: float, spec: str) -> str:

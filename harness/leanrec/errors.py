@@ -12,12 +12,13 @@ class LeanrecError(Exception):
 class UnknownNameError(LeanrecError, KeyError):
     """A method, dataset or other registered name that does not exist."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    def __init__(self, kind: str, name: str, known: Iterable[str], note: str = ""):
+        """`note`: an extra sentence appended to the message (e.g. that a disabled plugin owned the name)."""
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(self.known) if self.known else "(none registered)"
-        super().__init__(f"Unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")
+        super().__init__(f"Unknown {kind} {name!r}.{hint}{' ' + note if note else ''} Known {kind}s: {listing}")
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.args[0]
@@ -44,7 +45,7 @@ class DataError(LeanrecError, ValueError):
 
 
 class PluginError(LeanrecError):
-    """A plugin failed to load or register."""
+    """A plugin failed to load or register, or a method broke the plugin contract (e.g. what ``fit`` returned)."""
 
 
 def check_keys(given: Iterable[str], allowed: Iterable[str], what: str) -> None:

@@ -23,9 +23,10 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from leanrec.plots import auc_vs_params, pareto_front  # noqa: F401  (pareto_front: re-exported)
 from leanrec.protocol import DEFAULT_MIN_STEPS, PROTOCOL_VERSION
 from leanrec.errors import LeanrecError
-from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
+from leanrec.records import atomic_write_text, file_slug, iter_records
 
 REFERENCE = "dnn"  # deltas and time ratios are against this method's row when present
 ALPHA = 0.05       # significance level of "distinguishable from the best"
@@ -365,49 +366,6 @@ def _warnings(r: Row) -> str:
     return out
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated (fewer params and higher AUC is better), sorted by params."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -math.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
-def plot(rows: list[Row], path: Path, title: str) -> None:
-    """AUC against parameter count (log x), error bars over seeds, Pareto front highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r.auc and not math.isnan(r.params)]
-    if not rows:
-        return
-    pts = [(r.params, r.mean("auc")) for r in rows]
-    front = pareto_front(pts)
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, r in enumerate(rows):
-        ax.errorbar(r.params, r.mean("auc"), yerr=r.std("auc"), fmt="o", color="C1" if i in front else "C0",
-                    capsize=3)
-        ax.annotate(r.variant, (r.params, r.mean("auc")), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    fx = [pts[i] for i in front]
-    ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="C1", label="Pareto front")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters of the serving model (log)")
-    ax.set_ylabel("test AUC (mean ± std over seeds)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def select_records(records: Iterable[dict[str, Any]], only: Sequence[str] = (),
                    datasets: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     """Records whose variant matches any glob in `only` and whose dataset matches any glob in `datasets`
@@ -448,5 +406,5 @@ def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: 
     atomic_write_text(out_dir / "leaderboard.md", md)
     if plots:
         for dataset, rows in tables.items():
-            plot(rows, out_dir / f"auc_vs_params_{file_slug(dataset)}.png", f"{dataset}: AUC vs parameters")
+            auc_vs_params(rows, out_dir / f"auc_vs_params_{file_slug(dataset)}.png", f"{dataset}: AUC vs parameters")
     return tables, md

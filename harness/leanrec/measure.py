@@ -56,7 +56,7 @@ def latency(model: nn.Module, X: torch.Tensor, batch_size: int, repeats: int = 2
     """Median seconds per sample of a forward pass at `batch_size` (after warm-up)."""
     reps = int(np.ceil(batch_size / X.shape[0]))
     xb = X.repeat(reps, 1)[:batch_size] if reps > 1 else X[:batch_size]
-    sync = torch.cuda.synchronize if xb.is_cuda else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(xb.device)) if xb.is_cuda else (lambda: None)   # the model's device
     times = []
     model.eval()
     with torch.no_grad():

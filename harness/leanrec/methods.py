@@ -8,6 +8,7 @@ serving model; the harness -- never the method -- measures AUC, logloss, paramet
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from torch import nn
 
-from leanrec.errors import ConfigError, check_keys
+from leanrec.errors import ConfigError, PluginError, check_keys
 from leanrec.nn import CTRModel, FieldSpec
 from leanrec.space import Choice, LogUniform, tunable
 
@@ -146,13 +147,22 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able method-specific facts (selection order, ...)
 
 
+# What each family implies (docs/plugins.md, "Families"):
+#   backbone          a plain architecture (BackboneMethod); other methods build on it via get_backbone(name), and
+#                     the selection table uses its row as the all-fields reference (keep ratio 1.0)
+#   selector          chooses a subset of fields: fit must return selected_fields and extra["keep_ratio"]
+#                     (share of fields kept), which groups its rows in the selection table
+#   model, pruning, dimension-search   labels shown in the leaderboard's family column (no extra contract)
+FAMILIES: tuple[str, ...] = ("model", "backbone", "selector", "pruning", "dimension-search")
+
+
 class Method:
     """Base class of every method plugin. Subclass, set the class attributes, implement ``fit``."""
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""          # citation of the paper the method comes from
-    family: ClassVar[str] = "model"    # model | selector | pruning | dimension-search | backbone
-    is_baseline: ClassVar[bool] = False  # baselines are what the leaderboard's t-test compares against
+    family: ClassVar[str] = "model"    # one of FAMILIES: model | backbone | selector | pruning | dimension-search
+    is_baseline: ClassVar[bool] = False  # the best baseline row is what the leaderboard's p-value compares against
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 
     def __init__(self, config: MethodConfig | None = None):
@@ -167,6 +177,74 @@ class Method:
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
         """Train on ``data.train`` (validating on ``data.valid``) and return the serving model."""
         raise NotImplementedError(f"method {self.name!r} does not implement fit()")
+
+
+def check_fit_result(result: Any, data: "EncodedDataset", method_name: str, *,
+                     family: str | None = None) -> FitResult:
+    """Check what a method's ``fit`` returned against the protocol; return it unchanged when it is valid.
+
+    Raises PluginError saying what was expected when: `result` is not a FitResult (e.g. a bare model);
+    ``model`` is not an ``nn.Module``; ``selected_fields`` is not a non-empty list of distinct dataset field
+    names, or (for a CTRModel) differs from the dataset columns the serving model reads; ``field_dims`` has
+    fields that are not kept or values that are not ints >= 0; ``field_scores`` names unknown fields or has
+    non-numeric values; ``extra`` is not a dict. With ``family="selector"``, ``selected_fields`` and
+    ``extra["keep_ratio"]`` are required.
+    """
+    who = f"method {method_name!r}: fit() returned"
+    if not isinstance(result, FitResult):
+        hint = " (wrap the model: `return FitResult(model=model)`)" if isinstance(result, nn.Module) else ""
+        raise PluginError(f"{who} a {type(result).__name__}; expected a leanrec.methods.FitResult{hint}")
+    if not isinstance(result.model, nn.Module):
+        raise PluginError(f"{who} FitResult(model=<{type(result.model).__name__}>); expected the serving model, "
+                          "a torch.nn.Module mapping X (B, F) to logits (B,)")
+    names = [f.name for f in data.fields]
+    kept = names
+    sel = result.selected_fields
+    if sel is not None:
+        if isinstance(sel, str) or not isinstance(sel, Sequence) or not all(isinstance(n, str) for n in sel):
+            raise PluginError(f"{who} selected_fields={sel!r}; expected a list of field names (or None)")
+        unknown = [n for n in sel if n not in names]
+        if unknown:
+            raise PluginError(f"{who} selected_fields naming fields the dataset does not have: {unknown}; "
+                              f"dataset fields: {names}")
+        if not sel or len(set(sel)) != len(sel):
+            raise PluginError(f"{who} selected_fields={list(sel)}; expected a non-empty list of distinct names")
+        if isinstance(result.model, CTRModel):
+            cols = result.model.input_index.tolist()
+            read = sorted(names[c] for c in cols if 0 <= c < len(names))
+            if len(read) != len(cols) or read != sorted(sel):
+                raise PluginError(
+                    f"{who} selected_fields={sorted(sel)}, but the serving model reads the fields {read}; "
+                    "return the fields the model keeps (drop the others first: model.drop_fields(keep))")
+        kept = list(sel)
+    dims = result.field_dims
+    if dims is not None:
+        if not isinstance(dims, dict):
+            raise PluginError(f"{who} field_dims={dims!r}; expected a dict field name -> embedding dim")
+        stray = [n for n in dims if n not in kept]
+        if stray:
+            raise PluginError(f"{who} field_dims for fields that are not kept: {stray}; kept fields: {kept}")
+        bad = {n: d for n, d in dims.items() if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0}
+        if bad:
+            raise PluginError(f"{who} field_dims with values that are not ints >= 0: {bad}")
+    scores = result.field_scores
+    if scores is not None:
+        if not isinstance(scores, dict):
+            raise PluginError(f"{who} field_scores={scores!r}; expected a dict field name -> score")
+        unknown = [n for n in scores if n not in names]
+        if unknown:
+            raise PluginError(f"{who} field_scores for fields the dataset does not have: {unknown}")
+        bad = {n: v for n, v in scores.items() if isinstance(v, bool) or not isinstance(v, numbers.Real)}
+        if bad:
+            raise PluginError(f"{who} field_scores with values that are not numbers: {bad}")
+    if not isinstance(result.extra, dict):
+        raise PluginError(f"{who} extra={result.extra!r}; expected a dict of JSON-able facts")
+    if family == "selector":
+        missing = "selected_fields" if sel is None else "extra['keep_ratio']" if "keep_ratio" not in result.extra else ""
+        if missing:
+            raise PluginError(f"{who} no {missing}; a method of family 'selector' returns selected_fields and "
+                              "extra['keep_ratio'] (the share of fields kept)")
+    return result
 
 
 def field_specs(data: "EncodedDataset") -> list[FieldSpec]:

@@ -5,7 +5,6 @@ import datetime as dt
 import importlib.metadata as md
 import os
 import platform
-import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import leanrec
 from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
-from leanrec.methods import Method, canonical_overrides
+from leanrec.methods import Method, canonical_overrides, check_fit_result
 from leanrec.plugins import Registry, registry
 from leanrec.protocol import PROTOCOL_VERSION, Budget
 from leanrec.records import (SCHEMA_VERSION, identity_changes, identity_hash, read_record, record_path, run_identity,
@@ -71,11 +70,9 @@ def _split_top_level(text: str) -> list[str]:
 
 def environment() -> dict[str, Any]:
     """Versions, git commit and hardware, stored in every record."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from leanrec.provenance import leanrec_commit
+
+    commit = leanrec_commit()  # only leanrec's own checkout: never the commit of a repo that holds the venv
     return {
         "leanrec": leanrec.__version__, "git_commit": commit, "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
@@ -143,6 +140,7 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
     try:
         seed_everything(seed)
         result = method.fit(data, ctx)
+        result = check_fit_result(result, data, spec.name, family=method_cls.family)
         record["stage_times"] = dict(ctx.stage_times)
         record["total_time"] = time.perf_counter() - start
         record["training"] = {k: r.summary() for k, r in ctx.train_results.items()}

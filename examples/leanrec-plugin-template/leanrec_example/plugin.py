@@ -2,7 +2,7 @@
 
 Everything a method needs: a CTRModel subclass (the serving model), a Config dataclass with defaults, and a
 Method class. BackboneMethod already implements `fit` (train with the harness trainer, return the model);
-write your own `fit` when your method has several stages (see docs/plugins.md).
+write your own `fit` when your method has several stages (see docs/plugins.md, section 4).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 import leanrec
 from leanrec.methods import BackboneMethod, MethodConfig
-from leanrec.nn import MLP, CTRModel
+from leanrec.nn import MLP, CTRModel, Features
 
 
 class MeanPoolModel(CTRModel):
@@ -22,11 +22,13 @@ class MeanPoolModel(CTRModel):
         super().__init__(fields, embedding_dim)
         self.mlp = MLP(embedding_dim, list(hidden))
 
-    def interact(self, feats) -> torch.Tensor:
+    def interact(self, feats: Features) -> torch.Tensor:
         return self.mlp(feats.emb.mean(dim=1)).squeeze(-1)
 
-    def _transfer_fields(self, keep, old_dims) -> None:
-        pass  # the MLP sees the pooled vector, whose width does not depend on the number of fields
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+        """Called by drop_fields after it selected the kept fields' embeddings: slice every layer that reads
+        per-field inputs. Here there is none: the MLP reads the pooled vector, whose width does not depend on
+        the number of fields (the pruned model averages over the kept fields only)."""
 
 
 @dataclass
@@ -39,6 +41,7 @@ class MeanPool(BackboneMethod):
 
     name = "example-mean-pool"
     paper = "none (template)"
+    family = "backbone"          # BackboneMethod's family; see docs/plugins.md, section 6
     model_class = MeanPoolModel
     Config = MeanPoolConfig
 

@@ -7,7 +7,8 @@ card are errors (a misspelt key must never be silently ignored). The schema, by 
     description / license / provenance / homepage = "..."   # documentation only (not part of the cache key)
     fields = ["C1", {name = "I1", kind = "numeric"}, ...]   # strings are categorical fields; empty = infer
     group = "user"                       # optional: field whose raw value groups rows (gAUC)
-    time = "timestamp"                   # optional: source column used by the "time" split
+    time = "timestamp"                   # optional: source column used by the "time" split: epoch seconds or
+                                         # milliseconds, or ISO 8601 date-times ("2017-11-07 09:30:38", "...T...+01:00")
 
     [source]
     format = "csv"                       # csv | parquet | libfm | synthetic

@@ -23,7 +23,7 @@ from leanrec.data.cards import DatasetCard, FieldSpec, LabelSpec, load_card
 from leanrec.data.preprocess import (SPLIT_NAMES, TRAIN, FieldEncoder, GroupIndexer, PrepConfig, ValueCounter,
                                      check_classes, cross_tokens, encode, label_matrix, split_codes, time_split,
                                      vocab_from_counts)
-from leanrec.data.readers import RawTable, iter_source, to_float
+from leanrec.data.readers import RawTable, iter_source, to_time
 from leanrec.errors import ConfigError, UnknownNameError, check_keys
 
 SPLITS = SPLIT_NAMES
@@ -282,7 +282,7 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
         if cfg.split == "time":  # pass 0: every timestamp (16 bytes per row held)
             if not card.time:
                 raise ConfigError("split = \"time\" needs a card naming a `time` column")
-            time_codes, time_dest = time_split(np.concatenate([to_float(b, card.time) for b in batches()]), cfg)
+            time_codes, time_dest = time_split(np.concatenate([to_time(b, card.time) for b in batches()]), cfg)
 
         def assign(raw: RawTable) -> np.ndarray:
             rows = np.arange(raw.start, raw.start + raw.table.num_rows)

@@ -185,8 +185,13 @@ def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
     quoting = quoting and not multi
     names = list(columns)
     if header:
-        with open(path, encoding=encoding, newline="") as fh:
-            first = fh.readline().rstrip("\r\n").removeprefix("\ufeff")  # byte-order mark (spreadsheet exports)
+        with open(path, "rb") as fh:   # decode the header line alone: a bad byte further down is reported below
+            raw = fh.readline()
+        try:
+            first = raw.decode(encoding).rstrip("\r\n").removeprefix("\ufeff")  # BOM (spreadsheet exports)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"header is not valid {encoding} (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+                            "set the card's [source] encoding", path=str(path), line=1) from None
         found = (first.split(delimiter) if not quoting else
                  next(csv.reader([first], delimiter=delimiter)))
         if not names:
@@ -260,9 +265,27 @@ def iter_csv(path: Path, *, delimiter: str = ",", header: bool = True, columns: 
             else:
                 msg = f"expected {r.expected_columns} columns, found {r.actual_columns}: {r.text[:120]!r}"
             raise DataError(msg, path=str(path), line=where) from None
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):
+            where, col = first_undecodable(path, encoding, delimiter, names)
+            raise DataError(f"not valid {encoding} text; set the card's [source] encoding (e.g. \"latin1\") or "
+                            "fix the file", path=str(path), line=where, column=col) from None
         raise DataError(f"cannot parse: {exc}", path=str(path)) from None
     if total == 0:
         raise DataError("no data rows", path=str(path))
+
+
+def first_undecodable(path: Path, encoding: str, delimiter: str, names: list[str]
+                      ) -> tuple[int | None, str | None]:
+    """(physical line, column name) of the first value in `path` that is not valid `encoding` text."""
+    delim = delimiter.encode(encoding, errors="replace")
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                index = raw[:exc.start].count(delim)
+                return number, names[index] if index < len(names) else None
+    return None, None
 
 
 def _split_lines(lines: pa.ChunkedArray, delimiter: str, names: list[str], include: list[str] | None,
@@ -401,3 +424,69 @@ def to_float(raw: RawTable, column: str) -> np.ndarray:
                              .to_numpy(zero_copy_only=False))
         row = int(bad[0]) if len(bad) else 0
         raise raw.error(row, column, f"expected a number, found {col[row].as_py()!r}") from None
+
+
+_ZONED_RE = r"\d\d:\d\d(:\d\d([.,]\d*)?)?(Z|z|[+-]\d\d(:?\d\d)?)$"  # a time of day with Z or a UTC offset
+TIME_FORMS = ("a number (epoch seconds or milliseconds) or an ISO 8601 date-time such as 2017-11-07 09:30:38, "
+              "2017-11-07T09:30:38, 2017-11-07T09:30:38.250+01:00 or 2017-11-07")
+
+
+def to_time(raw: RawTable, column: str) -> np.ndarray:
+    """A time column as float64 for ordering rows (missing = NaN).
+
+    Numbers (epoch seconds or milliseconds, or any increasing count) are kept as they are; ISO 8601 date-times
+    (``2017-11-07 09:30:38``, with ``T``, fractional seconds, ``Z`` or a UTC offset such as ``+01:00``; a bare
+    date) become epoch seconds, a date-time without a zone read as UTC. Parquet timestamp and date columns
+    become epoch seconds. The first valid value decides the form; a value of another form, or of neither,
+    raises DataError naming file, line and column.
+    """
+    col = raw.table[column]
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_date(col.type):
+        col = pc.cast(col, pa.timestamp("s"))
+    if pa.types.is_timestamp(col.type):
+        micros = pc.cast(col, pa.timestamp("us", tz=col.type.tz)).cast(pa.int64())
+        return pc.cast(micros, pa.float64()).to_numpy(zero_copy_only=False) / 1e6
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return to_float(raw, column)
+    col = pc.utf8_trim_whitespace(col)
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    numeric = pc.fill_null(pc.match_substring_regex(col, _NUMBER_RE), True).to_numpy(zero_copy_only=False)
+    if numeric.all():
+        return to_float(raw, column)
+    first = int(np.argmax(valid))
+    if numeric[first]:
+        row = int(np.argmax(~numeric))
+        raise raw.error(row, column, f"expected a number (epoch seconds or milliseconds) like the first value "
+                                     f"{col[first].as_py()!r}; found {col[row].as_py()!r}")
+    if (numeric & valid).any():
+        row = int(np.argmax(numeric & valid))
+        raise raw.error(row, column, f"expected an ISO 8601 date-time like the first value {col[first].as_py()!r}"
+                                     f" (a time column holds numbers or date-times, not both); found "
+                                     f"{col[row].as_py()!r}")
+    zoned = pc.fill_null(pc.match_substring_regex(col, _ZONED_RE), False)
+    micros = np.full(len(col), np.nan)
+    for mask, typ in ((pc.invert(zoned), pa.timestamp("us")), (zoned, pa.timestamp("us", tz="UTC"))):
+        parsed = _cast_or_raise(raw, column, pc.if_else(mask, col, pa.scalar(None, col.type)), typ)
+        rows = np.flatnonzero(mask.to_numpy(zero_copy_only=False) & valid)
+        micros[rows] = pc.cast(parsed.cast(pa.int64()), pa.float64()).to_numpy(zero_copy_only=False)[rows]
+    return micros / 1e6
+
+
+def _cast_or_raise(raw: RawTable, column: str, values: pa.Array, typ: pa.DataType) -> pa.Array:
+    """`values` cast to timestamp type `typ`; on failure the first unparsable row is found by bisection (a few
+    casts of halves, no per-row loop) and named in a DataError."""
+    try:
+        return pc.cast(values, typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    lo, n = 0, len(values)
+    while n > 1:  # invariant: values[lo:lo + n] holds an unparsable value
+        half = n // 2
+        try:
+            pc.cast(values.slice(lo, half), typ)
+            lo, n = lo + half, n - half
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            n = half
+    raise raw.error(lo, column, f"expected {TIME_FORMS}; found {values[lo].as_py()!r}")

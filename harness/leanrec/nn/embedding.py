@@ -39,15 +39,19 @@ class FieldEmbedding(nn.Module):
         self.init_std = init_std
         self.groups = sorted({d for d in self.dims if d > 0})
         self.tables = nn.ModuleList()
+        self._rows: dict[int, tuple[int, int]] = {}   # field -> (table, first row), kept on the host
         for g, d in enumerate(self.groups):
             idx = [i for i, dd in enumerate(self.dims) if dd == d]
             vocab = [self.fields[i].vocab_size for i in idx]
             offsets = torch.tensor([0] + vocab[:-1]).cumsum(0)
+            self._rows.update({i: (g, int(o)) for i, o in zip(idx, offsets)})
             self.register_buffer(f"field_index_{g}", torch.tensor(idx, dtype=torch.long), persistent=False)
             self.register_buffer(f"offsets_{g}", offsets, persistent=False)
             table = nn.Embedding(sum(vocab), d)
             nn.init.normal_(table.weight, std=init_std)
             self.tables.append(table)
+        # per-field repeat counts for scale() with mixed dims (a buffer: no host->device copy per forward)
+        self.register_buffer("dim_repeats", torch.tensor(self.dims, dtype=torch.long), persistent=False)
         if not self.uniform:
             # Column permutation from grouped order back to field order.
             order = [i for d in self.groups for i, dd in enumerate(self.dims) if dd == d]
@@ -78,8 +82,8 @@ class FieldEmbedding(nn.Module):
         """Multiply each field's embedding by a weight: weights (F,) or (B, F)."""
         if self.uniform:
             return E * weights.unsqueeze(-1)
-        reps = torch.tensor(self.dims, device=weights.device)
-        return E * torch.repeat_interleave(weights, reps, dim=-1)
+        # output_size: known on the host, so no device->host sync to size the result
+        return E * torch.repeat_interleave(weights, self.dim_repeats, dim=-1, output_size=self.output_dim)
 
     def select(self, keep: Sequence[int]) -> "FieldEmbedding":
         """A new embedding over the fields `keep` (indices into self.fields), copying their rows (weight transfer)."""
@@ -94,11 +98,9 @@ class FieldEmbedding(nn.Module):
         """The (vocab_size, dim) slice of the fused table that holds field i (a view; writable)."""
         d = self.dims[i]
         if d == 0:
-            return torch.empty(self.fields[i].vocab_size, 0)
-        g = self.groups.index(d)
-        idx = getattr(self, f"field_index_{g}").tolist().index(i)
-        start = int(getattr(self, f"offsets_{g}")[idx])
+            return torch.empty(self.fields[i].vocab_size, 0, device=self._device())
+        g, start = self._rows[i]
         return self.tables[g].weight[start:start + self.fields[i].vocab_size]
 
     def _device(self) -> torch.device:
-        return self.tables[0].weight.device if len(self.tables) else torch.device("cpu")
+        return self.tables[0].weight.device if len(self.tables) else self.dim_repeats.device

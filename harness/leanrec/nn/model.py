@@ -25,10 +25,21 @@ class Features(NamedTuple):
 
 class CTRModel(nn.Module):
     """Base class: subclasses set ``uses_linear``/``supports_mixed_dims`` and implement ``interact`` and
-    ``_transfer_fields`` (how to slice their first interaction layer when fields are dropped)."""
+    ``transfer_fields`` (how to slice their layers that read per-field inputs when fields are dropped)."""
 
     supports_mixed_dims: ClassVar[bool] = False
     uses_linear: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # `_transfer_fields` is the old, private name of `transfer_fields`: a class that defines either gets the
+        # other as an alias, so old plugins keep working and `super()` calls through either name reach the
+        # parent's implementation.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "transfer_fields" in own and "_transfer_fields" not in own:
+            cls._transfer_fields = own["transfer_fields"]
+        elif "_transfer_fields" in own and "transfer_fields" not in own:
+            cls.transfer_fields = own["_transfer_fields"]
 
     def __init__(self, fields: Sequence[FieldSpec], embedding_dim: int | Sequence[int] = 10,
                  init_std: float = 1e-2):
@@ -95,12 +106,26 @@ class CTRModel(nn.Module):
         if self.linear_embedding is not None:
             new.linear_embedding = self.linear_embedding.select(keep)
         new.use_columns(self.input_index[keep].tolist())
-        new._transfer_fields(keep, self.embedding.dims)
+        new.transfer_fields(keep, list(self.embedding.dims))
         return new
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
-        """Slice the layers that consume per-field inputs so they accept only the fields `keep`."""
-        raise NotImplementedError(f"{type(self).__name__} does not support dropping fields")
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+        """Slice the layers that read per-field inputs so that they accept only the fields `keep`.
+
+        Called by :meth:`drop_fields` on the copy, after the embeddings (``self.embedding``,
+        ``self.linear_embedding``), ``self.fields`` and the input columns were already reduced to `keep`.
+        `keep` holds sorted indices into the *old* field list; `old_dims` the old per-field embedding dims
+        (so a layer over the concatenated embeddings keeps the input columns of the kept fields). Replace
+        each such layer by a smaller copy holding the kept weights, so that the pruned model equals the old
+        one with the dropped fields' representations set to zero wherever the architecture allows. A model
+        none of whose layers depend on the number of fields (e.g. one that pools the fields) implements it
+        as ``pass``. The default raises NotImplementedError: the model cannot drop fields.
+        ``_transfer_fields`` is an alias (the old name), kept so that existing plugins work unchanged.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support dropping fields "
+                                  "(it does not implement transfer_fields)")
+
+    _transfer_fields = transfer_fields
 
     def describe(self) -> dict:
         """Fields kept and embedding dims, for the run record."""

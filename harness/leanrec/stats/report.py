@@ -41,6 +41,7 @@ class StatsReport:
     approx, and for numeric fields count, mean, variance, min, max, zero_share.
     `pairs`: one dict per requested pair (a, b, mi_ab, cmi_a_given_b_<label>, cmi_b_given_a_<label>).
     `top`: field -> [(value, count), ...] most frequent values.
+    `findings`: dicts of `leanrec.stats.findings.Finding` once `findings.attach` has run (empty before).
     """
 
     labels: list[str]
@@ -51,6 +52,7 @@ class StatsReport:
     bad_rows: int = 0
     label_positives: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def field(self, name: str) -> dict[str, Any]:
         for f in self.fields:
@@ -65,6 +67,7 @@ class StatsReport:
             "fields": [{k: _clean(v) for k, v in f.items()} for f in self.fields],
             "pairs": [{k: _clean(v) for k, v in p.items()} for p in self.pairs],
             "top": {k: [[str(v), c] for v, c in vals] for k, vals in self.top.items()},
+            "findings": [{k: _clean(v) for k, v in x.items()} for x in self.findings],
         }
 
     def to_table(self) -> Any:

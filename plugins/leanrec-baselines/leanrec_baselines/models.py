@@ -1,7 +1,7 @@
 """The baseline CTR backbones as CTRModel subclasses (serving models).
 
 Every model maps per-field representations (``Features``) to logits (B,), vectorised over fields, pairs and
-heads. ``_transfer_fields(keep, old_dims)`` slices the layers that read per-field inputs so that
+heads. ``transfer_fields(keep, old_dims)`` slices the layers that read per-field inputs so that
 ``drop_fields`` copies every kept weight; the docstring of each model says whether the dropped model equals
 the original with the dropped fields masked to zero (``field_weights`` = 0), and why not where it does not.
 """
@@ -52,7 +52,7 @@ class LRModel(_FirstOrder):
     def interact(self, feats) -> torch.Tensor:
         return self.first_order(feats)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         pass  # the per-field weights live in linear_embedding, which drop_fields already selected
 
 
@@ -67,7 +67,7 @@ class FMModel(_FirstOrder):
     def interact(self, feats) -> torch.Tensor:
         return self.first_order(feats) + self.fm(feats.emb)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         pass
 
 
@@ -82,7 +82,7 @@ class FwFMModel(_FirstOrder):
     def interact(self, feats) -> torch.Tensor:
         return self.first_order(feats) + self.fwfm(feats.emb)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         self.fwfm.select(keep)
 
 
@@ -105,7 +105,7 @@ class DNNModel(CTRModel):
     def interact(self, feats) -> torch.Tensor:
         return self.deep(feats)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         self.mlp.select_inputs(field_columns(old_dims, keep))
 
 
@@ -156,7 +156,7 @@ class IPNNModel(CTRModel):
     def interact(self, feats) -> torch.Tensor:
         return self.mlp(torch.cat([flat(feats.emb), self.product(feats.emb)], dim=1)).squeeze(-1)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         width = sum(old_dims)
         pairs = [width + p for p in pair_positions(len(old_dims), keep)]
         self.mlp.select_inputs(field_columns(old_dims, keep) + pairs)
@@ -183,8 +183,8 @@ class XDeepFMModel(DNNModel):
         cin = self.cin_out(self.cin(feats.emb)).squeeze(-1)
         return feats.linear.sum(dim=1) + self.bias + cin + self.deep(feats)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
-        super()._transfer_fields(keep, old_dims)
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+        super().transfer_fields(keep, old_dims)
         self.cin.select(keep)
 
 
@@ -225,7 +225,7 @@ class DCNv2Model(CTRModel):
             out = cross
         return self.head(out).squeeze(-1)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         cols = field_columns(old_dims, keep)
         self.cross.select(cols)
         if self.mlp is not None:
@@ -282,7 +282,7 @@ class AutoIntPlusModel(CTRModel):
         E = self.embed(X).emb * mask.view(1, -1, 1)
         return self._logits(E, mask)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         self.attn_out = select_linear_inputs(self.attn_out, field_columns([self.token_dim] * len(old_dims), keep))
         if self.mlp is not None:
             self.mlp.select_inputs(field_columns(old_dims, keep))
@@ -310,7 +310,7 @@ class FiBiNETModel(_FirstOrder):
         deep = self.mlp(torch.cat([p.flatten(1), q.flatten(1)], dim=1)).squeeze(-1)
         return self.first_order(feats) + deep
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         n, d = len(old_dims), old_dims[0]
         pairs, block = pair_positions(n, keep), n * (n - 1) // 2 * d
         cols = [p * d + k for p in pairs for k in range(d)]
@@ -358,7 +358,7 @@ class FinalMLPModel(CTRModel):
             x2 = x * 2 * torch.sigmoid(self.fs_gate2(self.fs_context2))
         return self.fusion(self.mlp1(x1), self.mlp2(x2))
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         cols = field_columns(old_dims, keep)
         if self.use_fs:
             for gate in (self.fs_gate1, self.fs_gate2):
@@ -451,7 +451,7 @@ class WukongModel(CTRModel):
             h = layer(h)
         return self.top(h.flatten(1)).squeeze(-1)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         if len(self.layers):
             self.layers[0].select(keep)
         else:
@@ -516,7 +516,7 @@ class RankMixerModel(CTRModel):
             h = self.norm_ffn[layer](torch.einsum("btk,tkd->btd", ffn, self.ffn_w2[layer]) + self.ffn_b2[layer] + h)
         return self.head(h.mean(dim=1)).squeeze(-1)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         cols = field_columns(old_dims, keep)
         new_pos = {c: i for i, c in enumerate(cols)}
         self.token_weight = nn.Parameter(self.token_weight.detach()[cols].clone())

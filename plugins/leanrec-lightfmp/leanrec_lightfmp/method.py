@@ -7,7 +7,6 @@ Recommender Systems" (see ../shared/papers/light-fmp.txt and docs/lightfmp.md).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence
 

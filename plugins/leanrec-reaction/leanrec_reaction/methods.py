@@ -186,6 +186,11 @@ def _afe_outputs(afe: AFEResult | None, data: Any) -> dict[str, Any]:
             "field_scores": {names[m]: float(n - r) for r, m in enumerate(afe.order)}}
 
 
+def _afe_extra(afe: AFEResult, data: Any) -> dict[str, Any]:
+    """AFE's record, and the share of fields kept (what the selection table groups selector rows by)."""
+    return {"afe": afe.to_dict(), "keep_ratio": len(afe.selected) / len(data.fields)}
+
+
 def _bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, y[:, 0])
 
@@ -206,7 +211,7 @@ class _SingleTower(Method):
         model = _tower(fields, cols, len(data.fields), c.hidden, c).to(ctx.device)
         with ctx.stage("train"):
             ctx.train(model, data, c, loss_fn=loss_fn)
-        extra = {"afe": afe.to_dict()} if afe is not None else {}
+        extra = _afe_extra(afe, data) if afe is not None else {}
         return FitResult(model=model, extra=extra, **_afe_outputs(afe, data))
 
 
@@ -337,7 +342,7 @@ class ReactionDTF(Method):
                  "monitor": c.monitor, "monitor_valid_auc": res.best_valid_auc,
                  "ensemble_valid_auc": roc_auc(y, all_logits.mean(axis=1))}
         if afe is not None:
-            extra["afe"] = afe.to_dict()
+            extra.update(_afe_extra(afe, data))
         return FitResult(model=cohort.tower(served), extra=extra, **_afe_outputs(afe, data))
 
 

@@ -40,7 +40,7 @@ class ReactionNet(CTRModel):
     def interact(self, feats) -> torch.Tensor:
         return self.mlp(feats.emb.flatten(1)).squeeze(-1)
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         self.mlp.select_inputs(field_columns(old_dims, keep))
 
 

@@ -197,7 +197,7 @@ class SSRModel(CTRModel):
         self.train(was_training)
         return ratios
 
-    def _transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
+    def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         # Only layer 1 reads per-field inputs; its columns are the kept fields' embedding dims.
         self.layers[0].select_inputs(field_columns(old_dims, keep))
 

@@ -1,0 +1,614 @@
+"""The four papers' headline claims, each measured from the run records: `leanrec claims` writes CLAIMS.md.
+
+A :class:`Claim` (the registry is :mod:`leanrec.claims_registry`) is one statement of a paper: where it is
+(table/figure), what it says, the paper's numbers, and either the checks that are its leanrec counterpart or
+the reason there is none. A :class:`Check` is one query over the records: on one dataset, side A (a method
+spec and a metric) against side B, with the direction the paper claims, e.g. ``reaction > finalmlp`` on AUC
+or ``lightfmp-xdeepfm < xdeepfm`` on parameters. Every number comes from the records under
+``<results>/runs``; nothing else is read, so regenerating from the same records gives the same file.
+
+The verdict rule is :data:`VERDICT_RULE` (written into CLAIMS.md's header)."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import typer
+from scipy import stats as sps
+
+from leanrec.errors import LeanrecError
+from leanrec.leaderboard import Row, build_rows, paired_p_value, table_name
+from leanrec.protocol import PROTOCOL_VERSION
+from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
+
+ALPHA = 0.05   # significance level of every check
+MIN_SEEDS = 3  # shared seeds a check needs before it can be reproduced or contradicted
+
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+NOT_RUN, NOT_TESTABLE = "not run yet", "not testable here"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, NOT_TESTABLE)
+OPS = (">", "<", ">=", "<=", "==")
+
+VERDICT_RULE = f"""\
+**One check** compares side A with side B on the seeds both share (same seed = same split and initialisation).
+Per seed Δ = A − B; *p* is the two-sided paired t-test of `leanrec.leaderboard.paired_p_value`; the *95% CI* is
+the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS} shared seeds to be anything but inconclusive.
+
+* `A > B` / `A < B` (the paper claims a strict difference): **reproduced** when the mean Δ has the claimed sign
+  and p < {ALPHA}; **contradicted** when it has the opposite sign and p < {ALPHA}; otherwise **inconclusive**
+  (within noise).
+* `A ≥ B − m` / `A ≤ B + m` (not worse by more than a margin m, e.g. the papers' 0.001 AUC): **reproduced** when
+  the whole CI lies on the claimed side of −m (resp. +m); **contradicted** when the whole CI lies beyond it;
+  otherwise inconclusive.
+* `A = B ± m` (equal within m): **reproduced** when the CI lies inside (−m, m); **contradicted** when it lies
+  entirely outside [−m, m]; otherwise inconclusive.
+* **not run yet**: one side has no records (the check is defined; its `leanrec run` line is given).
+
+Records of the current training protocol (version {PROTOCOL_VERSION}) are used when both sides have them;
+otherwise records of an older protocol that both sides have, and the *protocol* column says so (`1 (older)`).
+
+**One claim**: **not testable here** when it has no checks (the reason is given); **not run yet** when none
+of its checks has records; **reproduced** when every check with records is reproduced; **contradicted** when at
+least one is contradicted and none is reproduced; otherwise **inconclusive** (the counts are shown)."""
+
+
+# ---- metrics: one number per record -------------------------------------------------------------------------
+def _extra(key: str) -> Callable[[dict], Optional[float]]:
+    return lambda r: (r.get("extra") or {}).get(key)
+
+
+def _sparsity(layer: Optional[int]) -> Callable[[dict], Optional[float]]:
+    def get(r: dict) -> Optional[float]:
+        s = (r.get("extra") or {}).get("filter_sparsity_per_layer")
+        if not s:
+            return None
+        return float(np.mean(s)) if layer is None else (s[layer] if layer < len(s) else None)
+    return get
+
+
+def _fields(r: dict) -> Optional[float]:
+    fields = (r.get("selection") or {}).get("fields")
+    return float(len(fields)) if fields else None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number read from each record, how it is shown, and whether CLAIMS.md's forest plot shows it."""
+
+    label: str
+    get: Callable[[dict], Optional[float]]
+    fmt: str = "auc"      # "auc" (4 decimals), "si" (1.23M), "s" (seconds), "ratio" (3 decimals)
+
+
+METRICS: dict[str, Metric] = {
+    "auc": Metric("test AUC", lambda r: r["metrics"]["auc"]),
+    "logloss": Metric("test logloss", lambda r: r["metrics"]["logloss"]),
+    "params": Metric("parameters (serving model)", lambda r: r["metrics"]["params"]["total"], "si"),
+    "emb_params": Metric("embedding parameters", lambda r: r["metrics"]["params"]["embedding"], "si"),
+    "backbone_params": Metric("backbone parameters (no embeddings)",
+                              lambda r: r["metrics"]["params"]["backbone"], "si"),
+    "flops": Metric("FLOPs per sample", lambda r: r["metrics"]["flops_per_sample"], "si"),
+    "latency_b1": Metric("latency at batch 1, µs/sample",
+                         lambda r: 1e6 * r["metrics"]["latency_s_per_sample"]["batch_1"], "s"),
+    "latency_b4096": Metric("latency at batch 4096, µs/sample",
+                            lambda r: 1e6 * r["metrics"]["latency_s_per_sample"]["batch_4096"], "s"),
+    "time": Metric("total training time, s, all stages", lambda r: r["total_time"], "s"),
+    "PT": Metric("pretraining time (s)", _extra("PT"), "s"),
+    "CT": Metric("continued-training time (s)", _extra("CT"), "s"),
+    "fields": Metric("fields kept", _fields, "si"),
+    "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
+    "sparsity_l1": Metric("filter sparsity of layer 1", _sparsity(0), "ratio"),
+    "sparsity_l2": Metric("filter sparsity of layer 2", _sparsity(1), "ratio"),
+}
+
+
+def metric_value(metric: str, record: dict) -> Optional[float]:
+    """A record's value of a metric, or None when the record does not hold it (an older schema, another method)."""
+    try:
+        return METRICS[metric].get(record)
+    except (KeyError, TypeError, IndexError):
+        return None
+
+
+# ---- the registry's types -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """One query over the records: on each of `datasets`, side A (`a`, a method spec as given to `leanrec run
+    -m`, and `metric`) against side B (`b`, `b_metric`, default the same metric), claimed relation `op`:
+    '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
+    `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one."""
+
+    a: str
+    op: str
+    b: str
+    datasets: tuple[str, ...]
+    metric: str = "auc"
+    b_metric: Optional[str] = None
+    margin: float = 0.0
+    paper: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"check {self.a} {self.op} {self.b}: op must be one of {OPS}")
+        for m in (self.metric, self.b_metric or self.metric):
+            if m not in METRICS:
+                raise ValueError(f"check {self.a} {self.op} {self.b}: unknown metric {m!r}")
+        if self.op in (">=", "<=", "==") and self.margin <= 0:
+            raise ValueError(f"check {self.a} {self.op} {self.b}: op {self.op} needs a margin > 0")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One headline claim of a paper: where (table/figure), what, the paper's numbers, and its leanrec
+    counterpart (`checks`), or `untestable`: why there is none."""
+
+    id: str
+    paper: str
+    where: str
+    text: str
+    numbers: str
+    checks: tuple[Check, ...] = ()
+    untestable: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if bool(self.checks) == bool(self.untestable):
+            raise ValueError(f"claim {self.id}: give either checks or the reason it is untestable (not both)")
+
+
+# ---- datasets: how to rerun, which run_tables.sh section made the records -----------------------------------
+@dataclass(frozen=True)
+class DatasetRun:
+    args: str               # `leanrec run` arguments naming the data
+    section: str            # results/run_tables.sh section that runs this dataset's tables
+    max_batch_size: Optional[int] = None
+
+
+DATASETS: dict[str, DatasetRun] = {
+    "criteo": DatasetRun("-d criteo", "criteo", 256),
+    "avazu": DatasetRun("-d avazu", "avazu", 256),
+    "movielens-100k": DatasetRun("-d movielens-100k", "movielens"),
+    "frappe": DatasetRun("-d frappe", "frappe"),
+    "criteo[cross_fields=true]": DatasetRun("-d criteo --data cross_fields=true", "fg-criteo", 256),
+    "avazu[cross_fields=true]": DatasetRun("-d avazu --data cross_fields=true", "fg-rest", 256),
+    "movielens-100k[cross_fields=true]": DatasetRun("-d movielens-100k --data cross_fields=true", "fg-rest"),
+    "frappe[cross_fields=true]": DatasetRun("-d frappe --data cross_fields=true", "fg"),
+}
+# variants that results/run_tables.sh runs in a section other than their dataset's
+SECTION_OF_VARIANT: dict[tuple[str, str], str] = {
+    **{("criteo", v): "ssr-scaling" for v in ("ssr-s[b=1]", "ssr-s[b=2]", "ssr-s[b=4]", "ssr-s[b=8]")},
+    **{("criteo", v): "criteo-extra" for v in ("ssr-d", "irazor[backbone=deepfm]", "irazor[backbone=ipnn]",
+                                                "irazor[backbone=xdeepfm]")},
+    **{("criteo", v): "afe-options" for v in ("reaction[estimator=shuffle,lookahead=true]",
+                                              "reaction-afe[estimator=shuffle,lookahead=true]")},
+}
+SEEDS, MAX_EPOCHS = 5, 10   # what results/run_tables.sh runs
+
+
+def run_command(dataset: str, specs: Iterable[str]) -> str:
+    """The `leanrec run` line that (re)produces a check's records, as results/run_tables.sh runs it."""
+    d = DATASETS.get(dataset) or DatasetRun(f"-d {dataset}", "?")
+    ms = " ".join(f"-m '{s}'" if any(c in s for c in "[],") else f"-m {s}" for s in dict.fromkeys(specs))
+    bs = f" --max-batch-size {d.max_batch_size}" if d.max_batch_size else ""
+    return f"leanrec run {d.args} {ms} --seeds {SEEDS} --max-epochs {MAX_EPOCHS}{bs} --results-dir results"
+
+
+# ---- measuring ----------------------------------------------------------------------------------------------
+@dataclass
+class Side:
+    variant: str
+    metric: str
+    values: dict[int, float]           # seed -> metric value (ok records only)
+    auc_ci95: tuple[float, float] | None = None  # mean DeLong interval over the seeds used
+
+
+@dataclass
+class Measured:
+    """One check on one dataset, measured."""
+
+    claim: Claim
+    check: Check
+    dataset: str
+    a_variant: str
+    b_variant: str
+    verdict: str
+    reason: str = ""
+    protocol: Optional[int] = None
+    seeds: list[int] = field(default_factory=list)
+    a: Optional[Side] = None
+    b: Optional[Side] = None
+    delta: float = math.nan            # mean of A − B over shared seeds
+    ci: tuple[float, float] = (math.nan, math.nan)
+    p: float = math.nan
+    sections: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)   # specs of sides with no records at all on this dataset
+
+    @property
+    def command(self) -> str:
+        return run_command(self.dataset, (self.check.a, self.check.b))
+
+
+def _stats(x: list[float], y: list[float]) -> tuple[float, tuple[float, float]]:
+    """Mean of x − y and its paired-t 95% interval (a point when the differences do not vary)."""
+    d = np.subtract(x, y)
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    if len(d) < 2 or sd == 0.0:
+        return mean, (mean, mean)
+    half = float(sps.t.ppf(1 - ALPHA / 2, len(d) - 1)) * sd / math.sqrt(len(d))
+    return mean, (mean - half, mean + half)
+
+
+def verdict_of(op: str, margin: float, delta: float, ci: tuple[float, float], p: float, n: int) -> tuple[str, str]:
+    """The verdict of one check from its paired statistics (the rule in this module's docstring)."""
+    if n < MIN_SEEDS:
+        return INCONCLUSIVE, f"{n} shared seed(s), fewer than {MIN_SEEDS}"
+    lo, hi = ci
+    if op in (">", "<"):
+        sign = 1 if op == ">" else -1
+        if not p < ALPHA:
+            return INCONCLUSIVE, "within noise"
+        return (REPRODUCED, "") if sign * delta > 0 else (CONTRADICTED, "opposite direction, p < 0.05")
+    if op in (">=", "<="):
+        # oriented so that larger is what the paper claims: A >= B - m  <=>  Δ >= -m ; A <= B + m  <=>  -Δ >= -m
+        olo, ohi = (lo, hi) if op == ">=" else (-hi, -lo)
+        if olo > -margin:
+            return REPRODUCED, ""
+        if ohi < -margin:
+            return CONTRADICTED, f"worse by more than {margin:g}"
+        return INCONCLUSIVE, f"interval crosses the margin {margin:g}"
+    if -margin < lo and hi < margin:
+        return REPRODUCED, ""
+    if lo > margin or hi < -margin:
+        return CONTRADICTED, f"differs by more than {margin:g}"
+    return INCONCLUSIVE, f"interval crosses ±{margin:g}"
+
+
+class Records:
+    """The records of a results directory, grouped by (table, variant) like the leaderboard."""
+
+    def __init__(self, records: Iterable[dict[str, Any]]):
+        records = list(records)
+        self.rows: dict[tuple[str, str], Row] = {
+            (t, r.variant): r for t, rows in build_rows(records).items() for r in rows}
+        self.ok: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        self.protocols: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for r in records:
+            if r["status"] == "ok":
+                proto = r.get("protocol", 1)
+                self.ok[(table_name(r["dataset"], proto), r["variant"])].append(r)
+                self.protocols[(r["dataset"], r["variant"])].add(proto)
+
+    def protocol_for(self, dataset: str, variants: Iterable[str]) -> Optional[int]:
+        """The protocol whose records to use: the current one when every variant has records of it, else the
+        newest older protocol where all do; None when some variant has none in common with the others."""
+        common: Optional[set[int]] = None
+        for v in variants:
+            have = self.protocols.get((dataset, v), set())
+            common = have if common is None else common & have
+        if not common:
+            return None
+        return PROTOCOL_VERSION if PROTOCOL_VERSION in common else max(common)
+
+    def side(self, dataset: str, protocol: int, variant: str, metric: str) -> Side:
+        recs = self.ok[(table_name(dataset, protocol), variant)]
+        values = {r["seed"]: float(v) for r in recs if (v := metric_value(metric, r)) is not None}
+        cis = [r["metrics"]["auc_ci95"] for r in recs if metric == "auc" and r["metrics"].get("auc_ci95")]
+        ci = (float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))) if cis else None
+        return Side(variant, metric, values, ci)
+
+    def row(self, dataset: str, protocol: int, side: Side, seeds: list[int]) -> Row:
+        """The leaderboard row of a side, its AUC list replaced by the side's metric on `seeds` (so
+        leaderboard.paired_p_value tests any metric)."""
+        base = self.rows[(table_name(dataset, protocol), side.variant)]
+        return dataclasses.replace(base, seeds=list(seeds), auc=[side.values[s] for s in seeds])
+
+
+def canonical_variant(spec: str) -> str:
+    """The variant name `leanrec run -m SPEC` writes records under (defaults dropped, values coerced)."""
+    from leanrec.runner import parse_method
+
+    return parse_method(spec).canonical().variant
+
+
+def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
+                  variant: Callable[[str], str] = canonical_variant) -> Measured:
+    """Measure one check on one dataset from the records."""
+    va, vb = variant(check.a), variant(check.b)
+    m = Measured(claim, check, dataset, va, vb, NOT_RUN)
+    m.sections = sorted({SECTION_OF_VARIANT.get((dataset, v)) or (DATASETS[dataset].section
+                                                                  if dataset in DATASETS else "?")
+                         for v in (va, vb)})
+    proto = recs.protocol_for(dataset, (va, vb))
+    if proto is None:
+        missing = {v: spec for v, spec in ((va, check.a), (vb, check.b)) if not recs.protocols.get((dataset, v))}
+        m.missing = list(missing.values())
+        m.reason = ("no records of " + ", ".join(f"`{v}`" for v in missing)) if missing else \
+            "the two sides have records of different protocols only"
+        return m
+    m.protocol = proto
+    m.a = recs.side(dataset, proto, va, check.metric)
+    m.b = recs.side(dataset, proto, vb, check.b_metric or check.metric)
+    m.seeds = sorted(set(m.a.values) & set(m.b.values))
+    if not m.seeds:
+        m.verdict, m.reason = NOT_RUN, "no shared seeds with a value of the metric"
+        return m
+    x = [m.a.values[s] for s in m.seeds]
+    y = [m.b.values[s] for s in m.seeds]
+    m.delta, m.ci = _stats(x, y)
+    m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
+    m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
+    return m
+
+
+def claim_verdict(claim: Claim, measured: list[Measured]) -> tuple[str, str]:
+    """The verdict of a claim from its checks' verdicts (rule in the module docstring) and a count summary."""
+    if claim.untestable:
+        return NOT_TESTABLE, claim.untestable
+    run = [m for m in measured if m.verdict != NOT_RUN]
+    counts = {v: sum(m.verdict == v for m in measured) for v in (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" (of {len(measured)} checks)"
+    if not run:
+        return NOT_RUN, summary
+    if counts[REPRODUCED] == len(run):
+        return REPRODUCED, summary
+    if counts[CONTRADICTED] and not counts[REPRODUCED]:
+        return CONTRADICTED, summary
+    return INCONCLUSIVE, summary
+
+
+def measure_all(claims: Iterable[Claim], records: Iterable[dict[str, Any]],
+                variant: Callable[[str], str] = canonical_variant) -> list[tuple[Claim, str, str, list[Measured]]]:
+    """Every claim with its verdict, summary and measured checks."""
+    recs = Records(records)
+    cache: dict[str, str] = {}
+
+    def cached(spec: str) -> str:
+        if spec not in cache:
+            cache[spec] = variant(spec)
+        return cache[spec]
+
+    out = []
+    for c in claims:
+        ms = [measure_check(c, chk, d, recs, cached) for chk in c.checks for d in chk.datasets]
+        out.append((c, *claim_verdict(c, ms), ms))
+    return out
+
+
+# ---- rendering ----------------------------------------------------------------------------------------------
+def _num(x: float, fmt: str, signed: bool = False) -> str:
+    if x is None or math.isnan(x):
+        return "-"
+    s = "+" if signed and x > 0 else ""
+    if fmt == "auc":
+        return f"{s}{x:.4f}"
+    if fmt == "ratio":
+        return f"{s}{x:.3f}"
+    if fmt == "s":
+        return f"{s}{x:.3g}"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{s}{x / scale:.2f}{unit}"
+    return f"{s}{x:.0f}"
+
+
+def _mean_std(side: Optional[Side], seeds: list[int], fmt: str) -> str:
+    if side is None or not seeds:
+        return "-"
+    v = [side.values[s] for s in seeds]
+    sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    return f"{_num(float(np.mean(v)), fmt)} ± {_num(sd, fmt)}"
+
+
+def relation(check: Check, a: str, b: str) -> str:
+    """'`a` > `b` (test AUC)' in words for the table."""
+    ma, mb = check.metric, check.b_metric or check.metric
+    left = f"`{a}`" + (f" {ma}" if mb != ma else "")
+    right = f"`{b}`" + (f" {mb}" if mb != ma else "")
+    op = {">": ">", "<": "<", ">=": "≥", "<=": "≤", "==": "="}[check.op]
+    tail = {">=": f" − {check.margin:g}", "<=": f" + {check.margin:g}", "==": f" ± {check.margin:g}"}.get(check.op, "")
+    what = METRICS[ma].label if mb == ma else ""
+    return f"{left} {op} {right}{tail}" + (f" ({what})" if what else "")
+
+
+def _p(p: float) -> str:
+    return "-" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _anchor(claim_id: str) -> str:
+    return claim_id.lower()
+
+
+def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[str, str]) -> str:
+    """CLAIMS.md's text."""
+    from leanrec import claims_registry as reg
+
+    out = ["# The four papers' claims, measured by leanrec", "",
+           "Generated by `leanrec claims --results-dir results --out results/CLAIMS.md` (run by "
+           "`results/run_tables.sh tables`) from the run records under `results/runs/` only; do not edit by hand. "
+           "A test (`tests/test_claims.py`) regenerates it and compares.", "",
+           "Each claim is one statement of a paper (abstract, main comparison tables, ablation tables, the figures "
+           "their text relies on). Its leanrec counterpart is a set of **checks**: on one dataset, side A against "
+           "side B on one metric, in the direction the paper claims. leanrec's datasets are small samples "
+           "(Criteo and Avazu: first 10K rows; MovieLens-100K; Frappe 57K rows; the `[cross_fields=true]` versions "
+           "add every pairwise cross field, the papers' FG data), not the papers' 40M-row logs: a claim about "
+           "0.001 AUC on 4M test rows is often below what a ~1K-row test split resolves (see the DeLong "
+           "intervals), and such a check ends **inconclusive**, not contradicted.", "",
+           "## Verdict rule", ""]
+    out += [VERDICT_RULE, ""]
+    out += ["Columns: *seeds* = seeds both sides share; *A*, *B* = mean ± std over those seeds; *Δ (95% CI)* = mean "
+            "of A − B per seed with its paired-t interval; *paper Δ* = the paper's A − B where it reports one; "
+            "*p* = paired t-test; *DeLong* = mean over seeds of each side's 95% DeLong interval of test AUC "
+            "(records of protocol 2 on; `-` for older records); *protocol* = training protocol of the records "
+            "used (docs/protocol.md; 1 = the epoch-based protocol, kept until the rerun replaces it); *rerun* = "
+            "the `results/run_tables.sh` section that produced the records and the `leanrec run` line of the "
+            "check.", ""]
+    # summary
+    out += ["## Summary", "", "| paper | claims | " + " | ".join(VERDICTS) + " |", "|---|---|" + "---|" * len(VERDICTS)]
+    by_paper: dict[str, list] = defaultdict(list)
+    for r in results:
+        by_paper[r[0].paper].append(r)
+    for paper, rs in by_paper.items():
+        out.append(f"| [{paper}](#{file_slug(paper).lower()}) | {len(rs)} | "
+                   + " | ".join(str(sum(v == x for _, v, _, _ in rs)) for x in VERDICTS) + " |")
+    out.append("")
+    for paper, rs in by_paper.items():
+        out += [f"## {paper}", "", reg.PAPER_TITLES.get(paper, ""), ""]
+        if paper in plots:
+            out += [f"![{paper}: measured Δ AUC of each check]({plots[paper]})", "",
+                    "Forest plot: each check on test AUC, measured Δ (A − B) with its paired 95% interval, coloured "
+                    "by verdict; × marks the paper's Δ where it reports one.", ""]
+        out += ["| claim | where | verdict | checks |", "|---|---|---|---|"]
+        for c, v, summ, _ in rs:
+            out.append(f"| [{c.id}](#{_anchor(c.id)}) {c.text.split('. ')[0].rstrip('.')} | {c.where} | **{v}** | "
+                       f"{summ if c.checks else '-'} |")
+        out.append("")
+        for c, v, summ, ms in rs:
+            out += [f"### {c.id}", "", f"**{c.where}.** {c.text}", "", f"Paper: {c.numbers}", "",
+                    f"Verdict: **{v}** — {summ}", ""]
+            if not ms:
+                continue
+            out += ["| dataset | check | seeds | A | B | Δ (95% CI) | paper Δ | p | DeLong A / B | protocol | verdict "
+                    "| rerun |", "|" + "---|" * 12]
+            for m in ms:
+                fmt = METRICS[m.check.metric].fmt
+                dl = "-"
+                if m.a and m.b and m.a.auc_ci95 and m.b.auc_ci95:
+                    dl = (f"[{m.a.auc_ci95[0]:.3f}, {m.a.auc_ci95[1]:.3f}] / "
+                          f"[{m.b.auc_ci95[0]:.3f}, {m.b.auc_ci95[1]:.3f}]")
+                delta = "-" if math.isnan(m.delta) else (
+                    f"{_num(m.delta, fmt, True)} [{_num(m.ci[0], fmt, True)}, {_num(m.ci[1], fmt, True)}]")
+                pd = m.check.paper.get(m.dataset)
+                verdict = f"**{m.verdict}**" + (f" ({m.reason})" if m.reason else "")
+                note = f" — {m.check.note}" if m.check.note else ""
+                rerun = (f"`results/run_tables.sh {' '.join(m.sections)}`: " if m.verdict != NOT_RUN else "to run: ") + \
+                    f"`{m.command}`"
+                proto = "-" if m.protocol is None else (
+                    str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
+                out.append(" | ".join([
+                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant) + note, str(len(m.seeds)),
+                    _mean_std(m.a, m.seeds, fmt), _mean_std(m.b, m.seeds, fmt), delta,
+                    "-" if pd is None else _num(pd, fmt, True), _p(m.p), dl,
+                    proto, verdict, rerun + " |"]))
+            out.append("")
+    out += missing_runs(results)
+    return "\n".join(out)
+
+
+def missing_runs(results: list[tuple[Claim, str, str, list[Measured]]]) -> list[str]:
+    """CLAIMS.md's last section: per dataset, the method variants some check needs that have no records, as one
+    `leanrec run` line each (the experiments that would turn 'not run yet' into a verdict)."""
+    need: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for c, _, _, ms in results:
+        for m in ms:
+            for spec in m.missing:
+                need[m.dataset].setdefault(spec, [])
+                if c.id not in need[m.dataset][spec]:
+                    need[m.dataset][spec].append(c.id)
+    if not need:
+        return []
+    out = ["## Runs that no record covers yet", "",
+           "Method variants that some check needs and that have no record on that dataset (any protocol), with the "
+           "claims waiting for them. One line per dataset runs them all (results/run_tables.sh does not run them yet).",
+           ""]
+    for dataset in sorted(need):
+        specs = need[dataset]
+        waiting = sorted({i for ids in specs.values() for i in ids}, key=lambda i: (i[0], int(i[1:])))
+        out += [f"* `{dataset}` ({', '.join(waiting)}): `{run_command(dataset, sorted(specs))}`"]
+    out.append("")
+    return out
+
+
+_COLOURS = {REPRODUCED: "tab:green", CONTRADICTED: "tab:red", INCONCLUSIVE: "tab:gray"}
+PLOT_LIMIT = 0.05   # forest plots cut the Δ axis here (a collapsed seed can stretch an interval to ±1)
+
+
+def _short(text: str, n: int = 56) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def forest_rows(measured: list[Measured]) -> list[Measured]:
+    """The checks a paper's forest plot shows: those on test AUC (both sides) that have records."""
+    return [m for m in measured if m.verdict != NOT_RUN and m.check.metric == "auc"
+            and (m.check.b_metric or "auc") == "auc"]
+
+
+def forest_plot(paper: str, rows: list[Measured], path: Path) -> None:
+    """One paper's AUC checks: measured Δ with its paired 95% interval, coloured by verdict, × at the paper's Δ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ends = [abs(x) for m in rows for x in (*m.ci, m.delta, m.check.paper.get(m.dataset, 0.0))]
+    lim = min(PLOT_LIMIT, 1.15 * max(ends)) or PLOT_LIMIT
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.4))
+    for i, m in enumerate(rows):
+        y = len(rows) - 1 - i
+        colour = _COLOURS.get(m.verdict, "black")
+        lo, mid, hi = (max(-lim, min(lim, v)) for v in (m.ci[0], m.delta, m.ci[1]))
+        ax.errorbar(mid, y, xerr=[[mid - lo], [hi - mid]], fmt="o", ms=4, capsize=2, color=colour)
+        for end, marker in ((m.ci[0], "<"), (m.ci[1], ">")):
+            if abs(end) > lim:   # interval runs off the axis: an arrowhead at the edge
+                ax.plot(math.copysign(lim, end), y, marker, color=colour, ms=6, clip_on=False)
+        pd = m.check.paper.get(m.dataset)
+        if pd is not None:
+            ax.plot(pd, y, "x", color="black", ms=5)
+    labels = [_short(f"{m.claim.id} {m.dataset}: {m.a_variant} − {m.b_variant}") for m in rows]
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels[::-1], fontsize=6)
+    ax.set_xlim(-lim, lim)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_xlabel(f"Δ test AUC (A − B): mean over shared seeds with paired 95% CI; × = paper's Δ\n"
+                  f"(axis cut at ±{lim:.3g}; an arrowhead at the edge: the interval runs on)", fontsize=8)
+    ax.set_title(f"{paper}: claims on test AUC (green reproduced, red contradicted, grey inconclusive)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
+                 claims: Optional[Iterable[Claim]] = None,
+                 variant: Callable[[str], str] = canonical_variant) -> str:
+    """Measure every claim from results_dir's records, write `out` (Markdown) and, with plots, one forest plot
+    per paper under `<out's folder>/claims/`. Returns the Markdown."""
+    from leanrec.claims_registry import CLAIMS
+
+    results_dir, out = Path(results_dir), Path(out)
+    if not (results_dir / "runs").is_dir():
+        raise LeanrecError(f"{results_dir}: no runs/ folder with run records (run `leanrec run` first)")
+    results = measure_all(CLAIMS if claims is None else claims, iter_records(results_dir), variant)
+    plot_links: dict[str, str] = {}   # linked whether or not this call draws them, so the text never depends on it
+    by_paper: dict[str, list[Measured]] = defaultdict(list)
+    for c, _, _, ms in results:
+        by_paper[c.paper].extend(ms)
+    for paper, ms in by_paper.items():
+        rows = forest_rows(ms)
+        if rows:
+            plot_links[paper] = name = f"claims/forest_{file_slug(paper).lower()}.png"
+            if plots:
+                forest_plot(paper, rows, out.parent / name)
+    md = render(results, plot_links)
+    atomic_write_text(out, md + "\n")
+    return md
+
+
+def claims_command(
+    results_dir: str = typer.Option("leanrec-results", "--results-dir", help="Directory holding runs/."),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (default: <results-dir>/CLAIMS.md)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Forest plots under <out folder>/claims/."),
+) -> None:
+    """Each headline claim of the four papers, its measured counterpart from the run records, and a verdict."""
+    target = Path(out) if out else Path(results_dir) / "CLAIMS.md"
+    md = write_claims(Path(results_dir), target, plots=plots)
+    n = md.count("\n### ")
+    typer.echo(f"{target}: {n} claims")

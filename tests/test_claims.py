@@ -1,0 +1,207 @@
+"""leanrec claims: the verdict rule on synthetic records (checked against scipy's paired t-test), the registry's
+method specs, and that the committed results/CLAIMS.md is what the committed records give."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from leanrec import claims as C
+from leanrec.claims_registry import CLAIMS
+from leanrec.errors import LeanrecError
+from leanrec.records import write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(variant: str, seed: int, auc: float, *, dataset: str = "criteo", protocol: int = 2,
+           params: int = 1000, time: float = 1.0, extra: dict | None = None, status: str = "ok") -> dict:
+    """A minimal run record with what the leaderboard and the claims read."""
+    return {
+        "schema_version": 2, "dataset": dataset, "variant": variant, "method": variant.split("[")[0], "seed": seed,
+        "status": status, "protocol": protocol, "family": "test", "is_baseline": False, "config": {},
+        "total_time": time, "extra": extra or {}, "selection": None, "training": {},
+        "metrics": {"auc": auc, "logloss": 1 - auc, "auc_se": 0.01, "auc_ci95": [auc - 0.02, auc + 0.02],
+                    "params": {"total": params, "embedding": params // 2, "backbone": params - params // 2},
+                    "flops_per_sample": 10.0, "latency_s_per_sample": {"batch_1": 1e-4, "batch_4096": 1e-6}},
+    }
+
+
+def pair(a: list[float], b: list[float], **kw) -> list[dict]:
+    return [record("a", s, x, **kw) for s, x in enumerate(a)] + [record("b", s, y, **kw) for s, y in enumerate(b)]
+
+
+def measure(records: list[dict], op: str = ">", margin: float = 0.0, metric: str = "auc",
+            dataset: str = "criteo", b_metric: str | None = None) -> C.Measured:
+    check = C.Check("a", op, "b", (dataset,), metric=metric, b_metric=b_metric, margin=margin)
+    claim = C.Claim("X1", "P", "Table 1", "a beats b.", "-", (check,))
+    ((_, _, _, (m,)),) = C.measure_all([claim], records, variant=lambda s: s)
+    return m
+
+
+BASE = [0.70, 0.72, 0.69, 0.71, 0.73]
+
+
+def test_clear_gain_is_reproduced_and_statistics_match_scipy():
+    gain = [0.010, 0.012, 0.009, 0.011, 0.013]
+    m = measure(pair([x + g for x, g in zip(BASE, gain)], BASE))
+    ref = sps.ttest_rel([x + g for x, g in zip(BASE, gain)], BASE)
+    assert m.verdict == C.REPRODUCED and m.seeds == [0, 1, 2, 3, 4] and m.protocol == 2
+    assert m.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert m.delta == pytest.approx(np.mean(gain), abs=1e-12)
+    lo, hi = ref.confidence_interval(0.95)
+    assert m.ci == pytest.approx((lo, hi), abs=1e-12)
+    assert m.a.auc_ci95 == pytest.approx((np.mean(BASE) + 0.011 - 0.02, np.mean(BASE) + 0.011 + 0.02))
+
+
+def test_opposite_direction_is_contradicted_noise_is_inconclusive():
+    assert measure(pair([x - 0.01 - 0.001 * i for i, x in enumerate(BASE)], BASE)).verdict == C.CONTRADICTED
+    noise = [0.004, -0.003, 0.002, -0.004, 0.001]
+    m = measure(pair([x + n for x, n in zip(BASE, noise)], BASE))
+    assert m.verdict == C.INCONCLUSIVE and m.reason == "within noise" and m.p > 0.05
+    # "<" flips which sign reproduces
+    assert measure(pair([x - 0.01 - 0.001 * i for i, x in enumerate(BASE)], BASE), op="<").verdict == C.REPRODUCED
+
+
+def test_too_few_shared_seeds_is_inconclusive_even_when_significant():
+    recs = [record("a", s, 0.8 + 0.001 * s) for s in range(2)] + [record("b", s, 0.7) for s in range(5)]
+    m = measure(recs)
+    assert m.verdict == C.INCONCLUSIVE and m.seeds == [0, 1] and "fewer than 3" in m.reason
+    # failed runs do not count as seeds
+    recs = pair([0.8, 0.81, 0.82], [0.7, 0.7, 0.71]) + [record("a", 3, 0.9, status="failed"), record("b", 3, 0.7)]
+    assert measure(recs).seeds == [0, 1, 2]
+
+
+def test_missing_side_is_not_run_yet():
+    m = measure([record("a", s, 0.7) for s in range(5)])
+    assert m.verdict == C.NOT_RUN and "`b`" in m.reason and m.seeds == []
+
+
+def test_current_protocol_preferred_older_used_only_when_both_sides_have_it():
+    p1 = pair([x - 0.05 for x in BASE], BASE, protocol=1)            # protocol 1 says a < b
+    p2 = pair([x + 0.01 + 0.001 * i for i, x in enumerate(BASE)], BASE)  # protocol 2 says a > b
+    m = measure(p1 + p2)
+    assert m.protocol == 2 and m.verdict == C.REPRODUCED
+    # b only has protocol-1 records: fall back to protocol 1 for both sides
+    m = measure(p1 + [r for r in p2 if r["variant"] == "a"])
+    assert m.protocol == 1 and m.verdict == C.CONTRADICTED
+    # no protocol in common: nothing comparable
+    m = measure([r for r in p1 if r["variant"] == "a"] + [r for r in p2 if r["variant"] == "b"])
+    assert m.verdict == C.NOT_RUN and "different protocols" in m.reason
+
+
+def test_non_inferiority_and_equivalence_margins():
+    tiny = [0.0002, -0.0001, 0.0001, 0.0, 0.0001]
+    same = pair([x + t for x, t in zip(BASE, tiny)], BASE)
+    assert measure(same, ">=", 0.001).verdict == C.REPRODUCED
+    assert measure(same, "==", 0.001).verdict == C.REPRODUCED
+    worse = pair([x - 0.01 - 0.0002 * i for i, x in enumerate(BASE)], BASE)
+    assert measure(worse, ">=", 0.001).verdict == C.CONTRADICTED
+    assert measure(worse, "<=", 0.001).verdict == C.REPRODUCED      # A ≤ B + m holds when A is lower
+    assert measure(worse, "==", 0.001).verdict == C.CONTRADICTED
+    wide = pair([x + n for x, n in zip(BASE, [0.01, -0.012, 0.008, -0.009, 0.004])], BASE)
+    for op in (">=", "=="):
+        assert measure(wide, op, 0.001).verdict == C.INCONCLUSIVE
+
+
+def test_other_metrics_and_two_metrics_of_one_variant():
+    recs = [record("a", s, 0.7, params=500 + s) for s in range(4)] + [record("b", s, 0.7, params=900) for s in range(4)]
+    m = measure(recs, "<", metric="params")
+    assert m.verdict == C.REPRODUCED and m.delta == pytest.approx(np.mean([500 + s - 900 for s in range(4)]))
+    # constant differences: t undefined, paired_p_value reports 0 -> significant
+    recs = [record("a", s, 0.7, params=500) for s in range(4)] + [record("b", s, 0.7, params=900) for s in range(4)]
+    assert measure(recs, "<", metric="params").verdict == C.REPRODUCED
+    # a record without the metric contributes no seed
+    recs = [record("a", s, 0.7, extra={"PT": 1.0}) for s in range(3)] + [record("a", 3, 0.7)]
+    assert C.Records(recs).side("criteo", 2, "a", "PT").values == {0: 1.0, 1: 1.0, 2: 1.0}
+    # pretraining time against continued-training time of the same runs
+    recs = [record("a", s, 0.7, extra={"PT": 10.0 + s, "CT": 2.0}) for s in range(4)]
+    recs += [record("b", s, 0.7) for s in range(4)]
+    check = C.Check("a", "<", "a", ("criteo",), metric="PT", b_metric="CT")
+    claim = C.Claim("X", "P", "Fig. 2a", "PT below CT.", "-", (check,))
+    ((_, v, _, (m,)),) = C.measure_all([claim], recs, variant=lambda s: s)
+    assert m.verdict == C.CONTRADICTED and v == C.CONTRADICTED and m.delta == pytest.approx(9.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.5, 0.9), st.floats(-0.03, 0.03)), min_size=3, max_size=8))
+def test_verdict_of_strict_claims_agrees_with_scipy(rows):
+    a = [x + d for x, d in rows]
+    b = [x for x, _ in rows]
+    m = measure(pair(a, b))
+    diff = np.subtract(a, b)
+    if np.allclose(diff, diff[0], rtol=0, atol=1e-15):
+        return  # t undefined; paired_p_value's convention is tested above
+    ref = sps.ttest_rel(a, b)
+    expected = C.INCONCLUSIVE if not ref.pvalue < 0.05 else (C.REPRODUCED if diff.mean() > 0 else C.CONTRADICTED)
+    assert m.verdict == expected
+    lo, hi = ref.confidence_interval(0.95)
+    assert m.ci == pytest.approx((lo, hi), abs=1e-9)
+
+
+def test_claim_verdict_combines_checks():
+    claim = C.Claim("X", "P", "T", "t.", "-", (C.Check("a", ">", "b", ("criteo",)),))
+
+    def ms(*verdicts):
+        return [C.Measured(claim, claim.checks[0], "criteo", "a", "b", v) for v in verdicts]
+
+    assert C.claim_verdict(claim, ms(C.REPRODUCED, C.REPRODUCED, C.NOT_RUN))[0] == C.REPRODUCED
+    assert C.claim_verdict(claim, ms(C.REPRODUCED, C.INCONCLUSIVE))[0] == C.INCONCLUSIVE
+    assert C.claim_verdict(claim, ms(C.REPRODUCED, C.CONTRADICTED))[0] == C.INCONCLUSIVE
+    assert C.claim_verdict(claim, ms(C.CONTRADICTED, C.INCONCLUSIVE))[0] == C.CONTRADICTED
+    assert C.claim_verdict(claim, ms(C.NOT_RUN, C.NOT_RUN))[0] == C.NOT_RUN
+    none = C.Claim("Y", "P", "T", "t.", "-", untestable="no data")
+    assert C.claim_verdict(none, []) == (C.NOT_TESTABLE, "no data")
+    with pytest.raises(ValueError):
+        C.Claim("Z", "P", "T", "t.", "-")          # neither checks nor a reason
+    with pytest.raises(ValueError):
+        C.Check("a", ">=", "b", ("criteo",))       # a margin claim without a margin
+
+
+def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    assert {c.paper for c in CLAIMS} == {"REACTION", "Light-FMP", "SSR", "i-Razor"}
+    specs = {s for c in CLAIMS for k in c.checks for s in (k.a, k.b)}
+    for c in CLAIMS:
+        for k in c.checks:
+            assert set(k.datasets) <= set(C.DATASETS), (c.id, k.datasets)
+            assert set(k.paper) <= set(k.datasets), (c.id, k.paper)
+    for s in sorted(specs):
+        C.canonical_variant(s)   # raises on an unknown method or config key / bad value
+
+
+def test_cli_writes_claims_and_plots(tmp_path):
+    from typer.testing import CliRunner
+
+    from leanrec.cli import app
+
+    for r in pair([x + 0.01 + 0.001 * i for i, x in enumerate(BASE)], BASE):
+        r["variant"] = r["method"] = {"a": "reaction-dtf", "b": "reaction-baseline"}[r["variant"]]
+        write_record(tmp_path / "runs" / "criteo" / f"{r['variant']}__seed{r['seed']}.json", r)
+    out = tmp_path / "CLAIMS.md"
+    res = CliRunner().invoke(app, ["claims", "--results-dir", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("| `criteo` | `reaction-dtf` > `reaction-baseline`"))
+    assert "**reproduced**" in line and "| 5 |" in line and "| 2 |" in line
+    assert (tmp_path / "claims" / "forest_reaction.png").read_bytes()[:4] == b"\x89PNG"
+    assert "not testable here" in text and "not run yet" in text
+    missing = text.split("## Runs that no record covers yet", 1)[1]
+    criteo = next(ln for ln in missing.splitlines() if ln.startswith("* `criteo` ("))
+    assert "R1" in criteo and "-m finalmlp" in criteo and "-m reaction-dtf " not in criteo
+    with pytest.raises(LeanrecError):
+        C.write_claims(tmp_path / "nothing", tmp_path / "x.md", plots=False)
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "runs").is_dir(), reason="no committed run records")
+def test_committed_claims_file_is_up_to_date(tmp_path):
+    out = tmp_path / "CLAIMS.md"
+    C.write_claims(ROOT / "results", out, plots=False)
+    committed = (ROOT / "results" / "CLAIMS.md").read_text()
+    assert out.read_text() == committed, ("results/CLAIMS.md is stale: regenerate it with "
+                                          "`leanrec claims --results-dir results --out results/CLAIMS.md`")
