@@ -235,6 +235,10 @@ def test_unknown_method_or_key_fails_clearly(tmp_path):
     with pytest.raises(ConfigError, match="hiden"):
         tune([str(SYNTHETIC_CARD)], [parse_method("tiny-dnn:hiden=[8]")], tmp_path, trials=2,
              reg=_registry_with(), progress=False)
+    with pytest.raises(UnknownNameError, match="dataset 'no-such-data'"):
+        tune([str(SYNTHETIC_CARD), "no-such-data"], [parse_method("tiny-dnn")], tmp_path, trials=2,
+             reg=_registry_with(), progress=False)
+    assert not (tmp_path / "tuning").exists()
     with pytest.raises(LeanrecError, match="trials"):
         tune([str(SYNTHETIC_CARD)], [parse_method("tiny-dnn")], tmp_path, trials=0, reg=_registry_with())
 

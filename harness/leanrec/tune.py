@@ -393,8 +393,12 @@ def tune(datasets: Sequence[str], methods: Sequence["MethodSpec"], results_dir: 
         raise LeanrecError("--jobs > 1 runs helper processes with the installed plugins only")
     budget = budget or Budget()
     specs = list({m.variant: m for m in (m.canonical(reg) for m in methods)}.values())
-    for spec in specs:   # spaces checked up front: a bad range fails before hours of tuning
+    from leanrec.runner import _dataset_name
+
+    for spec in specs:   # names and spaces checked up front: a bad range fails before hours of tuning
         search_space(reg.method(spec.name), fixed=spec.overrides, budget=budget)
+    for dataset in datasets:
+        _dataset_name(reg, dataset)
     dev = pick_device(device)
     out = {}
     for dataset in datasets:
