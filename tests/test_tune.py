@@ -316,6 +316,8 @@ def test_tune_then_final_runs_are_ordinary_runs_marked_tuned(tmp_path):
     if best["number"] != 0:   # DeLong SEs of both trials, combined as if independent
         assert vs["se"] == pytest.approx(math.hypot(best["valid_auc_se"], zero["valid_auc_se"]))
         assert vs["beyond_noise"] == (vs["delta"] > 1.96 * vs["se"]) and 0 < vs["se"] < 0.2
+    else:
+        assert vs == {"delta": 0.0, "se": None, "beyond_noise": None}
     label = summary["dataset"]
     assert label == "synthetic[n_rows=2000]"   # the label records file under (data overrides included)
     saved = json.loads((tmp_path / "tuning" / "synthetic_n_rows_2000" / "tiny-dnn_hidden_8.json").read_text())
