@@ -16,7 +16,7 @@ $(PY):
 $(DEPS_STAMP): | $(PY)
 	$(PIP) install "maturin>=1.7,<2" setuptools wheel
 	$(PIP) install numpy pyarrow pluggy typer rich torch scipy matplotlib tomli-w \
-		pytest hypothesis scikit-learn polars "dask[distributed]" ruff mypy
+		pytest hypothesis scikit-learn polars "dask[distributed]" ruff mypy "optuna>=3.4"
 	rm -f $(VENV)/.deps-*
 	touch $@
 

@@ -80,6 +80,7 @@ from leanrec.cli_data import data_app; app.add_typer(data_app, name="data")  # n
 from leanrec.cli_run import bench_command, leaderboard_command, run_command  # noqa: E402
 from leanrec.report import report_command; app.command("report")(report_command)  # noqa: E402,E702
 from leanrec.claims import claims_command; app.command("claims")(claims_command)  # noqa: E402,E702
+from leanrec.cli_tune import tune_command; app.command("tune")(tune_command)  # noqa: E402,E702
 
 app.command("run")(run_command)
 app.command("leaderboard")(leaderboard_command)

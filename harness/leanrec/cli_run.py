@@ -59,7 +59,7 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
                   budget: Any, data_overrides: dict[str, Any], device: str, progress: bool) -> None:
     """Run the grid, print its leaderboard (only this grid's datasets and methods; the files hold every
     record in results_dir) and exit non-zero if any run failed."""
-    from leanrec.leaderboard import build_rows, to_markdown, write_leaderboard
+    from leanrec.leaderboard import build_rows, load_tuning, to_markdown, write_leaderboard
     from leanrec.runner import parse_method, run_grid
 
     specs = [parse_method(m) for m in methods]
@@ -67,7 +67,7 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
     records = run_grid(datasets, specs, seeds, results_dir, budget=budget,
                        data_overrides=data_overrides, device=device, progress=progress, report=_report)
     write_leaderboard(results_dir)
-    console.print(to_markdown(build_rows(records)), markup=False, highlight=False)
+    console.print(to_markdown(build_rows(records, load_tuning(results_dir))), markup=False, highlight=False)
     failed = sum(r["status"] != "ok" for r in records)
     console.print(f"Leaderboard of every record in {results_dir} written to {results_dir / 'leaderboard.md'} "
                   f"(+ .csv, plots); this grid: {len(records)} runs, {failed} failed.")
@@ -148,6 +148,7 @@ def leaderboard_command(
     only: list[str] = typer.Option([], "--only", help="Keep variants matching this glob (repeatable), e.g. 'lightfmp*'."),
     dataset: list[str] = typer.Option([], "--dataset", "-d", help="Keep datasets matching this glob (repeatable)."),
     title: str = typer.Option("leanrec leaderboard", "--title", help="Heading of the Markdown file."),
+    tuned: bool = typer.Option(False, "--tuned", help="Only configs tuned by `leanrec tune` and their defaults."),
 ) -> None:
     """Rebuild the leaderboard (CSV, Markdown, PNG) from the run records, optionally for a subset."""
     from leanrec.errors import LeanrecError
@@ -155,7 +156,7 @@ def leaderboard_command(
 
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir} holds no runs/ directory: run `leanrec run` first")
-    _, md = write_leaderboard(results_dir, out, plots=plots, only=only, datasets=dataset, title=title)
+    _, md = write_leaderboard(results_dir, out, plots=plots, only=only, datasets=dataset, title=title, tuned=tuned)
     console.print(md, markup=False, highlight=False)
 
 

@@ -5,7 +5,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -40,6 +40,10 @@ class RunContext:
     progress: bool = True
     stage_times: dict[str, float] = field(default_factory=dict)
     train_results: dict[str, TrainResult] = field(default_factory=dict)
+    # on_eval(step, valid_auc) after every validation of every ctx.train call, steps counted over the whole
+    # run (a second stage's step 1 follows the first stage's last step); `leanrec tune` prunes trials from it
+    on_eval: Callable[[int, float], None] | None = None
+    _steps_done: int = 0
     _tensors: dict[tuple[int, str], Tensors] = field(default_factory=dict)
 
     @contextmanager
@@ -77,10 +81,22 @@ class RunContext:
             train, valid = self.tensors(data, "train"), self.tensors(data, "valid")
         kwargs.setdefault("loss_fn", bce_loss)
         kwargs.setdefault("predict_fn", default_predict)
+        if self.on_eval is not None:
+            kwargs["on_eval"] = self._run_on_eval(kwargs.get("on_eval"))
         result = train_model(model, train, valid, config, budget=self.budget,
                              seed=self.seed, progress=self._progress_callback(name), **kwargs)
         self.train_results[name] = result
+        self._steps_done += result.steps
         return result
+
+    def _run_on_eval(self, own: Callable[[int, float], None] | None) -> Callable[[int, float], None]:
+        offset, hook = self._steps_done, self.on_eval
+
+        def on_eval(step: int, auc: float) -> None:
+            if own is not None:
+                own(step, auc)
+            hook(offset + step, auc)
+        return on_eval
 
     def schedule(self, n_rows: int, config: "MethodConfig") -> Schedule:
         """The schedule ``ctx.train`` will follow for `n_rows` training rows and `config` (e.g. to anneal a

@@ -5,12 +5,15 @@ Records of an older training protocol (:mod:`leanrec.protocol`) are ranked in a 
 with current ones. Every row says whether it is distinguishable from the best (paired t-test over seeds, or
 DeLong intervals with one seed), and every table says how small a difference its test split can resolve.
 Rows are flagged when a stage trained for fewer than the protocol's minimum of steps or a search ended near
-its starting point (``extra["search"]["near_uniform"]``)."""
+its starting point (``extra["search"]["near_uniform"]``). Rows whose config is the best of a `leanrec tune`
+study under the same budget are marked tuned, with the study's trial budget and time (its side file under
+``<results>/tuning/``, never part of a run's identity)."""
 from __future__ import annotations
 
 import csv
 import fnmatch
 import io
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from scipy import stats as sps
 
 from leanrec.plots import auc_vs_params, pareto_front  # noqa: F401  (pareto_front: re-exported)
 from leanrec.protocol import DEFAULT_MIN_STEPS, PROTOCOL_VERSION
+from leanrec.errors import LeanrecError
 from leanrec.records import atomic_write_text, file_slug, iter_records
 
 REFERENCE = "dnn"  # deltas and time ratios are against this method's row when present
@@ -57,6 +61,8 @@ class Row:
     min_stage_steps: float = math.nan  # fewest optimizer steps any training stage of any seed took
     early_best: int = 0          # runs whose kept weights come from inside the first DEFAULT_MIN_STEPS steps
     uniform_search: int = 0      # runs whose search ended near its start (extra["search"]["near_uniform"])
+    tuned_trials: int = 0        # > 0: the best config of a `leanrec tune` study of this many trials per method
+    tuning_s: float = math.nan   # the study's trial time (seconds, all trials)
     rank: int = 0
     tie_with_best: bool = False  # not distinguishable from the best row
     delta_auc: float = math.nan
@@ -102,14 +108,38 @@ def _training_facts(rec: dict[str, Any]) -> tuple[float, bool]:
     return (min(steps) if steps else math.nan), early
 
 
-def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
-    """Aggregate records into leaderboard rows per dataset (and protocol), ranked by mean test AUC."""
+def load_tuning(results_dir: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """`leanrec tune` summaries under results_dir/tuning by (dataset label, best variant)."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in sorted((Path(results_dir) / "tuning").glob("*/*.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LeanrecError(f"{path}: not a valid tuning summary ({exc}); delete it and rerun `leanrec tune`") from None
+        if "best" in summary:
+            out.setdefault((summary["dataset"], summary["best"]["variant"]), []).append(summary)
+    return out
+
+
+def _tuning_of(recs: list[dict[str, Any]], tuning: dict[tuple[str, str], list[dict[str, Any]]]) -> dict | None:
+    """The study whose best config these records ran, under the same budget and protocol (largest first)."""
+    r = recs[0]
+    studies = [s for s in tuning.get((r["dataset"], r["variant"]), [])
+               if s.get("budget") == r.get("budget") and s.get("protocol") == r.get("protocol")]
+    return max(studies, key=lambda s: s["trials_counted"], default=None)
+
+
+def build_rows(records: Iterable[dict[str, Any]],
+               tuning: dict[tuple[str, str], list[dict[str, Any]]] | None = None) -> dict[str, list[Row]]:
+    """Aggregate records into leaderboard rows per dataset (and protocol), ranked by mean test AUC; rows
+    whose config won a study in `tuning` (:func:`load_tuning`) are marked tuned."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         groups[(table_name(r["dataset"], r.get("protocol", 1)), r["variant"])].append(r)
     tables: dict[str, list[Row]] = defaultdict(list)
     for (dataset, variant), recs in sorted(groups.items()):
         ok = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: r["seed"])
+        study = _tuning_of(recs, tuning or {})
         m = [r["metrics"] for r in ok]
         sel = [r.get("selection") or {} for r in ok]
         tables[dataset].append(Row(
@@ -133,6 +163,8 @@ def build_rows(records: Iterable[dict[str, Any]]) -> dict[str, list[Row]]:
             min_stage_steps=min((_training_facts(r)[0] for r in ok), default=math.nan),
             early_best=sum(_training_facts(r)[1] for r in ok),
             uniform_search=sum(bool(((r.get("extra") or {}).get("search") or {}).get("near_uniform")) for r in ok),
+            tuned_trials=study["trials_counted"] if study else 0,
+            tuning_s=study["trial_seconds"] if study else math.nan,
         ))
     for rows in tables.values():
         _annotate(rows)
@@ -229,7 +261,7 @@ def to_csv(tables: dict[str, list[Row]]) -> str:
                 "train_time_s", "train_time_ratio_vs_dnn", "fields", "total_dims", "backbone",
                 "delta_auc_vs_backbone", "p_value_vs_backbone", "train_time_ratio_vs_backbone", "failed_runs",
                 "protocol", "auc_se_mean", "tie_with_best", "min_stage_steps", "runs_best_inside_min_steps",
-                "runs_search_near_uniform", "test_pos", "test_neg"])
+                "runs_search_near_uniform", "test_pos", "test_neg", "tuned_trials", "tuning_seconds"])
     for dataset, rows in tables.items():
         for r in rows:
             w.writerow([dataset, r.rank, r.variant, r.family, len(r.seeds), r.mean("auc"), r.std("auc"),
@@ -237,7 +269,7 @@ def to_csv(tables: dict[str, list[Row]]) -> str:
                         r.params, r.emb_params, r.backbone_params, r.flops, r.lat1_us, r.lat4096_us, r.train_s,
                         r.time_ratio, r.fields, r.dims, r.backbone, r.bb_delta_auc, r.bb_p_value, r.bb_time_ratio,
                         r.failed, r.protocol, _mean(r.auc_se), r.tie_with_best, r.min_stage_steps, r.early_best,
-                        r.uniform_search, r.test_pos, r.test_neg])
+                        r.uniform_search, r.test_pos, r.test_neg, r.tuned_trials, r.tuning_s])
     return buf.getvalue()
 
 
@@ -291,7 +323,13 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
                        f"a DeLong SE of about {se:.4f}, so one split cannot resolve differences below about "
                        f"{mdd:.4f} (1.96·√2·SE); {small} of {len(gaps)} gaps between neighbouring ranks are smaller."
                        + (" Averages over seeds narrow this only as far as the seeds' splits differ." if small else ""))
-        flagged = [r for r in rows if _flags(r)]
+        tuned = [r for r in rows if r.tuned_trials]
+        if tuned:
+            out.append(f"✦ tuned: the best of a `leanrec tune` study (Optuna TPE on the validation split, "
+                       f"{'/'.join(sorted({str(r.tuned_trials) for r in tuned}))} trials per method; the time is all "
+                       "trials'), then run over its seeds like any row; a tuned config equal to the defaults is the "
+                       "default row. See docs/tune.md.")
+        flagged = [r for r in rows if _warnings(r)]
         if flagged:
             out.append(f"⚠ steps: a training stage ran fewer than {DEFAULT_MIN_STEPS} optimizer steps or kept weights from "
                        "inside them; ⚠ search: the architecture search ended near uniform (it did not select).")
@@ -313,7 +351,13 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
 
 
 def _flags(r: Row) -> str:
-    """Warnings shown next to a variant's name."""
+    """Marks and warnings shown next to a variant's name."""
+    tuned = f" ✦ tuned ({r.tuned_trials} trials, {_fmt(r.tuning_s / 60, 1)} min)" if r.tuned_trials else ""
+    return tuned + _warnings(r)
+
+
+def _warnings(r: Row) -> str:
+    """Warnings about how a row's runs trained."""
     out = ""
     if r.min_stage_steps < DEFAULT_MIN_STEPS or r.early_best:
         out += f" ⚠ steps ({_fmt(r.min_stage_steps, 0)} min)"
@@ -335,14 +379,28 @@ def select_records(records: Iterable[dict[str, Any]], only: Sequence[str] = (),
             yield r
 
 
+def tuned_records(records: Iterable[dict[str, Any]],
+                  tuning: dict[tuple[str, str], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """The records of tuned configs and of the configs their studies started from (the defaults they are
+    compared with), e.g. for a table of tuned against default rows."""
+    from leanrec.records import variant_name
+
+    keep = set(tuning)
+    for studies in tuning.values():
+        keep.update((s["dataset"], variant_name(s["method"], s.get("fixed") or {})) for s in studies)
+    return (r for r in records if (r["dataset"], r["variant"]) in keep)
+
+
 def write_leaderboard(results_dir: Path, out_dir: Path | None = None, *, plots: bool = True,
                       only: Sequence[str] = (), datasets: Sequence[str] = (),
-                      title: str = "leanrec leaderboard") -> tuple[dict, str]:
-    """Build the leaderboard from results_dir's records (optionally filtered, see select_records); write
-    leaderboard.{csv,md} (+ PNGs) to out_dir."""
+                      title: str = "leanrec leaderboard", tuned: bool = False) -> tuple[dict, str]:
+    """Build the leaderboard from results_dir's records (optionally filtered, see select_records; `tuned`:
+    only tuned configs and their defaults, see tuned_records); write leaderboard.{csv,md} (+ PNGs) to out_dir."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir or results_dir)
-    tables = build_rows(select_records(iter_records(results_dir), only, datasets))
+    tuning = load_tuning(results_dir)
+    records = select_records(iter_records(results_dir), only, datasets)
+    tables = build_rows(tuned_records(records, tuning) if tuned else records, tuning)
     md = f"# {title}\n\n" + to_markdown(tables)
     atomic_write_text(out_dir / "leaderboard.csv", to_csv(tables))
     atomic_write_text(out_dir / "leaderboard.md", md)

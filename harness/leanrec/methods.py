@@ -18,6 +18,7 @@ from torch import nn
 
 from leanrec.errors import ConfigError, PluginError, check_keys
 from leanrec.nn import CTRModel, FieldSpec
+from leanrec.space import Choice, LogUniform, tunable
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -26,11 +27,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class MethodConfig:
-    """Training settings shared by every method. Subclasses add their own fields (with the paper's defaults)."""
+    """Training settings shared by every method. Subclasses add their own fields (with the paper's defaults).
 
-    embedding_dim: int = 10
-    batch_size: int = 1024
-    lr: float = 1e-3
+    ``tunable(default, space)`` declares what `leanrec tune` searches (:mod:`leanrec.space`): every method
+    inherits the spaces of lr, embedding_dim and batch_size below; subclasses add their own keys."""
+
+    embedding_dim: int = tunable(10, Choice(8, 16, 32))
+    batch_size: int = tunable(1024, Choice(256, 512, 1024, 2048))
+    lr: float = tunable(1e-3, LogUniform(1e-4, 1e-2))
     epochs: int = 20               # the paper's epoch count; the run's budget caps it and its min_steps floor
     patience: int = 2              # validations without improvement before stopping (see leanrec.protocol)
     lr_decay: float = 0.1          # multiply the LR by this on every plateau (FuxiCTR's reduce-on-plateau)

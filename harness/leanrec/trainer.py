@@ -113,6 +113,7 @@ def train_model(
     keep: str = "best",
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` in place under the protocol of :mod:`leanrec.protocol` and return what happened.
 
@@ -121,21 +122,24 @@ def train_model(
     ``cfg.lr_decay``; ``cfg.patience`` of them in a row stop training. ``keep="best"`` restores the weights of
     the best validation (never one inside ``min_steps``), ``keep="last"`` keeps the final weights and never
     stops early. `on_step(step)` runs after every optimizer step (schedules such as temperature annealing);
-    `progress(done, total, message)` once per step.
+    `progress(done, total, message)` once per step; `on_eval(step, valid_auc)` after every validation (an
+    exception it raises, e.g. a tuner's pruning signal, ends training and propagates).
     """
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     optimizer = optimizer or make_adam(model, cfg)
     use_sparse_gradients(model, optimizer, True)
     try:
-        return _train(model, train, valid, cfg, optimizer, budget, loss_fn, predict_fn, on_step, keep, seed, progress)
+        return _train(model, train, valid, cfg, optimizer, budget, loss_fn, predict_fn, on_step, keep, seed, progress,
+                      on_eval)
     finally:
         use_sparse_gradients(model, optimizer, False)
 
 
 def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, optimizer: Any,
            budget: Budget | None, loss_fn: LossFn, predict_fn: PredictFn, on_step: Callable[[int], None] | None,
-           keep: str, seed: int, progress: Callable[[int, int, str], None] | None) -> TrainResult:
+           keep: str, seed: int, progress: Callable[[int, int, str], None] | None,
+           on_eval: Callable[[int, float], None] | None = None) -> TrainResult:
     sched = plan(len(train), cfg, budget)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n, bs = len(train), sched.batch_size
@@ -170,6 +174,8 @@ def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, 
             auc = roc_auc(valid.y[:, 0].cpu().numpy(), predict_logits(model, valid.X, predict_fn))
             history.append({"step": step, "epoch": round(step / sched.steps_per_epoch, 3), "train_loss": mean_loss,
                             "valid_auc": auc, "lr": optimizer.param_groups[0]["lr"]})
+            if on_eval is not None:
+                on_eval(step, auc)
             total.zero_()
             since_eval = 0
             if keep == "last":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneMethod, MethodConfig
+from leanrec.space import Choice, IntRange, Uniform, tunable
 
 from leanrec_baselines import models as M
 
@@ -31,8 +32,8 @@ def _fraction(cfg: MethodConfig, name: str) -> None:
 class MLPConfig(MethodConfig):
     """Adds the DNN tower (BARS Frappe_x1 DNN: [400, 400, 400], batch norm, dropout 0.2)."""
 
-    hidden: tuple[int, ...] = (400, 400, 400)
-    dropout: float = 0.2
+    hidden: tuple[int, ...] = tunable((400, 400, 400), Choice((400, 400, 400), (256, 256, 256), (256, 256), (128, 128)))
+    dropout: float = tunable(0.2, Uniform(0.0, 0.5, step=0.05))
     batch_norm: bool = True
 
     def validate(self) -> None:
@@ -145,7 +146,7 @@ class XDeepFM(BackboneMethod):
 class DCNv2Config(MLPConfig):
     """FuxiCTR DCNv2 defaults: parallel structure, 3 full-rank cross layers."""
 
-    num_cross_layers: int = 3
+    num_cross_layers: int = tunable(3, IntRange(1, 4))
     model_structure: str = "parallel"   # parallel | stacked | crossnet_only
     low_rank: int = 0                   # 0 = full-rank W_l; r > 0 = W_l = U_l V_l^T of rank r (one expert)
 

@@ -12,6 +12,7 @@ from torch import nn
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, field_specs
 from leanrec.nn import CTRModel, FieldEmbedding, FieldSpec
+from leanrec.space import LogUniform, Uniform, tunable
 from leanrec.trainer import bce_loss
 
 from leanrec_irazor.search import IRazorSearch, cpt_prune, region_widths, resolve_candidates
@@ -32,14 +33,15 @@ class IRazorConfig(BackboneChoiceConfig):
     retrained model gets the searched per-field dims.
     """
 
+    embedding_dim: int = tunable(10, None)      # unused (see above): not searched
     candidates: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 30)  # search space D (exponential expansion, d_K = 30)
     zero_dim: bool = True                       # include the "drop field" candidate 0 (ablation: w/o 0)
-    tau: float = 0.05                           # softmax temperature of eq. 2
+    tau: float = tunable(0.05, LogUniform(0.01, 1.0))  # softmax temperature of eq. 2
     reg_lambda: float = 1e-4                    # lambda of eq. 7 (weight of the parameter regulariser L_p)
-    cpt: float = 0.3                            # cumulative-probability threshold of Algorithm 1 (0 = argmax)
+    cpt: float = tunable(0.3, Uniform(0.1, 0.9, step=0.05))  # cumulative-probability threshold of Algorithm 1 (0 = argmax)
     search_epochs: int = 0                      # epochs of the search stage (0 = same as epochs); every planned
                                                 # step runs (no early stopping) and the final architecture is pruned
-    arch_lr: float = 0.01                       # Adam LR of the architecture weights w (the rest uses lr)
+    arch_lr: float = tunable(0.01, LogUniform(1e-3, 0.1))  # Adam LR of the architecture weights w (the rest uses lr)
     projection_dim: int = 0                     # common dim for backbones without mixed dims (0 = d_K; Table 7)
 
     def validate(self) -> None:

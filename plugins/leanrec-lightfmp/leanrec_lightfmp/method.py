@@ -17,6 +17,7 @@ from torch import nn
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig, field_specs
 from leanrec.nn import CTRModel
+from leanrec.space import LogUniform, tunable
 from leanrec.trainer import Tensors, make_adam
 
 from leanrec_lightfmp.gates import BETA, GAMMA, ZETA, HardConcreteGate, Lagrangian
@@ -46,8 +47,8 @@ class LightFMPConfig(BackboneChoiceConfig):
     pretrain_batch_size: int = 256
     pretrain_select: str = "best"          # "best": early stopping + restore; "last": state after pretrain_epochs
     pretrain_patience: int = 5             # for "best": validations without gain of the pruned-equivalent valid AUC
-    pretrain_lr: float = 1e-3              # Adam LR of the backbone during pretraining (paper: one LR)
-    gate_lr: float = 0.05                  # Adam LR of log_alpha (CoFi's reg_learning_rate)
+    pretrain_lr: float = tunable(1e-3, LogUniform(1e-4, 1e-2))  # Adam LR of the backbone during pretraining (paper: one LR)
+    gate_lr: float = tunable(0.05, LogUniform(5e-3, 0.5))  # Adam LR of log_alpha (CoFi's reg_learning_rate)
     lagrangian_lr: float = 0.05            # Adam LR of (lambda, phi), gradient ascent
     constraint: str = "sample"             # "sample": mean of the sampled z (eq. 4); "expected_l0": mean P(z>0)
     gate_init_mean: float = 0.5            # mu

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from leanrec.errors import ConfigError
 from leanrec.methods import FitResult, Method, MethodConfig, field_specs
+from leanrec.space import LogUniform, Uniform, tunable
 from leanrec.metrics import roc_auc
 from leanrec.trainer import predict_logits
 from leanrec_reaction.afe import ESTIMATORS, AFEResult, afe_select
@@ -39,7 +40,7 @@ class TowerConfig(MethodConfig):
     """Settings of every REACTION tower (paper section 5.1: embedding dim 16, Adam)."""
 
     embedding_dim: int = 16
-    dropout: float = 0.0
+    dropout: float = tunable(0.0, Uniform(0.0, 0.5, step=0.05))
     batch_norm: bool = False
 
     def validate(self) -> None:
@@ -81,7 +82,7 @@ class KDConfig(BaselineConfig):
 class AFEKeys:
     """AFE's keys, shared by reaction-afe and reaction (mixed into their configs)."""
 
-    keep_ratio: float = 0.75     # k = round(keep_ratio * F); the paper reports the best of several thresholds
+    keep_ratio: float = tunable(0.75, Uniform(0.5, 1.0, step=0.05))  # k = round(keep_ratio * F); the paper reports the best of several thresholds
     min_gain: float = 0.0        # stop earlier when the best candidate's J falls below this (nats)
     estimator: str = "plugin"    # MI/CMI estimator: "plugin" (the paper), "miller-madow" or "shuffle" (ours:
                                  # minus a label-permutation null; both less biased to high cardinality)
@@ -105,7 +106,7 @@ class DTFConfig(TowerConfig):
     gamma: float = 0.01          # weight of L_contra
     m1: float = 0.1              # margin of L_srf (eq. 9)
     m2: float = 0.1              # relaxation margin of L_rff (eq. 10)
-    tau: float = 0.2             # InfoNCE temperature (eqs. 11-12)
+    tau: float = tunable(0.2, LogUniform(0.05, 1.0))  # InfoNCE temperature (eqs. 11-12)
     monitor: str = "mean"        # early stopping on the AUC of: "mean" (mean of the towers' logits) or tower "k"
     serve: str = "best"          # tower served: "best" (highest validation AUC) or a tower index "k"
 

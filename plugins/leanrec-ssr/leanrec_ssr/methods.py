@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneMethod, FitResult, MethodConfig
+from leanrec.space import Choice, tunable
 
 from leanrec_ssr.model import FILTERS, PROJECTED, SSRModel
 
@@ -25,8 +26,8 @@ class SSRConfig(MethodConfig):
     ICS with T = 5, alpha_t initialised to 0.1 and gamma to ones."""
 
     embedding_dim: int = 16
-    b: int = 16                       # number of views
-    d_v: int = 256                    # width of each view's output (and of its projection for ssr-d)
+    b: int = tunable(16, Choice(4, 8, 16))          # number of views
+    d_v: int = tunable(256, Choice(64, 128, 256))   # width of each view's output (and of its projection for ssr-d)
     num_layers: int = 2               # L
     filter: str = "random"            # random | ics | topk | none | dropout (see leanrec_ssr.model.FILTERS)
     filter_dim: int | None = None     # random filter: dims gathered per view (None = d_v; capped at the input width)
