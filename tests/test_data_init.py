@@ -68,9 +68,7 @@ def _runs_end_to_end(card: Path, tmp_path: Path, run: bool = True) -> dict:
     return info
 
 
-@pytest.mark.parametrize("time", ["epoch", pytest.param("iso", marks=pytest.mark.xfail(
-    strict=True, raises=DataError, reason="the time split parses ISO 8601 once the data-layer work of issue 20 "
-    "(wt-package) is merged; then this XPASSes: remove the mark"))])
+@pytest.mark.parametrize("time", ["epoch", "iso"])
 def test_planted_log_card_drops_leak_identifier_constant_and_runs(tmp_path: Path, time: str):
     log = _csv(own_log(time=time), tmp_path / "log.csv")
     r = CliRunner().invoke(_app(), ["data", "init", str(log), "--label", "click", "--time", "ts",

@@ -163,7 +163,7 @@ def test_misspelt_hook_disables_only_its_plugin_and_every_command_still_runs(sit
     table, _ = _leanrec(sites["typo"], "first", "plugins")
     assert table.returncode == 1 and f"{TYPO} is disabled" in " ".join(table.stdout.split())
 
-    card = REPO / "datasets" / "synthetic.toml"
+    card = REPO / "harness" / "leanrec" / "datasets" / "synthetic.toml"
     out, _ = _leanrec(sites["typo"], "first", "run", "-d", str(card), "-m", "fm", "--seeds", "1", "--max-epochs", "1",
                       "--data", "synthetic.n_rows=2000", "--results-dir", str(tmp_path), "--no-progress")
     assert out.returncode == 0, out.stdout + out.stderr

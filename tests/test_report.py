@@ -39,7 +39,7 @@ def _write_records(results: Path) -> dict[tuple[str, str], list[float]]:
             for seed in range(3):
                 auc = float(base + rng.normal(0, 0.002))
                 status = "failed" if (dataset, variant, seed) == ("criteo", "reaction", 2) else "ok"
-                rec = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "variant": variant, "seed": seed,
+                rec = {"schema_version": SCHEMA_VERSION, "protocol": 2, "dataset": dataset, "variant": variant, "seed": seed,
                        "status": status, "family": family, "is_baseline": baseline, "total_time": 3.0 + seed,
                        "selection": {}, "config": {"backbone": backbone} if backbone else {},
                        "metrics": {} if status != "ok" else {

@@ -84,7 +84,7 @@ def _signed(x: float) -> str:
 def build_report(results_dir: Path, out: Path, *, title: str = "leanrec leaderboard",
                  views: Sequence[View] = VIEWS, plots: bool = True) -> str:
     """The HTML page for the records under `results_dir`; links are relative to `out`'s folder."""
-    from leanrec.leaderboard import build_rows, select_records
+    from leanrec.leaderboard import build_rows, select_records, table_name
 
     results_dir = Path(results_dir)
     records = list(iter_records(results_dir))
@@ -92,14 +92,17 @@ def build_report(results_dir: Path, out: Path, *, title: str = "leanrec leaderbo
         raise LeanrecError(f"{results_dir} holds no run records (runs/*/*.json): run `leanrec run` first")
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
-        runs.setdefault((r["dataset"], r["variant"]), []).append(r)
+        runs.setdefault((table_name(r["dataset"], r.get("protocol", 1)), r["variant"]), []).append(r)
     tables = build_rows(records)
     base = Path(out).resolve().parent
+    in_table: dict[str, list[dict[str, Any]]] = {}   # records per leaderboard table (dataset and protocol)
+    for r in records:
+        in_table.setdefault(table_name(r["dataset"], r.get("protocol", 1)), []).append(r)
     sections = []
     for dataset in sorted(tables):
         blocks = [("all", "All methods", tables[dataset])]
         for v in views:
-            rows = build_rows(select_records(records, v.patterns, [dataset])).get(dataset)
+            rows = build_rows(select_records(in_table[dataset], v.patterns)).get(dataset)
             if rows:
                 blocks.append((v.name, v.title, rows))
         sections.append(_dataset_section(dataset, blocks, runs, results_dir, base, plots))
