@@ -1,0 +1,75 @@
+"""Counting files into a TableAccumulator: CSV/TSV through the native reader (parsed and counted in Rust),
+everything else as Arrow record batches (validated, then counted by the Rust accumulators)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leanrec import _native
+from leanrec.errors import DataError
+from leanrec.stats.arrow_reader import ReadState, read_batches, slices
+from leanrec.stats.sources import DELIMITERS, BadRows, compression, file_format, header_columns, native_reads
+from leanrec.stats.spec import Spec, infer_spec
+from leanrec.stats.table import TableAccumulator
+from leanrec.stats.validate import prepare
+
+
+def count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: TableAccumulator,
+                    on_bad_rows: BadRows, progress: Any) -> None:
+    """Count one CSV/TSV file with the native reader (leanrec_core::delimited): parsing and counting in
+    Rust, no Arrow string arrays. Same counts, bad-row rules and messages as the pyarrow path."""
+    cols, offset = header_columns(path, DELIMITERS[fmt], names)
+    if not cols:
+        return
+    spec, index = acc.spec, {c: i for i, c in enumerate(cols)}
+    missing = [c for c in (*spec.labels, *spec.fields) if c not in index]  # a later file with other columns
+    if missing:
+        raise DataError(f"column(s) {missing} not found; columns are {cols}", path=str(path))
+    number = [index[f] for f in spec.numeric]
+    text = [index[f] for f in spec.fields if f not in spec.numeric]
+    rows, bad, first_bad = _native.count_delimited(
+        str(path), offset=offset, first_line=1 + (offset > 0), delimiter=DELIMITERS[fmt], n_columns=len(cols),
+        labels=[index[c] for c in spec.labels], text=text, number=number,
+        fields=[(acc.cat[f], index[f]) for f in spec.fields], numeric=[(acc.num[f], index[f]) for f in spec.numeric],
+        pairs=[(acc.pair[p], index[p[0]], index[p[1]]) for p in spec.pairs],
+        skip_bad_rows=on_bad_rows == "skip", threads=acc.threads, progress=progress,
+        gzip=compression(path) == "gzip")
+    if first_bad is not None and on_bad_rows == "error":
+        line, column, message = first_bad
+        raise DataError(message, path=str(path), line=line, column=None if column is None else cols[column])
+    acc.bad_rows += bad
+
+
+def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | None, spec: Spec | None,
+                spec_args: dict[str, Any], threads: int | None, on_bad_rows: BadRows,
+                batch_rows: int | None = None, progress: Any = None, reader: str = "native") -> TableAccumulator:
+    """Count `files` into one TableAccumulator; the field spec is `spec`, else inferred from the first batch
+    with `spec_args` (see `infer_spec`)."""
+    acc: TableAccumulator | None = None
+    for path in files:
+        file_fmt = file_format(path, fmt)
+        state = ReadState(path=str(path), header=names is None and file_fmt in ("csv", "tsv"))
+        if native_reads(path, file_fmt, reader):
+            if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
+                first = next(iter(read_batches(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
+                if first is None:
+                    continue
+                acc = TableAccumulator(spec or infer_spec(first, path=str(path), **spec_args), threads)
+            count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
+            continue
+        for big in read_batches(path, file_fmt, names, on_bad_rows, state):
+            for batch in slices(big, batch_rows):
+                if acc is None:
+                    acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
+                prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
+                state.rows_seen += batch.num_rows
+                if prepared is not None:
+                    acc.update(*prepared)
+                if progress is not None:
+                    progress(batch.num_rows, 0)
+        if acc is not None:
+            acc.bad_rows += len(state.skipped_lines)
+    if acc is None:
+        raise DataError("the input has no rows", path=", ".join(map(str, files)))
+    return acc
