@@ -18,7 +18,7 @@
 //!   from a HyperLogLog maintained from that point; top-k is unavailable.
 use crate::codec::{Reader, Writer, KIND_CAT};
 use crate::error::{Error, Result};
-use crate::hash::{mix64, prefetch, KeyIndex};
+use crate::hash::{mix64, prefetch, KeyIndex, KeyMap};
 use crate::hll::Hll;
 use crate::sum::{c_ln_ratio, Estimator, FixedSum};
 
@@ -281,6 +281,62 @@ impl CategoricalAcc {
         }
         acc.table = Table::Dense { counts };
         Ok(acc)
+    }
+
+    /// Add null rows counted elsewhere (per label pattern).
+    pub fn add_nulls(&mut self, nulls: &[u64]) -> Result<()> {
+        if nulls.len() != self.p {
+            return Err(Error::Input(format!("{} null counts for {} label patterns", nulls.len(), self.p)));
+        }
+        for (a, &b) in self.nulls.iter_mut().zip(nulls) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    /// Add the per-pattern counts of one key counted elsewhere (with its raw bytes when values are
+    /// kept): the same table as counting its rows here, whatever the order of calls.
+    pub fn add_counts(&mut self, key: u64, counts: &[u64], raw: Option<&[u8]>) -> Result<()> {
+        if counts.len() != self.p {
+            return Err(Error::Input(format!("{} counts for {} label patterns", counts.len(), self.p)));
+        }
+        if self.keep_values && raw.is_none() {
+            return Err(Error::Input("this accumulator keeps raw values; pass them".into()));
+        }
+        self.add_entry(key, counts, raw);
+        Ok(())
+    }
+
+    /// Add a dense table counted elsewhere: `counts[v * P + q]` rows with value `v` and label pattern `q`,
+    /// value `v` counted under the key `map.key(v)`. Equal to counting those rows here. An integer table
+    /// that fits the dense capacity is added cell by cell (or taken over as it is by an empty table).
+    pub fn add_dense(&mut self, mut counts: Vec<u64>, map: KeyMap) -> Result<()> {
+        let p = self.p;
+        if counts.len() % p != 0 || self.keep_values {
+            return Err(Error::Input("a dense table needs whole label-pattern rows and no kept values".into()));
+        }
+        let card = counts.len() / p;
+        if map == KeyMap::Int && card as u64 <= self.cfg.dense_capacity() {
+            if let Table::Dense { counts: own } = &mut self.table {
+                if own.iter().all(|&x| x == 0) {
+                    *own = counts;
+                } else {
+                    if own.len() < counts.len() {
+                        std::mem::swap(own, &mut counts);
+                    }
+                    for (a, &b) in own.iter_mut().zip(&counts) {
+                        *a += b;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        for (v, c) in counts.chunks_exact(p).enumerate() {
+            if c.iter().any(|&x| x > 0) {
+                self.add_entry(map.key(v as u64), c, None);
+            }
+        }
+        Ok(())
     }
 
     /// Dense table must hold key `need - 1`: grow (doubling, capped) or move to the hashed table.

@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use crate::cat::RawFn;
 use crate::error::{Error, Result};
-use crate::hash::hash_bytes;
-use crate::{CategoricalAcc, NumericAcc, PairAcc};
+use crate::hash::{float_key, hash_bytes};
+use crate::{FieldCounter, NumericAcc, PairAcc};
 
 /// What one column of the file feeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +66,7 @@ pub struct Outcome {
 
 /// Accumulators fed by column index: categorical, numeric, and pairs of columns.
 pub struct Sinks<'a> {
-    pub cat: Vec<(usize, &'a mut CategoricalAcc)>,
+    pub cat: Vec<(usize, &'a mut FieldCounter)>,
     pub num: Vec<(usize, &'a mut NumericAcc)>,
     pub pair: Vec<(usize, usize, &'a mut PairAcc)>,
 }
@@ -356,12 +356,6 @@ fn parse_number(s: &[u8]) -> Option<f64> {
     std::str::from_utf8(s).ok()?.parse::<f64>().ok()
 }
 
-/// The key a float value is counted under (the same as for Arrow float columns: -0.0 folded into 0.0).
-#[inline]
-fn float_key(v: f64) -> u64 {
-    if v == 0.0 { 0 } else { v.to_bits() }
-}
-
 struct Layout<'p> {
     plan: &'p Plan,
     /// Per column: index into a piece's `cols`, for Text and Number columns.
@@ -532,9 +526,14 @@ fn count_block(b: &[u8], pieces: &[Piece], layout: &Layout, sinks: &mut Sinks) -
     let r1 = sinks.cat.par_iter_mut().try_for_each(|(c, acc)| -> Result<()> {
         for p in pieces {
             let cv = &p.cols[slot(*c)];
+            if layout.plan.roles[*c] == Role::Number {
+                // NaN is null; integer values go to the field's dense table
+                acc.count_floats(cv.numbers(), None, &p.pats)?;
+                continue;
+            }
             let raw = |i: usize| p.raw(b, layout.plan.delimiter, cv, i, *c);
-            let rawf: Option<&RawFn> = if acc.keeps_values() { Some(&raw) } else { None };
-            acc.update(&cv.keys, cv.validity(), &p.pats, rawf)?;
+            let rawf: Option<&RawFn> = if acc.peek().keeps_values() { Some(&raw) } else { None };
+            acc.count_keys(&cv.keys, cv.validity(), &p.pats, rawf)?;
         }
         Ok(())
     });
@@ -588,6 +587,20 @@ fn read_blocks<R: Read>(mut r: R, block: usize, tx: SyncSender<std::io::Result<V
     }
 }
 
+/// The bytes of a file from `offset` on, decompressed when `gzip` (several concatenated members read as
+/// one stream; `offset` then counts decompressed bytes).
+pub fn open_input(path: &std::path::Path, offset: u64, gzip: bool) -> std::io::Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    if gzip {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+        std::io::copy(&mut (&mut gz).take(offset), &mut std::io::sink())?;
+        return Ok(Box::new(gz));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Box::new(file))
+}
+
 /// Count a delimited text stream into `sinks`. `progress(rows, bytes)` is called after each block; an error
 /// from it (e.g. an interrupt) stops counting. Parsing of block k+1 overlaps counting of block k.
 pub fn count_stream<R: Read + Send>(
@@ -605,7 +618,7 @@ pub fn count_stream<R: Read + Send>(
             return Err(Error::Input(format!("column {c} is not a text or number column of the plan")));
         }
     }
-    if let Some((c, _)) = sinks.cat.iter().find(|(c, a)| a.keeps_values() && role(*c) != Role::Text) {
+    if let Some((c, _)) = sinks.cat.iter().find(|(c, a)| a.peek().keeps_values() && role(*c) != Role::Text) {
         return Err(Error::Input(format!("column {c} is numeric; its accumulator expects raw values")));
     }
     if let Some((c, _)) = sinks.num.iter().find(|(c, _)| role(*c) != Role::Number) {
@@ -673,7 +686,7 @@ pub fn count_stream<R: Read + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CatConfig;
+    use crate::{CatConfig, CategoricalAcc};
 
     fn plan(roles: Vec<Role>, skip: bool) -> Plan {
         Plan { delimiter: b',', roles, skip_bad_rows: skip, first_line: 1, block_bytes: 1 << 16 }
@@ -681,11 +694,12 @@ mod tests {
 
     fn run(text: &[u8], plan: &Plan, cat_cols: &[usize], keep: bool) -> (Vec<CategoricalAcc>, Outcome) {
         let cfg = CatConfig { n_labels: 1, ..Default::default() };
-        let mut accs: Vec<CategoricalAcc> = cat_cols.iter().map(|_| CategoricalAcc::new(cfg.clone(), keep).unwrap()).collect();
+        let mut accs: Vec<FieldCounter> =
+            cat_cols.iter().map(|_| FieldCounter::new(CategoricalAcc::new(cfg.clone(), keep).unwrap())).collect();
         let mut sinks = Sinks { cat: cat_cols.iter().copied().zip(accs.iter_mut()).collect(), num: vec![], pair: vec![] };
         let out = count_stream(text, plan, &mut sinks, &mut |_, _| Ok(())).unwrap();
         drop(sinks);
-        (accs, out)
+        (accs.into_iter().map(FieldCounter::into_acc).collect(), out)
     }
 
     #[test]
