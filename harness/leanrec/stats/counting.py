@@ -6,13 +6,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from leanrec import _native
 from leanrec.errors import DataError
-from leanrec.stats.arrow_reader import ReadState, read_batches, slices
+from leanrec.stats.arrow_reader import ReadState, prefetched, read_batches, slices
 from leanrec.stats.sources import DELIMITERS, BadRows, compression, file_format, header_columns, native_reads
 from leanrec.stats.spec import Spec, infer_spec
 from leanrec.stats.table import TableAccumulator
 from leanrec.stats.validate import prepare
+
+
+def _typed(t: pa.DataType, allow_bool: bool = False) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or (allow_bool and pa.types.is_boolean(t))
+
+
+def takes_as_is(schema: pa.Schema, spec: Spec) -> bool:
+    """Whether batches of this schema can be counted as they are (`TableAccumulator.count_arrow`): typed
+    label columns and typed numeric fields; text columns (the CSV Arrow reader) are validated first."""
+    return all(_typed(schema.field(lab).type, allow_bool=True) for lab in spec.labels) and \
+        all(_typed(schema.field(f).type) for f in spec.numeric)
 
 
 def count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: TableAccumulator,
@@ -58,14 +71,20 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
                 acc = TableAccumulator(spec or infer_spec(first, path=str(path), **spec_args), threads)
             count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
             continue
-        for big in read_batches(path, file_fmt, names, on_bad_rows, state):
+        as_is: dict[pa.Schema, bool] = {}
+        # the reader decodes the next batch on its own thread while this one is counted
+        for big in prefetched(read_batches(path, file_fmt, names, on_bad_rows, state)):
             for batch in slices(big, batch_rows):
                 if acc is None:
                     acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
-                prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
+                fast = as_is.get(batch.schema)
+                if fast is None:
+                    fast = as_is[batch.schema] = takes_as_is(batch.schema, acc.spec)
+                if not (fast and acc.count_arrow(batch)):
+                    prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
+                    if prepared is not None:
+                        acc.update(*prepared)
                 state.rows_seen += batch.num_rows
-                if prepared is not None:
-                    acc.update(*prepared)
                 if progress is not None:
                     progress(batch.num_rows, 0)
         if acc is not None:

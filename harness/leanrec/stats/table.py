@@ -32,6 +32,7 @@ class TableAccumulator:
                                                 keep_values=f in spec.strings) for f in spec.fields}
         self.num = {f: _native.NumericAccumulator() for f in spec.numeric}
         self.pair = {p: _native.PairAccumulator(n_l, budget_bytes=share) for p in spec.pairs}
+        self.numeric_set = set(spec.numeric)
         self.bad_rows = 0
 
     def update(self, columns: dict[str, pa.Array], floats: dict[str, pa.Array], labels: np.ndarray) -> None:
@@ -42,6 +43,18 @@ class TableAccumulator:
             [(self.pair[p], columns[p[0]], columns[p[1]]) for p in self.spec.pairs],
             labels, len(self.spec.labels), self.threads,
         )
+
+    def count_arrow(self, batch: pa.RecordBatch) -> bool:
+        """Count a batch as it is, when its labels are typed 0/1 columns and its numeric fields typed
+        numbers (integer columns straight into dense tables, see docs/stats.md); returns False, counting
+        nothing, when the batch needs `validate.prepare` first (a bad or missing label, a string column to
+        parse, an integer a float64 cast rejects)."""
+        spec, num = self.spec, self.numeric_set
+        return _native.count_arrow_batch(
+            [(self.cat[f], batch.column(f), f in num) for f in spec.fields],
+            [(self.num[f], batch.column(f)) for f in spec.numeric],
+            [(self.pair[p], batch.column(p[0]), batch.column(p[1]), p[0] in num, p[1] in num) for p in spec.pairs],
+            [batch.column(lab) for lab in spec.labels], self.threads)
 
     def merge(self, other: "TableAccumulator") -> None:
         if other.spec != self.spec:

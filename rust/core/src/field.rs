@@ -18,8 +18,25 @@ use crate::numeric::{Bitmap, NumValue};
 const BLOCK: usize = 8192;
 
 /// Smallest and largest value of `col` as signed integers ((i64::MAX, i64::MIN) when empty), in one
-/// pass the compiler vectorises (eight independent running min/max pairs).
+/// pass the compiler vectorises (eight independent running min/max pairs), compiled for AVX-512 where
+/// the CPU has it (64-bit integer min/max in one instruction; AVX2 needs compare and blend).
 pub(crate) fn min_max<T: Code>(col: &[T]) -> (i64, i64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,avx512f,avx512vl")]
+        unsafe fn avx512<T: Code>(col: &[T]) -> (i64, i64) {
+            min_max_portable(col)
+        }
+        if std::arch::is_x86_feature_detected!("avx512vl") {
+            // SAFETY: the CPU supports AVX-512 F/VL (checked just above; VL implies F).
+            return unsafe { avx512(col) };
+        }
+    }
+    min_max_portable(col)
+}
+
+#[inline(always)]
+fn min_max_portable<T: Code>(col: &[T]) -> (i64, i64) {
     let fold = |(a, b): (i64, i64), k: i64| (a.min(k), b.max(k));
     let (mut lo, mut hi) = ([i64::MAX; 8], [i64::MIN; 8]);
     let chunks = col.chunks_exact(8);
@@ -32,6 +49,37 @@ pub(crate) fn min_max<T: Code>(col: &[T]) -> (i64, i64) {
         }
     }
     lo.iter().zip(&hi).fold(rest, |(a, b), (&l, &h)| (a.min(l), b.max(h)))
+}
+
+/// Dense-table slots of float values (`v + 1` for an integer value `v`, 0 for NaN) into `out`, with
+/// whether every value is NaN or an integer in `[0, cap)` (a round trip through i64 is exact for those)
+/// and the largest slot. One pass, compiled for AVX-512 DQ where present (vector f64 <-> i64 conversions).
+fn float_slots<F: Float>(block: &[F], cap: u64, out: &mut [u32]) -> (bool, u32) {
+    #[inline(always)]
+    fn portable<F: Float>(block: &[F], cap: u64, out: &mut [u32]) -> (bool, u32) {
+        let (mut whole, mut hi) = (true, 0u32);
+        for (o, v) in out.iter_mut().zip(block) {
+            let x = v.f64();
+            let i = x as i64; // saturating; NaN gives 0
+            let nan = x.is_nan();
+            whole &= nan | ((i >= 0) & ((i as u64) < cap) & (i as f64 == x));
+            *o = ((i as u32).wrapping_add(1)) * (!nan as u32);
+            hi = hi.max(*o);
+        }
+        (whole, hi)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,avx512f,avx512dq,avx512vl")]
+        unsafe fn avx512<F: Float>(block: &[F], cap: u64, out: &mut [u32]) -> (bool, u32) {
+            portable(block, cap, out)
+        }
+        if std::arch::is_x86_feature_detected!("avx512dq") && std::arch::is_x86_feature_detected!("avx512vl") {
+            // SAFETY: the CPU supports AVX-512 F/DQ/VL (checked just above).
+            return unsafe { avx512(block, cap, out) };
+        }
+    }
+    portable(block, cap, out)
 }
 
 /// Validity of row `r` (0 or 1) from an Arrow bitmap.
@@ -88,14 +136,10 @@ impl FieldCounter {
             return;
         }
         let l = self.acc.config().n_labels;
-        let mut counts = std::mem::replace(&mut self.dense, DenseCounter::new(l)).into_counts();
+        let (nulls, counts) = std::mem::replace(&mut self.dense, DenseCounter::new(l)).into_counts_from(1);
         self.pending = 0;
-        let p = 1usize << l;
-        let nulls: Vec<u64> = counts.drain(..p.min(counts.len())).collect();
         // both only fail on shapes this counter builds right
-        if !nulls.is_empty() {
-            self.acc.add_nulls(&nulls).expect("one null count per label pattern");
-        }
+        self.acc.add_nulls(&nulls).expect("one null count per label pattern");
         self.acc.add_dense(counts, self.map).expect("whole pattern rows, no kept values");
     }
 
@@ -125,18 +169,27 @@ impl FieldCounter {
     pub fn count_ints<T: Code + NumValue>(&mut self, values: &[T], valid: Option<Bitmap>, pats: &[u8], map: KeyMap) -> Result<()> {
         check_len(values.len(), pats.len())?;
         let direct = self.start(values.len(), map);
+        let count = |this: &mut Self, r0: usize, r1: usize, hi: i64| {
+            this.dense.reserve(hi as usize + 2, this.acc.config().dense_capacity() as usize + 1);
+            match &valid {
+                None => this.dense.count_with(|r| values[r].key() as usize + 1, r0, r1, pats),
+                Some(b) => this.dense.count_with(|r| (values[r].key() as usize + 1) * bit(b, r), r0, r1, pats),
+            }
+            this.pending += (r1 - r0) as u64;
+        };
+        // the usual case (every value in range) is decided for the whole column in one pass
+        let (lo, hi) = min_max(values);
+        if direct && lo >= 0 && self.fits(hi as u64) {
+            count(self, 0, values.len(), hi);
+            return Ok(());
+        }
         let mut keys = Vec::new();
         let mut ok = Vec::new();
         for r0 in (0..values.len()).step_by(BLOCK) {
             let r1 = (r0 + BLOCK).min(values.len());
             let (lo, hi) = min_max(&values[r0..r1]);
             if direct && lo >= 0 && self.fits(hi as u64) {
-                self.dense.reserve(hi as usize + 2, self.acc.config().dense_capacity() as usize + 1);
-                match &valid {
-                    None => self.dense.count_with(|r| values[r].key() as usize + 1, r0, r1, pats),
-                    Some(b) => self.dense.count_with(|r| (values[r].key() as usize + 1) * bit(b, r), r0, r1, pats),
-                }
-                self.pending += (r1 - r0) as u64;
+                count(self, r0, r1, hi);
             } else {
                 keys.clear();
                 keys.extend(values[r0..r1].iter().map(|&v| if map == KeyMap::Float { float_key(NumValue::f64(v)) } else { v.key() }));
@@ -152,28 +205,21 @@ impl FieldCounter {
     pub fn count_floats<F: Float>(&mut self, values: &[F], valid: Option<Bitmap>, pats: &[u8]) -> Result<()> {
         check_len(values.len(), pats.len())?;
         let direct = self.start(values.len(), KeyMap::Float);
-        let cap = self.acc.config().dense_capacity() as f64;
+        let cap = self.acc.config().dense_capacity().min(u32::MAX as u64 - 1);
+        let mut slots = vec![0u32; BLOCK.min(values.len())];
         let mut keys = Vec::new();
         let mut ok = Vec::new();
         for r0 in (0..values.len()).step_by(BLOCK) {
             let r1 = (r0 + BLOCK).min(values.len());
             let block = &values[r0..r1];
-            // every value NaN or an integer in [0, cap) (NaN is the maximum's identity via `max`)
-            let whole = block.iter().fold(true, |a, v| {
-                let x = v.f64();
-                a & (x.is_nan() | ((x >= 0.0) & (x < cap) & (x == x.trunc())))
-            });
-            let hi = block.iter().fold(0.0f64, |m, v| m.max(v.f64()));
-            if direct && whole && self.fits(hi as u64) {
-                self.dense.reserve(hi as usize + 2, self.acc.config().dense_capacity() as usize + 1);
-                // NaN as usize is 0; (v + 1) * usable puts NaN and null rows in slot 0
-                let slot = |r: usize| {
-                    let x = values[r].f64();
-                    (x as usize + 1) * (!x.is_nan() as usize)
-                };
+            let slots = &mut slots[..r1 - r0];
+            // each value's slot (0 for NaN) in one pass, and whether all are NaN or integers in [0, cap)
+            let (whole, hi) = float_slots(block, cap, slots);
+            if direct && whole && self.fits(hi.saturating_sub(1) as u64) {
+                self.dense.reserve(hi as usize + 1, cap as usize + 1);
                 match &valid {
-                    None => self.dense.count_with(slot, r0, r1, pats),
-                    Some(b) => self.dense.count_with(|r| slot(r) * bit(b, r), r0, r1, pats),
+                    None => self.dense.count_with(|r| slots[r - r0] as usize, r0, r1, pats),
+                    Some(b) => self.dense.count_with(|r| slots[r - r0] as usize * bit(b, r), r0, r1, pats),
                 }
                 self.pending += (r1 - r0) as u64;
             } else {
@@ -372,6 +418,27 @@ impl DenseCounter {
         }
     }
 
+    /// The counts of codes below `first` summed per label pattern, and those of the codes from `first` on
+    /// as a dense accumulator table (code `first` at slot 0).
+    pub(crate) fn into_counts_from(self, first: usize) -> (Vec<u64>, Vec<u64>) {
+        let p = 1usize << self.shift;
+        let (used, width, split) = (self.used << self.shift, self.width.max(1), (first << self.shift).min(self.used << self.shift));
+        let mut head = vec![0u64; p];
+        let mut out: Vec<u64> = self.cells[split..used].iter().map(|&x| x as u64).collect();
+        for (i, &x) in self.cells[..split].iter().enumerate() {
+            head[i % p] += x as u64;
+        }
+        for lane in self.cells.chunks(width).skip(1) {
+            for (i, &x) in lane[..split.min(lane.len())].iter().enumerate() {
+                head[i % p] += x as u64;
+            }
+            for (o, &x) in out.iter_mut().zip(lane.get(split..).unwrap_or(&[])) {
+                *o += x as u64;
+            }
+        }
+        (head, out)
+    }
+
     /// The counts of the codes seen as a dense accumulator table (copies summed, widened to u64).
     pub(crate) fn into_counts(self) -> Vec<u64> {
         let used = self.used << self.shift;
@@ -385,3 +452,159 @@ impl DenseCounter {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cat::CatConfig;
+    use crate::hash::hash_bytes;
+
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut s = seed;
+        move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s >> 33
+        }
+    }
+
+    fn cfg(n_labels: usize, budget: usize) -> CatConfig {
+        CatConfig { n_labels, budget_bytes: budget, ..CatConfig::default() }
+    }
+
+    /// The accumulator the general path builds: `update` with keys, validity and patterns.
+    fn general(cfg: &CatConfig, keys: &[u64], valid: &[bool], pats: &[u8]) -> CategoricalAcc {
+        let mut acc = CategoricalAcc::new(cfg.clone(), false).unwrap();
+        acc.update(keys, Some(valid), pats, None).unwrap();
+        acc
+    }
+
+    fn same(mut got: FieldCounter, want: &CategoricalAcc, what: &str) {
+        let acc = got.acc();
+        assert_eq!(acc.stats(), want.stats(), "{what}");
+        assert_eq!(acc.to_bytes(), want.to_bytes(), "{what}");
+        assert_eq!(acc.top_k(Some(5)), want.top_k(Some(5)), "{what}");
+        assert_eq!(acc.is_approx(), want.is_approx(), "{what}");
+    }
+
+    /// Integer columns in batches (validity bitmap at a bit offset, a negative value in one batch, a
+    /// late huge value, small and large tables, integer and float keys, small budgets that force bins)
+    /// give exactly the accumulator of the general path.
+    #[test]
+    fn integer_columns_equal_the_general_path() {
+        let mut r = rng(3);
+        for &(card, budget, labels) in &[(3u64, 1usize << 24, 1usize), (5000, 1 << 24, 2), (300_000, 1 << 26, 1), (3000, 60_000, 1)] {
+            for map in [KeyMap::Int, KeyMap::Float] {
+                let n = 3 * BLOCK + 777;
+                let mut vals: Vec<i64> = (0..n).map(|_| (r() % card) as i64).collect();
+                vals[2 * BLOCK + 5] = -7; // a negative value: that block goes the general way
+                if card == 5000 {
+                    vals[n - 1] = 1 << 40; // beyond the dense capacity
+                }
+                let bits: Vec<u8> = (0..n / 8 + 2).map(|_| (r() & 0xff) as u8 | 0x81).collect();
+                let off = 3;
+                let valid: Vec<bool> = (0..n).map(|i| (bits[(off + i) / 8] >> ((off + i) % 8)) & 1 == 1).collect();
+                let pats: Vec<u8> = (0..n).map(|_| (r() % (1 << labels)) as u8).collect();
+                let c = cfg(labels, budget);
+                let mut fc = FieldCounter::new(CategoricalAcc::new(c.clone(), false).unwrap());
+                for (a, b) in [(0, 1000), (1000, 2 * BLOCK + 100), (2 * BLOCK + 100, n)] {
+                    let bm = Bitmap { bits: &bits, offset: off + a };
+                    fc.count_ints(&vals[a..b], Some(bm), &pats[a..b], map).unwrap();
+                }
+                let keys: Vec<u64> = vals.iter().map(|&v| if map == KeyMap::Float { float_key(v as f64) } else { v as u64 }).collect();
+                same(fc, &general(&c, &keys, &valid, &pats), &format!("card {card}, budget {budget}, {map:?}"));
+            }
+        }
+    }
+
+    /// Float columns (NaN as null, -0.0, a block of non-integers, integer values beyond the capacity)
+    /// and a change of key map between batches.
+    #[test]
+    fn float_columns_and_mixed_maps_equal_the_general_path() {
+        let mut r = rng(9);
+        let n = 2 * BLOCK + 99;
+        let vals: Vec<f64> = (0..n)
+            .map(|i| match r() % 10 {
+                0 => f64::NAN,
+                1 => -0.0,
+                _ if (BLOCK..BLOCK + 50).contains(&i) => (r() % 100) as f64 + 0.5,
+                _ => (r() % 2000) as f64,
+            })
+            .collect();
+        let pats: Vec<u8> = (0..n).map(|_| (r() % 2) as u8).collect();
+        let c = cfg(1, 1 << 24);
+        let mut fc = FieldCounter::new(CategoricalAcc::new(c.clone(), false).unwrap());
+        fc.count_floats(&vals, None, &pats).unwrap();
+        let keys: Vec<u64> = vals.iter().map(|&v| float_key(v)).collect();
+        let valid: Vec<bool> = vals.iter().map(|v| !v.is_nan()).collect();
+        let want = general(&c, &keys, &valid, &pats);
+        same(fc.clone(), &want, "floats");
+        // integers keyed by float value after the floats, then more floats: one float-keyed table
+        let ints: Vec<i32> = (0..5000).map(|_| (r() % 3000) as i32).collect();
+        let ip: Vec<u8> = (0..5000).map(|_| (r() % 2) as u8).collect();
+        fc.count_ints(&ints, None, &ip, KeyMap::Float).unwrap();
+        fc.count_floats(&vals[..100], None, &pats[..100]).unwrap();
+        let mut want = want;
+        let ik: Vec<u64> = ints.iter().map(|&v| float_key(v as f64)).collect();
+        want.update(&ik, None, &ip, None).unwrap();
+        want.update(&keys[..100], Some(&valid[..100]), &pats[..100], None).unwrap();
+        same(fc.clone(), &want, "floats + ints as floats");
+        // an integer-keyed batch after a float-keyed one: the pending table is settled first
+        fc.count_ints(&ints, None, &ip, KeyMap::Int).unwrap();
+        let ik: Vec<u64> = ints.iter().map(|&v| v as u64).collect();
+        want.update(&ik, None, &ip, None).unwrap();
+        same(fc, &want, "then integer keys");
+    }
+
+    /// A float-keyed dense table behaves as the hashed table it stands for: merging into and from it,
+    /// counting keys into it, serialising, binning past the budget.
+    #[test]
+    fn float_keyed_dense_table_acts_as_hashed() {
+        let mut r = rng(5);
+        let c = cfg(1, 1 << 24);
+        let vals: Vec<u32> = (0..20_000).map(|_| (r() % 700) as u32).collect();
+        let pats: Vec<u8> = (0..20_000).map(|_| (r() % 2) as u8).collect();
+        let keys: Vec<u64> = vals.iter().map(|&v| float_key(v as f64)).collect();
+        let mut fc = FieldCounter::new(CategoricalAcc::new(c.clone(), false).unwrap());
+        fc.count_ints(&vals, None, &pats, KeyMap::Float).unwrap();
+        let mut direct = fc.into_acc();
+        let want = general(&c, &keys, &vec![true; keys.len()], &pats);
+        let back = CategoricalAcc::from_bytes(&direct.to_bytes()).unwrap();
+        assert_eq!(back.stats(), want.stats());
+        // merge both ways, then general keys on top
+        let mut a = want.clone();
+        a.merge(&direct).unwrap();
+        direct.merge(&want).unwrap();
+        assert_eq!(a.to_bytes(), direct.to_bytes());
+        direct.update(&[float_key(0.25), 5], None, &[1, 0], None).unwrap();
+        a.update(&[float_key(0.25), 5], None, &[1, 0], None).unwrap();
+        assert_eq!(a.to_bytes(), direct.to_bytes());
+        assert_eq!(a.stats(), direct.stats());
+        // only value 0: a dense table as the general path keeps it
+        let mut z = FieldCounter::new(CategoricalAcc::new(c.clone(), false).unwrap());
+        z.count_ints(&[0i64, 0, 0], None, &[0, 1, 1], KeyMap::Float).unwrap();
+        same(z, &general(&c, &[0, 0, 0], &[true; 3], &[0, 1, 1]), "zeros only");
+    }
+
+    /// Dictionary columns: counted by index and added once per entry, with raw values kept, null
+    /// indices and null dictionary values, equal to counting the hashed values row by row.
+    #[test]
+    fn dictionary_counts_equal_row_by_row() {
+        let mut r = rng(11);
+        let words: Vec<Vec<u8>> = (0..40).map(|i| format!("w{}", i * 7919 % 1000).into_bytes()).collect();
+        let n = 10_000;
+        let idx: Vec<i32> = (0..n).map(|_| (r() % 40) as i32).collect();
+        let bits: Vec<u8> = (0..n / 8 + 1).map(|_| (r() & 0xff) as u8 | 0x11).collect();
+        let pats: Vec<u8> = (0..n).map(|_| (r() % 4) as u8).collect();
+        let c = cfg(2, 1 << 24);
+        let mut fc = FieldCounter::new(CategoricalAcc::new(c.clone(), true).unwrap());
+        let key = |j: usize| if j == 3 { None } else { Some(hash_bytes(&words[j])) };
+        let raw = |j: usize| &words[j][..];
+        fc.count_dictionary(&idx, Some(Bitmap { bits: &bits, offset: 0 }), &pats, 40, &key, &raw).unwrap();
+        let valid: Vec<bool> = (0..n).map(|i| (bits[i / 8] >> (i % 8)) & 1 == 1 && idx[i] != 3).collect();
+        let keys: Vec<u64> = idx.iter().map(|&j| hash_bytes(&words[j as usize])).collect();
+        let mut want = CategoricalAcc::new(c, true).unwrap();
+        let rawf = |i: usize| &words[idx[i] as usize][..];
+        want.update(&keys, Some(&valid), &pats, Some(&rawf)).unwrap();
+        same(fc, &want, "dictionary");
+    }
+}
