@@ -120,7 +120,7 @@ def test_empty_and_single_class(tmp_path: Path):
     (tmp_path / "one.csv").write_text("label,a\n0,x\n0,y\n")
     with pytest.raises(DataError, match="single class"):
         S.compute(tmp_path / "one.csv", progress=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="no such file"):
         S.compute(tmp_path / "missing.csv", progress=False)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import queue
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,14 @@ class ReadState:
 
     path: str
     header: bool
+    text: bool = True  # CSV/TSV: positions are physical lines; else (Parquet, IPC) rows
     skipped_lines: list[int] = field(default_factory=list)
     error: tuple[int, str] | None = None
     rows_seen: int = 0  # rows delivered in batches so far (file-local)
+
+    def where(self, local_row: int) -> dict[str, int]:
+        """Where delivered row `local_row` (0-based) is, as DataError arguments: `line` for text, else `row`."""
+        return {"line": self.line(local_row)} if self.text else {"row": local_row + 1}
 
     def line(self, local_row: int) -> int:
         """Physical line of delivered row `local_row` (0-based), accounting for skipped malformed lines."""
@@ -77,6 +83,11 @@ def read_batches(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows:
                 raise DataError(state.error[1], path=state.path, line=state.error[0]) from None
             if "Empty CSV file" in str(exc):
                 return
+            # e.g. "In CSV column #2: Row #7: CSV conversion error to string: invalid UTF8 data" (0-based
+            # column, physical line)
+            m = re.search(r"column #(\d+): Row #(\d+): (.*)", str(exc))
+            if m and int(m.group(1)) < len(cols):
+                raise DataError(m.group(3), path=state.path, line=int(m.group(2)), column=cols[int(m.group(1))]) from None
             raise DataError(str(exc), path=state.path) from None
     elif fmt == "parquet":
         import pyarrow.parquet as pq

@@ -12,13 +12,28 @@ from leanrec import _native
 from leanrec.errors import DataError
 from leanrec.stats.arrow_reader import ReadState, prefetched, read_batches, slices
 from leanrec.stats.sources import DELIMITERS, BadRows, compression, file_format, header_columns, native_reads
-from leanrec.stats.spec import Spec, infer_spec
+from leanrec.stats.spec import Spec, infer_spec, is_bytes
 from leanrec.stats.table import TableAccumulator
 from leanrec.stats.validate import prepare
 
 
 def _typed(t: pa.DataType, allow_bool: bool = False) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or (allow_bool and pa.types.is_boolean(t))
+
+
+def check_columns(schema: pa.Schema, spec: Spec, path: str) -> None:
+    """A later file's columns fit the spec inferred from the first: present, numbers where numeric, text
+    where the first file had text (DataError naming the file and column otherwise)."""
+    for col in (*spec.labels, *spec.fields):
+        if schema.get_field_index(col) < 0:
+            raise DataError(f"column not found; columns are {schema.names}", path=path, column=col)
+    for f in spec.fields:
+        t = schema.field(f).type
+        if f in spec.numeric and not (_typed(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+            raise DataError(f"a numeric field holds {t} values here", path=path, column=f)
+        if f in spec.strings and not is_bytes(t):
+            raise DataError(f"the field holds {t} values here but text in the first file; give the files one "
+                            "format and column types", path=path, column=f)
 
 
 def takes_as_is(schema: pa.Schema, spec: Spec) -> bool:
@@ -39,6 +54,10 @@ def count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: Tabl
     missing = [c for c in (*spec.labels, *spec.fields) if c not in index]  # a later file with other columns
     if missing:
         raise DataError(f"column(s) {missing} not found; columns are {cols}", path=str(path))
+    typed = [f for f in spec.fields if f not in spec.numeric and f not in spec.strings]
+    if typed:  # the spec came from a typed (Parquet/IPC) file where these were not text
+        raise DataError("the field holds text here but typed values in the first file; give the files one format",
+                        path=str(path), column=typed[0])
     number = [index[f] for f in spec.numeric]
     text = [index[f] for f in spec.fields if f not in spec.numeric]
     rows, bad, first_bad = _native.count_delimited(
@@ -62,7 +81,8 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
     acc: TableAccumulator | None = None
     for path in files:
         file_fmt = file_format(path, fmt)
-        state = ReadState(path=str(path), header=names is None and file_fmt in ("csv", "tsv"))
+        text = file_fmt in ("csv", "tsv")
+        state = ReadState(path=str(path), header=names is None and text, text=text)
         if native_reads(path, file_fmt, reader):
             if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
                 first = next(iter(read_batches(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
@@ -79,6 +99,7 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
                     acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
                 fast = as_is.get(batch.schema)
                 if fast is None:
+                    check_columns(batch.schema, acc.spec, str(path))
                     fast = as_is[batch.schema] = takes_as_is(batch.schema, acc.spec)
                 if not (fast and acc.count_arrow(batch)):
                     prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)

@@ -28,9 +28,15 @@ def list_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
                        and (f.with_suffix("") if compression(f) else f).suffix.lower() in FORMATS)
         if not files:
             raise DataError(f"no readable shards ({', '.join(sorted(FORMATS))}) in directory", path=str(p))
+        kinds: dict[str, str] = {}
+        for f in files:
+            kinds.setdefault(file_format(f, None), f.name)
+        if len(kinds) > 1:  # text and typed shards would not agree on column types
+            found = ", ".join(f"{k} ({name})" for k, name in kinds.items())
+            raise DataError(f"the shards mix formats: {found}; keep one format per directory", path=str(p))
         return files
     if not p.exists():
-        raise FileNotFoundError(f"no such file or directory: {p}")
+        raise DataError("no such file or directory", path=str(p))
     return [p]
 
 

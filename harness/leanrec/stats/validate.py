@@ -82,7 +82,7 @@ def prepare(batch: pa.RecordBatch, spec: Spec, state: ReadState, on_bad_rows: Ba
         if on_bad_rows == "error":
             assert first_err is not None
             row, column, what = first_err
-            raise DataError(what, path=state.path, line=state.line(state.rows_seen + row), column=column)
+            raise DataError(what, path=state.path, column=column, **state.where(state.rows_seen + row))
         keep = pa.array(~bad)
         acc.bad_rows += int(bad.sum())
         columns = {k: pc.filter(v, keep) for k, v in columns.items()}

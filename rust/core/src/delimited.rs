@@ -414,6 +414,8 @@ impl<'p> Layout<'p> {
         let mut bounds = vec![Bound::default(); roles.len()];
         let mut nums = vec![f64::NAN; roles.len()];
         let mut text = Vec::new();
+        // text values must be UTF-8 (as the Arrow reader requires); an ASCII piece needs no per-value check
+        let ascii = b[start..end].is_ascii();
         let mut st = Structurals::new(b, delim, start);
         let mut pos = start;
         while pos < end {
@@ -425,7 +427,7 @@ impl<'p> Layout<'p> {
             if content_end == row_start || (content_end == row_start + 1 && b[row_start] == b'\r') {
                 continue; // empty line
             }
-            match self.check(b, &bounds, n, &mut nums, &mut text) {
+            match self.check(b, &bounds, n, &mut nums, &mut text, ascii) {
                 Ok(pat) => p.pats.push(pat),
                 Err((column, message)) => {
                     p.bad_rows += 1;
@@ -463,11 +465,22 @@ impl<'p> Layout<'p> {
 
     /// Validate one row: field count, labels (missing / not 0-1), numbers; returns its label pattern.
     /// Fills `nums` for Number columns (NaN = null).
-    fn check(&self, b: &[u8], bounds: &[Bound], n: usize, nums: &mut [f64], text: &mut Vec<u8>)
+    fn check(&self, b: &[u8], bounds: &[Bound], n: usize, nums: &mut [f64], text: &mut Vec<u8>, ascii: bool)
              -> std::result::Result<u8, (Option<usize>, String)> {
         let ncol = self.plan.roles.len();
         if n != ncol {
             return Err((None, format!("expected {ncol} fields, found {n}")));
+        }
+        if !ascii {
+            for &c in &self.used {
+                if self.plan.roles[c] == Role::Text {
+                    if let Err(e) = std::str::from_utf8(field_bytes(b, bounds[c], text)) {
+                        let at = e.valid_up_to();
+                        let byte = field_bytes(b, bounds[c], text)[at];
+                        return Err((Some(c), format!("not UTF-8 text: byte 0x{byte:02x} after {at} valid bytes")));
+                    }
+                }
+            }
         }
         let mut pat = 0u8;
         for (bit, &c) in self.labels.iter().enumerate() {
@@ -723,7 +736,8 @@ mod tests {
     #[test]
     fn bad_rows_name_line_and_column() {
         let roles = vec![Role::Label(0), Role::Number, Role::Text];
-        let cases: [(&[u8], u64, Option<usize>, &str); 4] = [
+        let cases: [(&[u8], u64, Option<usize>, &str); 5] = [
+            (b"1,2,\"\xc3\xa9\"\n0,4,x\xffy\n", 2, Some(2), "not UTF-8 text: byte 0xff after 1 valid bytes"),
             (b"1,2,a\n0,3\n", 2, None, "expected 3 fields, found 2"),
             (b"1,2,a\n\n2,3,b\n", 3, Some(0), "label must be 0 or 1, found '2'"),
             (b"1,2,a\n,3,b\n", 2, Some(0), "label is missing"),
