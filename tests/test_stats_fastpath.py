@@ -135,3 +135,32 @@ def test_fast_path_counts_numeric_integers_without_casting(tmp_path: Path, monke
     assert f["mean"] == pytest.approx(x.mean(), rel=1e-12) and f["variance"] == pytest.approx(x.var(), rel=1e-12)
     monkeypatch.setattr(counting, "takes_as_is", lambda schema, spec: False)
     assert_same(rep, S.compute(tmp_path / "t.parquet", progress=False))
+
+
+def test_prefetching_reader_thread():
+    """The reader thread hands items over in order, raises the producer's errors in the consumer, and stops
+    (thread gone, at most `depth` + 2 items produced) when the consumer closes early."""
+    import threading
+
+    from leanrec.stats.arrow_reader import prefetched
+
+    def failing():
+        yield 1
+        yield 2
+        raise DataError("boom")
+    got = []
+    with pytest.raises(DataError, match="boom"):
+        for x in prefetched(failing()):
+            got.append(x)
+    assert got == [1, 2]
+    produced: list[int] = []
+
+    def many():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+    it = prefetched(many(), depth=2)
+    assert [next(it), next(it)] == [0, 1]
+    it.close()
+    assert not any(t.name == "leanrec-stats-reader" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 2 + 2 + 1

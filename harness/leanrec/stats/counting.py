@@ -3,6 +3,7 @@ everything else as Arrow record batches (validated, then counted by the Rust acc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -92,22 +93,24 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
             count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
             continue
         as_is: dict[pa.Schema, bool] = {}
-        # the reader decodes the next batch on its own thread while this one is counted
-        for big in prefetched(read_batches(path, file_fmt, names, on_bad_rows, state)):
-            for batch in slices(big, batch_rows):
-                if acc is None:
-                    acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
-                fast = as_is.get(batch.schema)
-                if fast is None:
-                    check_columns(batch.schema, acc.spec, str(path))
-                    fast = as_is[batch.schema] = takes_as_is(batch.schema, acc.spec)
-                if not (fast and acc.count_arrow(batch)):
-                    prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
-                    if prepared is not None:
-                        acc.update(*prepared)
-                state.rows_seen += batch.num_rows
-                if progress is not None:
-                    progress(batch.num_rows, 0)
+        # the reader decodes the next batch on its own thread while this one is counted; closing() stops
+        # it at once when counting stops early (a bad row), not when the traceback is dropped
+        with closing(prefetched(read_batches(path, file_fmt, names, on_bad_rows, state))) as batches:
+            for big in batches:
+                for batch in slices(big, batch_rows):
+                    if acc is None:
+                        acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
+                    fast = as_is.get(batch.schema)
+                    if fast is None:
+                        check_columns(batch.schema, acc.spec, str(path))
+                        fast = as_is[batch.schema] = takes_as_is(batch.schema, acc.spec)
+                    if not (fast and acc.count_arrow(batch)):
+                        prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
+                        if prepared is not None:
+                            acc.update(*prepared)
+                    state.rows_seen += batch.num_rows
+                    if progress is not None:
+                        progress(batch.num_rows, 0)
         if acc is not None:
             acc.bad_rows += len(state.skipped_lines)
     if acc is None:
