@@ -136,7 +136,7 @@ pub fn to_keys(a: &ArrayRef, numeric: bool) -> Result<Keys> {
             _ => a.as_primitive::<Float64Type>().value(i).is_nan(),
         };
         let base = validity(a.as_ref());
-        let valid: Vec<bool> = (0..a.len()).map(|i| base.as_ref().map_or(true, |v| v[i]) && !nan(i)).collect();
+        let valid: Vec<bool> = (0..a.len()).map(|i| base.as_ref().is_none_or(|v| v[i]) && !nan(i)).collect();
         let valid = if valid.iter().all(|&v| v) { None } else { Some(valid) };
         return Ok(Keys { keys, valid, raw: None, dict_idx: None });
     }

@@ -320,7 +320,7 @@ impl CategoricalAcc {
     /// cell by cell to a dense one; otherwise key by key.
     pub fn add_dense(&mut self, mut counts: Vec<u64>, map: KeyMap) -> Result<()> {
         let p = self.p;
-        if counts.len() % p != 0 || self.keep_values {
+        if !counts.len().is_multiple_of(p) || self.keep_values {
             return Err(Error::Input("a dense table needs whole label-pattern rows and no kept values".into()));
         }
         let card = counts.len() / p;

@@ -102,6 +102,8 @@ impl FieldAccumulator {
         let theirs = o.inner.acc();
         self.inner.acc_mut().merge(theirs).map_err(err)
     }
+    // &mut: pending dense counts are added to the accumulator first
+    #[allow(clippy::wrong_self_convention)]
     fn to_bytes<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.acc().to_bytes())
     }
