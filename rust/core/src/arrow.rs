@@ -174,12 +174,17 @@ pub fn to_keys(a: &ArrayRef, numeric: bool) -> Result<Keys> {
 /// columns are counted by index and added once per used entry, the rest through [`to_keys`]. Every
 /// path gives the accumulator the general path gives.
 pub fn count_field(counter: &mut FieldCounter, a: &ArrayRef, pats: &[u8], numeric: bool) -> Result<()> {
+    count_field_in(counter, a, pats, numeric, None)
+}
+
+/// [`count_field`] with an integer column's range from [`int_range`] when the caller has it.
+pub fn count_field_in(counter: &mut FieldCounter, a: &ArrayRef, pats: &[u8], numeric: bool, range: Option<(i64, i64)>) -> Result<()> {
     let valid = bitmap(a.as_ref());
     let map = if numeric { KeyMap::Float } else { KeyMap::Int };
     if !counter.peek().keeps_values() {
         macro_rules! ints {
             ($t:ty) => {
-                return counter.count_ints(a.as_primitive::<$t>().values().as_ref(), valid, pats, map)
+                return counter.count_ints_in(a.as_primitive::<$t>().values().as_ref(), valid, pats, map, range)
             };
         }
         match a.data_type() {
@@ -321,30 +326,45 @@ pub fn label_patterns(labels: &[ArrayRef], n: usize) -> Option<Vec<u8>> {
     Some(pats)
 }
 
-/// Whether every value of an integer or float column converts to float64 exactly as a cast would
-/// accept it (integers within ±2^53; floats always). False for other types.
-pub fn exact_as_f64(a: &ArrayRef) -> bool {
-    const LIM: i64 = 1 << 53;
+/// Smallest and largest value of an integer column over every slot (nulls' slots too), None for
+/// other types.
+pub fn int_range(a: &ArrayRef) -> Option<(i64, i64)> {
     macro_rules! ints {
-        ($t:ty) => {{
-            let (lo, hi) = crate::field::min_max(a.as_primitive::<$t>().values().as_ref());
-            a.is_empty() || (lo >= -LIM && hi <= LIM)
-        }};
+        ($t:ty) => {
+            Some(crate::field::min_max(a.as_primitive::<$t>().values().as_ref()))
+        };
     }
     match a.data_type() {
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 | DataType::Float32 | DataType::Float64 => true,
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
         DataType::Int32 => ints!(Int32Type),
-        DataType::UInt32 => ints!(UInt32Type),
         DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
         DataType::UInt64 => ints!(UInt64Type),
-        _ => false,
+        _ => None,
     }
+}
+
+/// What [`count_batch`] needs to know before counting a batch as it is: the rows' label patterns from
+/// typed label columns, and the range of each numeric field's integer column (in `fields` order; None
+/// for other columns). None when the batch must be validated first: a label is null, NaN, not 0/1 or of
+/// another type, or a numeric integer column holds a value a float64 cast rejects (beyond ±2^53; the
+/// range covers null slots too, so their contents can only send a batch the slow way). Columns in parallel.
+pub fn check_batch(labels: &[ArrayRef], fields: &[(&ArrayRef, bool)], n: usize) -> Option<(Vec<u8>, Vec<Option<(i64, i64)>>)> {
+    const LIM: i64 = 1 << 53;
+    let pats = label_patterns(labels, n)?;
+    let ranges: Vec<Option<(i64, i64)>> = fields.par_iter().map(|(a, numeric)| if *numeric { int_range(a) } else { None }).collect();
+    let exact = ranges.iter().zip(fields).all(|(r, (a, _))| a.is_empty() || r.is_none_or(|(lo, hi)| lo >= -LIM && hi <= LIM));
+    exact.then_some((pats, ranges))
 }
 
 /// One unit of work of [`count_batch`].
 pub enum Job<'a> {
-    /// A field's categorical statistics (`numeric`: counted by float value).
-    Field(&'a mut FieldCounter, ArrayRef, bool),
+    /// A field's categorical statistics (`numeric`: counted by float value; the integer column's range
+    /// when known, see [`check_batch`]).
+    Field(&'a mut FieldCounter, ArrayRef, bool, Option<(i64, i64)>),
     Numeric(&'a mut NumericAcc, ArrayRef),
     /// A pair of columns, each with its `numeric` flag.
     Pair(&'a mut PairAcc, ArrayRef, ArrayRef, bool, bool),
@@ -353,13 +373,13 @@ pub enum Job<'a> {
 /// Count one batch: every job in parallel (rayon), all with the rows' label patterns `pats`.
 pub fn count_batch(jobs: &mut [Job], pats: &[u8]) -> Result<()> {
     if let Some(n) = jobs.iter().map(|j| match j {
-        Job::Field(_, a, _) | Job::Numeric(_, a) => a.len(),
+        Job::Field(_, a, ..) | Job::Numeric(_, a) => a.len(),
         Job::Pair(_, a, b, _, _) => a.len().max(b.len()),
     }).find(|&n| n != pats.len()) {
         return Err(Error::Input(format!("a column of {n} rows in a batch of {}", pats.len())));
     }
     jobs.par_iter_mut().with_max_len(1).try_for_each(|job| match job {
-        Job::Field(c, a, numeric) => count_field(c, a, pats, *numeric),
+        Job::Field(c, a, numeric, range) => count_field_in(c, a, pats, *numeric, *range),
         Job::Numeric(acc, a) => numeric_update(acc, a),
         Job::Pair(acc, a, b, na, nb) => {
             let (ka, kb) = (to_keys(a, *na)?, to_keys(b, *nb)?);

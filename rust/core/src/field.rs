@@ -167,6 +167,13 @@ impl FieldCounter {
 
     /// Count an integer column (`valid`: Arrow validity bitmap, clear = null) keyed by `map`.
     pub fn count_ints<T: Code + NumValue>(&mut self, values: &[T], valid: Option<Bitmap>, pats: &[u8], map: KeyMap) -> Result<()> {
+        self.count_ints_in(values, valid, pats, map, None)
+    }
+
+    /// [`count_ints`](Self::count_ints) with the column's smallest and largest value (every slot, nulls
+    /// too) when the caller has them already (saves a pass).
+    pub fn count_ints_in<T: Code + NumValue>(&mut self, values: &[T], valid: Option<Bitmap>, pats: &[u8], map: KeyMap,
+                                             range: Option<(i64, i64)>) -> Result<()> {
         check_len(values.len(), pats.len())?;
         let direct = self.start(values.len(), map);
         let count = |this: &mut Self, r0: usize, r1: usize, hi: i64| {
@@ -178,7 +185,7 @@ impl FieldCounter {
             this.pending += (r1 - r0) as u64;
         };
         // the usual case (every value in range) is decided for the whole column in one pass
-        let (lo, hi) = min_max(values);
+        let (lo, hi) = range.unwrap_or_else(|| min_max(values));
         if direct && lo >= 0 && self.fits(hi as u64) {
             count(self, 0, values.len(), hi);
             return Ok(());
@@ -511,7 +518,12 @@ mod tests {
                     fc.count_ints(&vals[a..b], Some(bm), &pats[a..b], map).unwrap();
                 }
                 let keys: Vec<u64> = vals.iter().map(|&v| if map == KeyMap::Float { float_key(v as f64) } else { v as u64 }).collect();
-                same(fc, &general(&c, &keys, &valid, &pats), &format!("card {card}, budget {budget}, {map:?}"));
+                let want = general(&c, &keys, &valid, &pats);
+                // the column's range given by the caller: the same
+                let mut given = FieldCounter::new(CategoricalAcc::new(c.clone(), false).unwrap());
+                given.count_ints_in(&vals, Some(Bitmap { bits: &bits, offset: off }), &pats, map, Some(min_max(&vals))).unwrap();
+                same(given, &want, &format!("range given, card {card}, budget {budget}, {map:?}"));
+                same(fc, &want, &format!("card {card}, budget {budget}, {map:?}"));
             }
         }
     }

@@ -270,7 +270,7 @@ fn update_batch(
         .or(pairs.first().map(|p| p.1.array().len()))
         .unwrap_or(0);
     let pats = patterns(labels, n, n_labels)?;
-    let fields = fields.into_iter().map(|(a, c)| (a, c.array().clone(), false)).collect();
+    let fields = fields.into_iter().map(|(a, c)| (a, c.array().clone(), false, None)).collect();
     let numeric = numeric.into_iter().map(|(a, c)| (a, c.array().clone())).collect();
     let pairs = pairs.into_iter().map(|(p, a, b)| (p, a.array().clone(), b.array().clone(), false, false)).collect();
     run_batch(py, fields, numeric, pairs, &pats, threads)
@@ -294,12 +294,9 @@ fn count_arrow_batch(
     let n = labels.first().map(|a| a.array().len()).or(fields.first().map(|f| f.1.array().len())).unwrap_or(0);
     let label_cols: Vec<ArrayRef> = labels.iter().map(|a| a.array().clone()).collect();
     let fields: Vec<_> = fields.into_iter().map(|(a, c, num)| (a, c.array().clone(), num)).collect();
-    let checked = py.detach(|| {
-        let pats = core::arrow::label_patterns(&label_cols, n)?;
-        let exact = fields.iter().filter(|f| f.2).all(|f| core::arrow::exact_as_f64(&f.1));
-        exact.then_some(pats)
-    });
-    let Some(pats) = checked else { return Ok(false) };
+    let cols: Vec<(&ArrayRef, bool)> = fields.iter().map(|f| (&f.1, f.2)).collect();
+    let checked = py.detach(|| core::with_threads(threads, || core::arrow::check_batch(&label_cols, &cols, n))).map_err(err)?;
+    let Some((pats, ranges)) = checked else { return Ok(false) };
     if let Some(acc) = fields.first() {
         if acc.0.borrow(py).inner.peek().config().n_labels != label_cols.len() {
             return Err(PyValueError::new_err(format!("{} label columns for accumulators of {} labels",
@@ -308,11 +305,12 @@ fn count_arrow_batch(
     }
     let numeric = numeric.into_iter().map(|(a, c)| (a, c.array().clone())).collect();
     let pairs = pairs.into_iter().map(|(p, a, b, na, nb)| (p, a.array().clone(), b.array().clone(), na, nb)).collect();
+    let fields = fields.into_iter().zip(ranges).map(|((a, c, num), r)| (a, c, num, r)).collect();
     run_batch(py, fields, numeric, pairs, &pats, threads)?;
     Ok(true)
 }
 
-type FieldJob = (Py<FieldAccumulator>, ArrayRef, bool);
+type FieldJob = (Py<FieldAccumulator>, ArrayRef, bool, Option<(i64, i64)>);
 type PairJob = (Py<PairAccumulator>, ArrayRef, ArrayRef, bool, bool);
 
 /// Take the accumulators out of their Python objects, count the batch without the GIL
@@ -320,7 +318,7 @@ type PairJob = (Py<PairAccumulator>, ArrayRef, ArrayRef, bool, bool);
 fn run_batch(py: Python<'_>, fields: Vec<FieldJob>, numeric: Vec<(Py<NumericAccumulator>, ArrayRef)>,
              pairs: Vec<PairJob>, pats: &[u8], threads: Option<usize>) -> PyResult<()> {
     let mut cat = Vec::new();
-    for (acc, _, _) in &fields {
+    for (acc, ..) in &fields {
         cat.push(take_cat(py, acc)?);
     }
     let mut num: Vec<core::NumericAcc> = numeric.iter().map(|(a, _)| take_num(py, a)).collect();
@@ -331,7 +329,7 @@ fn run_batch(py: Python<'_>, fields: Vec<FieldJob>, numeric: Vec<(Py<NumericAccu
     let result = py.detach(|| {
         use core::arrow::Job;
         let mut jobs: Vec<Job> = Vec::new();
-        jobs.extend(cat.iter_mut().zip(&fields).map(|(c, f)| Job::Field(c, f.1.clone(), f.2)));
+        jobs.extend(cat.iter_mut().zip(&fields).map(|(c, f)| Job::Field(c, f.1.clone(), f.2, f.3)));
         jobs.extend(num.iter_mut().zip(&numeric).map(|(c, f)| Job::Numeric(c, f.1.clone())));
         jobs.extend(prs.iter_mut().zip(&pairs).map(|(c, p)| Job::Pair(c, p.1.clone(), p.2.clone(), p.3, p.4)));
         core::with_threads(threads, || core::arrow::count_batch(&mut jobs, pats)).and_then(|r| r)
