@@ -146,8 +146,8 @@ impl FieldCounter {
     /// Prepare to count `n` more rows directly under `map`: settle first if the map changes or the u32
     /// cells could overflow. False when this accumulator cannot take direct counts (it keeps raw values).
     fn start(&mut self, n: usize, map: KeyMap) -> bool {
-        if self.acc.keeps_values() {
-            return false;
+        if self.acc.keeps_values() || n as u64 >= u32::MAX as u64 {
+            return false; // (a single column of 2^32 rows would overflow a u32 cell)
         }
         if self.pending > 0 && (map != self.map || self.pending + n as u64 >= u32::MAX as u64) {
             self.settle();
