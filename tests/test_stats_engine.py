@@ -74,7 +74,8 @@ def test_independent_of_batch_size_and_threads(small_csv: Path):
 
 
 def test_table_accumulator_bytes_merge(small_csv: Path, tmp_path: Path):
-    from leanrec.stats.engine import _count, infer_spec
+    from leanrec.stats.counting import count_files
+    from leanrec.stats.spec import infer_spec
 
     table = pacsv.read_csv(small_csv)
     pacsv.write_csv(table.slice(0, 1234), tmp_path / "a.csv")
@@ -82,11 +83,11 @@ def test_table_accumulator_bytes_merge(small_csv: Path, tmp_path: Path):
     spec = infer_spec(table.to_batches()[0], labels=["click"], fields=None, numeric=None, pairs=[("site", "dev")],
                       budget=1 << 30, hll_precision=12, path="x")
     kw = dict(fmt=None, names=None, spec=spec, spec_args={}, threads=None, on_bad_rows="error")
-    a = _count([tmp_path / "a.csv"], **kw)
-    b = _count([tmp_path / "b.csv"], **kw)
+    a = count_files([tmp_path / "a.csv"], **kw)
+    b = count_files([tmp_path / "b.csv"], **kw)
     a = S.TableAccumulator.from_bytes(a.to_bytes())
     a.merge(S.TableAccumulator.from_bytes(b.to_bytes()))
-    one = _count([small_csv], **kw)
+    one = count_files([small_csv], **kw)
     ra, r1 = a.report(), one.report()
     same_fields(ra, r1, rel=1e-12)
     assert ra.pairs == r1.pairs and ra.top == r1.top
@@ -119,7 +120,7 @@ def test_empty_and_single_class(tmp_path: Path):
     (tmp_path / "one.csv").write_text("label,a\n0,x\n0,y\n")
     with pytest.raises(DataError, match="single class"):
         S.compute(tmp_path / "one.csv", progress=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="no such file"):
         S.compute(tmp_path / "missing.csv", progress=False)
 
 

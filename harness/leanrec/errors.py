@@ -29,16 +29,19 @@ class ConfigError(LeanrecError, ValueError):
 
 
 class DataError(LeanrecError, ValueError):
-    """Malformed input data; the message names file, line/row and column where known."""
+    """Malformed input data; the message names file, line (text files) or row (1-based, tables such as
+    Parquet) and column where known."""
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 column: str | int | None = None):
-        self.path, self.line, self.column = path, line, column
+                 column: str | int | None = None, row: int | None = None):
+        self.path, self.line, self.column, self.row = path, line, column, row
         where = []
         if path is not None:
             where.append(str(path))
         if line is not None:
             where.append(f"line {line}")
+        if row is not None:
+            where.append(f"row {row}")
         if column is not None:
             where.append(f"column {column}")
         super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")

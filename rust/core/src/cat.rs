@@ -18,7 +18,7 @@
 //!   from a HyperLogLog maintained from that point; top-k is unavailable.
 use crate::codec::{Reader, Writer, KIND_CAT};
 use crate::error::{Error, Result};
-use crate::hash::{mix64, prefetch, KeyIndex};
+use crate::hash::{mix64, prefetch, KeyIndex, KeyMap};
 use crate::hll::Hll;
 use crate::sum::{c_ln_ratio, Estimator, FixedSum};
 
@@ -67,7 +67,10 @@ impl Arena {
 
 #[derive(Clone, Debug)]
 enum Table {
-    Dense { counts: Vec<u64> },
+    /// Slot `v` holds the counts of key `map.key(v)`. A float-keyed dense table only comes from
+    /// [`CategoricalAcc::add_dense`] (integer values of a numeric field counted directly); it stands
+    /// for the hashed table the same keys give and is turned into one before keys are added otherwise.
+    Dense { counts: Vec<u64>, map: KeyMap },
     Hashed { index: KeyIndex, keys: Vec<u64>, counts: Vec<u64>, values: Option<Arena> },
     Binned { counts: Vec<u64>, hll: Hll },
 }
@@ -128,7 +131,7 @@ impl CategoricalAcc {
         let table = if keep_values {
             Table::Hashed { index: KeyIndex::default(), keys: vec![], counts: vec![], values: Some(Arena::default()) }
         } else {
-            Table::Dense { counts: vec![] }
+            Table::Dense { counts: vec![], map: KeyMap::Int }
         };
         Ok(CategoricalAcc { cfg, p, nulls: vec![0; p], table, keep_values })
     }
@@ -146,7 +149,7 @@ impl CategoricalAcc {
     /// Approximate heap bytes of the table.
     pub fn memory_bytes(&self) -> usize {
         match &self.table {
-            Table::Dense { counts } => counts.len() * 8,
+            Table::Dense { counts, .. } => counts.len() * 8,
             Table::Hashed { keys, values, .. } => {
                 keys.len() * (self.p * 8 + HASHED_SLOT_OVERHEAD) + values.as_ref().map_or(0, |a| a.data.len() + a.offs.len() * 8)
             }
@@ -187,12 +190,15 @@ impl CategoricalAcc {
 
     fn run<'r, V: Fn(usize) -> bool>(&mut self, keys: &[u64], valid: &V, pats: &[u8], raw: Option<&RawFn<'r>>) {
         let (p, n) = (self.p, keys.len());
+        if matches!(self.table, Table::Dense { map: KeyMap::Float, .. }) {
+            self.to_hashed(); // keys come as they are from here on
+        }
         let mut i = 0;
         while i < n {
             let budget = self.cfg.budget_bytes;
             let nbins = self.nbins();
             match &mut self.table {
-                Table::Dense { counts } => {
+                Table::Dense { counts, .. } => {
                     let card = (counts.len() / p) as u64;
                     while i < n {
                         if !valid(i) {
@@ -279,14 +285,80 @@ impl CategoricalAcc {
         if counts.len() % acc.p != 0 || (counts.len() / acc.p) as u64 > acc.cfg.dense_capacity() {
             return Err(Error::Input(format!("{} dense counts do not fit this accumulator's dense table", counts.len())));
         }
-        acc.table = Table::Dense { counts };
+        acc.table = Table::Dense { counts, map: KeyMap::Int };
         Ok(acc)
+    }
+
+    /// Add null rows counted elsewhere (per label pattern).
+    pub fn add_nulls(&mut self, nulls: &[u64]) -> Result<()> {
+        if nulls.len() != self.p {
+            return Err(Error::Input(format!("{} null counts for {} label patterns", nulls.len(), self.p)));
+        }
+        for (a, &b) in self.nulls.iter_mut().zip(nulls) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    /// Add the per-pattern counts of one key counted elsewhere (with its raw bytes when values are
+    /// kept): the same table as counting its rows here, whatever the order of calls.
+    pub fn add_counts(&mut self, key: u64, counts: &[u64], raw: Option<&[u8]>) -> Result<()> {
+        if counts.len() != self.p {
+            return Err(Error::Input(format!("{} counts for {} label patterns", counts.len(), self.p)));
+        }
+        if self.keep_values && raw.is_none() {
+            return Err(Error::Input("this accumulator keeps raw values; pass them".into()));
+        }
+        self.add_entry(key, counts, raw);
+        Ok(())
+    }
+
+    /// Add a dense table counted elsewhere: `counts[v * P + q]` rows with value `v` and label pattern `q`,
+    /// value `v` counted under the key `map.key(v)`. Equal to counting those rows here. A table that fits
+    /// the dense capacity is taken over as it is by an empty accumulator (a float-keyed one when its keys
+    /// fit the budget as a hashed table, as they would when counted here); an integer table is added
+    /// cell by cell to a dense one; otherwise key by key.
+    pub fn add_dense(&mut self, mut counts: Vec<u64>, map: KeyMap) -> Result<()> {
+        let p = self.p;
+        if !counts.len().is_multiple_of(p) || self.keep_values {
+            return Err(Error::Input("a dense table needs whole label-pattern rows and no kept values".into()));
+        }
+        let card = counts.len() / p;
+        let empty = matches!(&self.table, Table::Dense { counts: own, .. } if own.iter().all(|&x| x == 0));
+        if map == KeyMap::Float && empty && card as u64 <= self.cfg.dense_capacity() {
+            let keys = counts.chunks_exact(p).filter(|c| c.iter().any(|&x| x > 0)).count();
+            if keys * (p * 8 + HASHED_SLOT_OVERHEAD) <= self.cfg.budget_bytes {
+                self.table = Table::Dense { counts, map };
+                return Ok(());
+            }
+        }
+        if map == KeyMap::Int && card as u64 <= self.cfg.dense_capacity() {
+            if let Table::Dense { counts: own, map: KeyMap::Int } = &mut self.table {
+                if empty {
+                    *own = counts;
+                } else {
+                    if own.len() < counts.len() {
+                        std::mem::swap(own, &mut counts);
+                    }
+                    for (a, &b) in own.iter_mut().zip(&counts) {
+                        *a += b;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        for (v, c) in counts.chunks_exact(p).enumerate() {
+            if c.iter().any(|&x| x > 0) {
+                self.add_entry(map.key(v as u64), c, None);
+            }
+        }
+        Ok(())
     }
 
     /// Dense table must hold key `need - 1`: grow (doubling, capped) or move to the hashed table.
     fn grow_or_convert(&mut self, need: u64) {
         let (p, cap) = (self.p as u64, self.cfg.dense_capacity());
-        if let Table::Dense { counts } = &mut self.table {
+        if let Table::Dense { counts, map: KeyMap::Int } = &mut self.table {
             if need <= cap {
                 let card = (counts.len() as u64 / p).max(16);
                 let new = need.max(card.saturating_mul(2)).min(cap);
@@ -299,13 +371,14 @@ impl CategoricalAcc {
 
     fn to_hashed(&mut self) {
         let p = self.p;
-        if let Table::Dense { counts } = &self.table {
+        if let Table::Dense { counts, map } = &self.table {
             let mut index = KeyIndex::default();
             let (mut keys, mut out) = (vec![], vec![]);
             for (k, c) in counts.chunks_exact(p).enumerate() {
                 if c.iter().any(|&x| x > 0) {
-                    index.insert(k as u64, keys.len() as u32);
-                    keys.push(k as u64);
+                    let key = map.key(k as u64);
+                    index.insert(key, keys.len() as u32);
+                    keys.push(key);
                     out.extend_from_slice(c);
                 }
             }
@@ -337,7 +410,7 @@ impl CategoricalAcc {
     fn for_each_key<'s>(&'s self, mut f: impl FnMut(u64, &'s [u64], Option<&'s [u8]>)) {
         let p = self.p;
         match &self.table {
-            Table::Dense { counts } => {
+            Table::Dense { counts, map } => {
                 // Non-empty keys of each stretch are collected branch-free first: on a sparse table
                 // a test-and-call per key mispredicts about every other key.
                 const STRETCH: usize = 1024;
@@ -350,7 +423,7 @@ impl CategoricalAcc {
                     }
                     for &j in &present[..m] {
                         let k = s * STRETCH + j as usize;
-                        f(k as u64, &counts[k * p..(k + 1) * p], None)
+                        f(map.key(k as u64), &counts[k * p..(k + 1) * p], None)
                     }
                 }
             }
@@ -385,7 +458,8 @@ impl CategoricalAcc {
             let budget = self.cfg.budget_bytes;
             let bytes = self.memory_bytes();
             match &mut self.table {
-                Table::Dense { counts } => {
+                Table::Dense { map: KeyMap::Float, .. } => self.to_hashed(),
+                Table::Dense { counts, .. } => {
                     if (k as usize) < counts.len() / p {
                         for (o, &x) in counts[k as usize * p..(k as usize + 1) * p].iter_mut().zip(c) {
                             *o += x;
@@ -457,7 +531,7 @@ impl CategoricalAcc {
     fn pattern_totals(&self) -> Vec<u64> {
         let mut tot = self.nulls.clone();
         let counts = match &self.table {
-            Table::Dense { counts } | Table::Hashed { counts, .. } | Table::Binned { counts, .. } => counts,
+            Table::Dense { counts, .. } | Table::Hashed { counts, .. } | Table::Binned { counts, .. } => counts,
         };
         // empty cells add nothing, so every table is summed as a flat array of per-pattern rows
         for c in counts.chunks_exact(self.p) {
@@ -639,13 +713,15 @@ impl CategoricalAcc {
                 w.u64s(counts);
                 hll.write(&mut w);
             }
-            Table::Dense { counts } => {
+            // a float-keyed dense table is written as the table counting the same keys here gives:
+            // dense while key 0 (value 0.0) is its only key, else hashed
+            Table::Dense { counts, map } if *map == KeyMap::Int || counts[self.p.min(counts.len())..].iter().all(|&x| x == 0) => {
                 // canonical: trailing empty keys trimmed
                 let end = counts.chunks_exact(self.p).rposition(|c| c.iter().any(|&x| x > 0)).map_or(0, |k| (k + 1) * self.p);
                 w.u8(0);
                 w.u64s(&counts[..end]);
             }
-            Table::Hashed { .. } => {
+            Table::Hashed { .. } | Table::Dense { .. } => {
                 w.u8(1);
                 let mut e: Vec<(u64, &[u64], Option<&[u8]>)> = Vec::new();
                 self.for_each_key(|k, c, r| e.push((k, c, r)));
@@ -678,7 +754,7 @@ impl CategoricalAcc {
                 if counts.len() % p != 0 {
                     return Err(Error::Corrupt("dense table length".into()));
                 }
-                acc.table = Table::Dense { counts };
+                acc.table = Table::Dense { counts, map: KeyMap::Int };
             }
             1 => {
                 let keys = r.u64s()?;

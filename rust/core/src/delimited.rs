@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use crate::cat::RawFn;
 use crate::error::{Error, Result};
-use crate::hash::hash_bytes;
-use crate::{CategoricalAcc, NumericAcc, PairAcc};
+use crate::hash::{float_key, hash_bytes};
+use crate::{FieldCounter, NumericAcc, PairAcc};
 
 /// What one column of the file feeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +66,7 @@ pub struct Outcome {
 
 /// Accumulators fed by column index: categorical, numeric, and pairs of columns.
 pub struct Sinks<'a> {
-    pub cat: Vec<(usize, &'a mut CategoricalAcc)>,
+    pub cat: Vec<(usize, &'a mut FieldCounter)>,
     pub num: Vec<(usize, &'a mut NumericAcc)>,
     pub pair: Vec<(usize, usize, &'a mut PairAcc)>,
 }
@@ -356,12 +356,6 @@ fn parse_number(s: &[u8]) -> Option<f64> {
     std::str::from_utf8(s).ok()?.parse::<f64>().ok()
 }
 
-/// The key a float value is counted under (the same as for Arrow float columns: -0.0 folded into 0.0).
-#[inline]
-fn float_key(v: f64) -> u64 {
-    if v == 0.0 { 0 } else { v.to_bits() }
-}
-
 struct Layout<'p> {
     plan: &'p Plan,
     /// Per column: index into a piece's `cols`, for Text and Number columns.
@@ -420,6 +414,8 @@ impl<'p> Layout<'p> {
         let mut bounds = vec![Bound::default(); roles.len()];
         let mut nums = vec![f64::NAN; roles.len()];
         let mut text = Vec::new();
+        // text values must be UTF-8 (as the Arrow reader requires); an ASCII piece needs no per-value check
+        let ascii = b[start..end].is_ascii();
         let mut st = Structurals::new(b, delim, start);
         let mut pos = start;
         while pos < end {
@@ -431,7 +427,7 @@ impl<'p> Layout<'p> {
             if content_end == row_start || (content_end == row_start + 1 && b[row_start] == b'\r') {
                 continue; // empty line
             }
-            match self.check(b, &bounds, n, &mut nums, &mut text) {
+            match self.check(b, &bounds, n, &mut nums, &mut text, ascii) {
                 Ok(pat) => p.pats.push(pat),
                 Err((column, message)) => {
                     p.bad_rows += 1;
@@ -469,11 +465,22 @@ impl<'p> Layout<'p> {
 
     /// Validate one row: field count, labels (missing / not 0-1), numbers; returns its label pattern.
     /// Fills `nums` for Number columns (NaN = null).
-    fn check(&self, b: &[u8], bounds: &[Bound], n: usize, nums: &mut [f64], text: &mut Vec<u8>)
+    fn check(&self, b: &[u8], bounds: &[Bound], n: usize, nums: &mut [f64], text: &mut Vec<u8>, ascii: bool)
              -> std::result::Result<u8, (Option<usize>, String)> {
         let ncol = self.plan.roles.len();
         if n != ncol {
             return Err((None, format!("expected {ncol} fields, found {n}")));
+        }
+        if !ascii {
+            for &c in &self.used {
+                if self.plan.roles[c] == Role::Text {
+                    if let Err(e) = std::str::from_utf8(field_bytes(b, bounds[c], text)) {
+                        let at = e.valid_up_to();
+                        let byte = field_bytes(b, bounds[c], text)[at];
+                        return Err((Some(c), format!("not UTF-8 text: byte 0x{byte:02x} after {at} valid bytes")));
+                    }
+                }
+            }
         }
         let mut pat = 0u8;
         for (bit, &c) in self.labels.iter().enumerate() {
@@ -532,9 +539,14 @@ fn count_block(b: &[u8], pieces: &[Piece], layout: &Layout, sinks: &mut Sinks) -
     let r1 = sinks.cat.par_iter_mut().try_for_each(|(c, acc)| -> Result<()> {
         for p in pieces {
             let cv = &p.cols[slot(*c)];
+            if layout.plan.roles[*c] == Role::Number {
+                // NaN is null; integer values go to the field's dense table
+                acc.count_floats(cv.numbers(), None, &p.pats)?;
+                continue;
+            }
             let raw = |i: usize| p.raw(b, layout.plan.delimiter, cv, i, *c);
-            let rawf: Option<&RawFn> = if acc.keeps_values() { Some(&raw) } else { None };
-            acc.update(&cv.keys, cv.validity(), &p.pats, rawf)?;
+            let rawf: Option<&RawFn> = if acc.peek().keeps_values() { Some(&raw) } else { None };
+            acc.count_keys(&cv.keys, cv.validity(), &p.pats, rawf)?;
         }
         Ok(())
     });
@@ -588,6 +600,20 @@ fn read_blocks<R: Read>(mut r: R, block: usize, tx: SyncSender<std::io::Result<V
     }
 }
 
+/// The bytes of a file from `offset` on, decompressed when `gzip` (several concatenated members read as
+/// one stream; `offset` then counts decompressed bytes).
+pub fn open_input(path: &std::path::Path, offset: u64, gzip: bool) -> std::io::Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    if gzip {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+        std::io::copy(&mut (&mut gz).take(offset), &mut std::io::sink())?;
+        return Ok(Box::new(gz));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Box::new(file))
+}
+
 /// Count a delimited text stream into `sinks`. `progress(rows, bytes)` is called after each block; an error
 /// from it (e.g. an interrupt) stops counting. Parsing of block k+1 overlaps counting of block k.
 pub fn count_stream<R: Read + Send>(
@@ -605,7 +631,7 @@ pub fn count_stream<R: Read + Send>(
             return Err(Error::Input(format!("column {c} is not a text or number column of the plan")));
         }
     }
-    if let Some((c, _)) = sinks.cat.iter().find(|(c, a)| a.keeps_values() && role(*c) != Role::Text) {
+    if let Some((c, _)) = sinks.cat.iter().find(|(c, a)| a.peek().keeps_values() && role(*c) != Role::Text) {
         return Err(Error::Input(format!("column {c} is numeric; its accumulator expects raw values")));
     }
     if let Some((c, _)) = sinks.num.iter().find(|(c, _)| role(*c) != Role::Number) {
@@ -673,7 +699,7 @@ pub fn count_stream<R: Read + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CatConfig;
+    use crate::{CatConfig, CategoricalAcc};
 
     fn plan(roles: Vec<Role>, skip: bool) -> Plan {
         Plan { delimiter: b',', roles, skip_bad_rows: skip, first_line: 1, block_bytes: 1 << 16 }
@@ -681,11 +707,12 @@ mod tests {
 
     fn run(text: &[u8], plan: &Plan, cat_cols: &[usize], keep: bool) -> (Vec<CategoricalAcc>, Outcome) {
         let cfg = CatConfig { n_labels: 1, ..Default::default() };
-        let mut accs: Vec<CategoricalAcc> = cat_cols.iter().map(|_| CategoricalAcc::new(cfg.clone(), keep).unwrap()).collect();
+        let mut accs: Vec<FieldCounter> =
+            cat_cols.iter().map(|_| FieldCounter::new(CategoricalAcc::new(cfg.clone(), keep).unwrap())).collect();
         let mut sinks = Sinks { cat: cat_cols.iter().copied().zip(accs.iter_mut()).collect(), num: vec![], pair: vec![] };
         let out = count_stream(text, plan, &mut sinks, &mut |_, _| Ok(())).unwrap();
         drop(sinks);
-        (accs, out)
+        (accs.into_iter().map(FieldCounter::into_acc).collect(), out)
     }
 
     #[test]
@@ -709,7 +736,8 @@ mod tests {
     #[test]
     fn bad_rows_name_line_and_column() {
         let roles = vec![Role::Label(0), Role::Number, Role::Text];
-        let cases: [(&[u8], u64, Option<usize>, &str); 4] = [
+        let cases: [(&[u8], u64, Option<usize>, &str); 5] = [
+            (b"1,2,\"\xc3\xa9\"\n0,4,x\xffy\n", 2, Some(2), "not UTF-8 text: byte 0xff after 1 valid bytes"),
             (b"1,2,a\n0,3\n", 2, None, "expected 3 fields, found 2"),
             (b"1,2,a\n\n2,3,b\n", 3, Some(0), "label must be 0 or 1, found '2'"),
             (b"1,2,a\n,3,b\n", 2, Some(0), "label is missing"),

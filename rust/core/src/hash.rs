@@ -10,6 +10,30 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(b, SEED)
 }
 
+/// Key of a float value (numeric fields, float columns): its bit pattern, with -0.0 folded into 0.0.
+#[inline]
+pub fn float_key(v: f64) -> u64 {
+    if v == 0.0 { 0 } else { v.to_bits() }
+}
+
+/// How a non-negative integer value becomes an accumulator key: as it is (integer fields), or as the key
+/// of its float value (numeric fields, counted by float64 value so text and typed columns agree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMap {
+    Int,
+    Float,
+}
+
+impl KeyMap {
+    #[inline]
+    pub fn key(self, v: u64) -> u64 {
+        match self {
+            KeyMap::Int => v,
+            KeyMap::Float => float_key(v as f64),
+        }
+    }
+}
+
 /// Bijective 64-bit mixer (splitmix64 finaliser); used for HLL and bins so integer keys spread.
 #[inline]
 pub fn mix64(mut z: u64) -> u64 {

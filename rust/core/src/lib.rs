@@ -12,10 +12,12 @@
 //! full joint distribution of the key with all labels; every label statistic is derived from it.
 //! Information sums use an order-independent fixed-point accumulator ([`sum::FixedSum`]), so merging
 //! shards in any order gives bit-identical statistics to one pass.
+pub mod arrow;
 pub mod cat;
 pub mod codec;
 pub mod delimited;
 pub mod error;
+pub mod field;
 pub mod hash;
 pub mod hll;
 pub mod info;
@@ -27,6 +29,7 @@ pub mod sum;
 
 pub use cat::{CatConfig, CategoricalAcc, FieldStats};
 pub use error::{Error, Result};
+pub use field::FieldCounter;
 pub use hll::Hll;
 pub use numeric::{Bitmap, NumericAcc};
 pub use pair::{PairAcc, PairStats, Side};

@@ -5,7 +5,7 @@
 //! (row-major) matrix is streamed once per group rather than once per field.
 use crate::cat::{CatConfig, CategoricalAcc, FieldStats};
 use crate::error::{Error, Result};
-use crate::hash::prefetch;
+use crate::field::{min_max, DenseCounter};
 use crate::pair::{PairAcc, PairStats};
 use crate::sum::Estimator;
 use rayon::prelude::*;
@@ -68,19 +68,7 @@ impl<'a, T: Code> Codes<'a, T> {
         let base = f * self.field_stride;
         let fold = |(a, b): (i64, i64), k: i64| (a.min(k), b.max(k));
         if self.row_stride == 1 {
-            // eight independent running min/max pairs: a form the compiler vectorises
-            let col = &self.data[base + r0..base + r1];
-            let (mut lo, mut hi) = ([i64::MAX; 8], [i64::MIN; 8]);
-            let chunks = col.chunks_exact(8);
-            let rest = chunks.remainder().iter().map(|v| v.key() as i64).fold((i64::MAX, i64::MIN), fold);
-            for chunk in chunks {
-                for j in 0..8 {
-                    let k = chunk[j].key() as i64;
-                    lo[j] = lo[j].min(k);
-                    hi[j] = hi[j].max(k);
-                }
-            }
-            lo.iter().zip(&hi).fold(rest, |(a, b), (&l, &h)| (a.min(l), b.max(h)))
+            min_max(&self.data[base + r0..base + r1])
         } else {
             (r0..r1).map(|r| self.data[base + r * self.row_stride].key() as i64).fold((i64::MAX, i64::MIN), fold)
         }
@@ -193,63 +181,8 @@ impl FieldCounter {
     }
 }
 
-/// Dense joint counts of one field's codes with the rows' label patterns, in u32 cells (callers
-/// keep rows below 2^32 and [`reserve`](Self::reserve) room for each block's largest code first):
-/// cell `(code << L) | pattern`, the layout of a dense [`CategoricalAcc`].
-///
-/// Two memory effects decide the speed. Small tables stay in L1, but consecutive rows often hit the
-/// same hot cell and each increment waits for the previous store: four copies of the table side by
-/// side (row r counts into copy r mod 4, summed at the end) break that chain. Large tables miss the cache on most
-/// rows: the cell of the row `PREFETCH_AHEAD` rows ahead is prefetched so several misses overlap.
-struct DenseCounter {
-    cells: Vec<u32>,
-    /// codes below `used` were seen; the table has room for codes below `card`
-    used: usize,
-    card: usize,
-    width: usize,
-    shift: u32,
-    lanes: usize,
-}
-
-const SMALL_TABLE_CELLS: usize = 1 << 12;
-const LARGE_TABLE_CELLS: usize = 1 << 16;
-const PREFETCH_AHEAD: usize = 64;
-
 impl DenseCounter {
-    fn new(n_labels: usize) -> Self {
-        DenseCounter { cells: vec![], used: 0, card: 0, width: 0, shift: n_labels as u32, lanes: 1 }
-    }
-
-    /// Make room for codes below `card` (at most `cap` codes); counts so far are kept. Grows by at
-    /// least a quarter so a slowly rising maximum costs few copies; the first block usually shows
-    /// nearly the whole range, so little more than needed is ever allocated.
-    fn reserve(&mut self, card: usize, cap: usize) {
-        self.used = self.used.max(card);
-        if card <= self.card {
-            return;
-        }
-        let (old_width, old_lanes) = (self.width, self.lanes);
-        self.card = card.max(self.card + self.card / 4).min(cap);
-        self.width = self.card << self.shift;
-        self.lanes = if self.width <= SMALL_TABLE_CELLS { 4 } else { 1 };
-        if old_lanes == 1 && self.lanes == 1 {
-            // same layout, longer: a large table is extended in place (realloc remaps, no copy)
-            self.cells.resize(self.width, 0);
-            return;
-        }
-        let old = std::mem::take(&mut self.cells);
-        self.cells = vec![0; self.width * self.lanes];
-        if old_width > 0 {
-            // the copies only ever get added up, so the old ones all go to the first new copy
-            for lane in old.chunks_exact(old_width) {
-                for (o, &x) in self.cells.iter_mut().zip(lane) {
-                    *o += x;
-                }
-            }
-        }
-    }
-
-    /// Count rows `r0..r1` of field `f`.
+    /// Count rows `r0..r1` of field `f` of a code matrix.
     fn count<T: Code>(&mut self, codes: &Codes<T>, f: usize, r0: usize, r1: usize, pats: &[u8]) {
         let base = f * codes.field_stride;
         if codes.row_stride == 1 {
@@ -259,51 +192,6 @@ impl DenseCounter {
             let rs = codes.row_stride;
             self.count_with(|r| codes.data[base + r * rs].key() as usize, r0, r1, pats);
         }
-    }
-
-    #[inline(always)]
-    fn count_with(&mut self, code: impl Fn(usize) -> usize, r0: usize, r1: usize, pats: &[u8]) {
-        let (s, w) = (self.shift, self.width);
-        let cell = |r: usize| (code(r) << s) | pats[r] as usize;
-        let c = &mut self.cells[..];
-        if self.lanes == 4 {
-            let mut r = r0;
-            while r + 4 <= r1 {
-                c[cell(r)] += 1;
-                c[w + cell(r + 1)] += 1;
-                c[2 * w + cell(r + 2)] += 1;
-                c[3 * w + cell(r + 3)] += 1;
-                r += 4;
-            }
-            for r in r..r1 {
-                c[cell(r)] += 1;
-            }
-        } else if w >= LARGE_TABLE_CELLS {
-            let ahead = r1.saturating_sub(PREFETCH_AHEAD).max(r0);
-            for r in r0..ahead {
-                prefetch(c.as_ptr().wrapping_add(code(r + PREFETCH_AHEAD) << s));
-                c[cell(r)] += 1;
-            }
-            for r in ahead..r1 {
-                c[cell(r)] += 1;
-            }
-        } else {
-            for r in r0..r1 {
-                c[cell(r)] += 1;
-            }
-        }
-    }
-
-    /// The counts of the codes seen as a dense accumulator table (copies summed, widened to u64).
-    fn into_counts(self) -> Vec<u64> {
-        let used = self.used << self.shift;
-        let mut out: Vec<u64> = self.cells[..used].iter().map(|&x| x as u64).collect();
-        for lane in self.cells.chunks(self.width.max(1)).skip(1) {
-            for (o, &x) in out.iter_mut().zip(lane) {
-                *o += x as u64;
-            }
-        }
-        out
     }
 }
 

@@ -2,142 +2,32 @@
 //!
 //! Arrow columns arrive zero-copy through the Arrow PyCapsule interface (pyo3-arrow), so pyarrow,
 //! polars and duckdb objects all work; code matrices and labels arrive as numpy arrays. Every heavy
-//! call releases the GIL (`py.detach`) and runs on rayon (thread count settable per call).
-use arrow_array::cast::AsArray;
-use arrow_array::types::*;
+//! call releases the GIL (`py.detach`) and runs on rayon (thread count settable per call). How
+//! Arrow columns are keyed and counted, and file decompression, live in the core crate
+//! (`core::arrow`, `core::delimited`); this crate only converts arguments and results.
 use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
 use leanrec_core as core;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::PyArray;
-use rayon::prelude::*;
 
 fn err(e: core::Error) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        core::Error::Unsupported(m) => PyTypeError::new_err(m),
+        e => PyValueError::new_err(e.to_string()),
+    }
 }
 
 fn estimator(name: &str) -> PyResult<core::Estimator> {
     core::Estimator::parse(name).map_err(err)
 }
 
-// ---------------------------------------------------------------- Arrow columns -> keys
+// ---------------------------------------------------------------- Arrow columns (keys: core::arrow)
 
-/// Keys of one Arrow column: integer values as-is (two's complement), raw bytes hashed with xxh3
-/// (fixed seed), floats by their bit pattern (-0.0 folded into 0.0). `raw` keeps the byte source.
-struct Keys {
-    keys: Vec<u64>,
-    valid: Option<Vec<bool>>,
-    raw: Option<ArrayRef>,
-    /// dictionary indices when `raw` is a dictionary's values
-    dict_idx: Option<Vec<usize>>,
-}
-
-fn bytes_at(a: &ArrayRef, i: usize) -> &[u8] {
-    match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().value(i).as_bytes(),
-        DataType::LargeUtf8 => a.as_string::<i64>().value(i).as_bytes(),
-        DataType::Utf8View => a.as_string_view().value(i).as_bytes(),
-        DataType::Binary => a.as_binary::<i32>().value(i),
-        DataType::LargeBinary => a.as_binary::<i64>().value(i),
-        DataType::BinaryView => a.as_binary_view().value(i),
-        _ => &[],
-    }
-}
-
-fn is_bytes(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
-}
-
-/// Whether a column's keys are raw-byte hashes (so accumulators should keep the values).
-fn column_is_bytes(t: &DataType) -> bool {
-    match t {
-        DataType::Dictionary(_, v) => is_bytes(v),
-        t => is_bytes(t),
-    }
-}
-
-fn plain_keys(a: &ArrayRef) -> PyResult<Vec<u64>> {
-    macro_rules! ints {
-        ($t:ty) => {
-            a.as_primitive::<$t>().values().iter().map(|&v| v as i64 as u64).collect()
-        };
-    }
-    let fl = |v: f64| if v == 0.0 { 0u64 } else { v.to_bits() };
-    Ok(match a.data_type() {
-        DataType::Int8 => ints!(Int8Type),
-        DataType::Int16 => ints!(Int16Type),
-        DataType::Int32 => ints!(Int32Type),
-        DataType::Int64 => ints!(Int64Type),
-        DataType::UInt8 => ints!(UInt8Type),
-        DataType::UInt16 => ints!(UInt16Type),
-        DataType::UInt32 => ints!(UInt32Type),
-        DataType::UInt64 => a.as_primitive::<UInt64Type>().values().to_vec(),
-        DataType::Float32 => a.as_primitive::<Float32Type>().values().iter().map(|&v| fl(v as f64)).collect(),
-        DataType::Float64 => a.as_primitive::<Float64Type>().values().iter().map(|&v| fl(v)).collect(),
-        DataType::Boolean => a.as_boolean().values().iter().map(|b| b as u64).collect(),
-        DataType::Null => vec![0; a.len()],
-        t if is_bytes(t) => (0..a.len()).into_par_iter().map(|i| if a.is_null(i) { 0 } else { core::hash::hash_bytes(bytes_at(a, i)) }).collect(),
-        t => return Err(PyTypeError::new_err(format!("unsupported Arrow type {t} (use integers, strings, binary, dictionary, float or bool)"))),
-    })
-}
-
-fn validity(a: &dyn Array) -> Option<Vec<bool>> {
-    a.logical_nulls().filter(|n| n.null_count() > 0).map(|n| n.iter().collect())
-}
-
-fn to_keys(a: &ArrayRef) -> PyResult<Keys> {
-    if let DataType::Dictionary(kt, _) = a.data_type() {
-        macro_rules! dict {
-            ($t:ty) => {{
-                let d = a.as_dictionary::<$t>();
-                let vals = d.values().clone();
-                let vkeys = plain_keys(&vals)?;
-                let idx: Vec<usize> = d.keys().values().iter().map(|&k| k as usize).collect();
-                let keys = idx.iter().map(|&k| vkeys.get(k).copied().unwrap_or(0)).collect();
-                let raw = if is_bytes(vals.data_type()) { Some(vals) } else { None };
-                (keys, raw, Some(idx))
-            }};
-        }
-        let (keys, raw, dict_idx) = match kt.as_ref() {
-            DataType::Int8 => dict!(Int8Type),
-            DataType::Int16 => dict!(Int16Type),
-            DataType::Int32 => dict!(Int32Type),
-            DataType::Int64 => dict!(Int64Type),
-            DataType::UInt8 => dict!(UInt8Type),
-            DataType::UInt16 => dict!(UInt16Type),
-            DataType::UInt32 => dict!(UInt32Type),
-            DataType::UInt64 => dict!(UInt64Type),
-            t => return Err(PyTypeError::new_err(format!("unsupported dictionary key type {t}"))),
-        };
-        return Ok(Keys { keys, valid: validity(a.as_ref()), raw, dict_idx });
-    }
-    let raw = if is_bytes(a.data_type()) { Some(a.clone()) } else { None };
-    Ok(Keys { keys: plain_keys(a)?, valid: validity(a.as_ref()), raw, dict_idx: None })
-}
-
-impl Keys {
-    fn raw_at(&self, i: usize) -> &[u8] {
-        match (&self.raw, &self.dict_idx) {
-            (Some(r), Some(idx)) => bytes_at(r, idx[i]),
-            (Some(r), None) => bytes_at(r, i),
-            _ => &[],
-        }
-    }
-    fn update(&self, acc: &mut core::CategoricalAcc, pats: &[u8]) -> core::Result<()> {
-        let raw = |i: usize| self.raw_at(i);
-        let rawf: Option<&core::cat::RawFn> = if acc.keeps_values() { Some(&raw) } else { None };
-        if acc.keeps_values() && self.raw.is_none() {
-            return Err(core::Error::Input("this accumulator counts strings/binary; got a non-string column".into()));
-        }
-        acc.update(&self.keys, self.valid.as_deref(), pats, rawf)
-    }
-}
-
-fn keys_of(x: PyArray) -> PyResult<Keys> {
-    to_keys(x.array())
+fn keys_of(x: &PyArray) -> PyResult<core::arrow::Keys> {
+    core::arrow::to_keys(x.array(), false).map_err(err)
 }
 
 // ---------------------------------------------------------------- labels
@@ -188,7 +78,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &core::FieldStats) -> PyResult<Bound<'py,
 /// Exact (budgeted) frequency table of one categorical field jointly with binary labels.
 #[pyclass(module = "leanrec._native")]
 struct FieldAccumulator {
-    inner: core::CategoricalAcc,
+    inner: core::FieldCounter,
 }
 
 #[pymethods]
@@ -197,37 +87,43 @@ impl FieldAccumulator {
     #[pyo3(signature = (n_labels=1, *, budget_bytes=256<<20, hll_precision=14, dense_limit=1<<24, keep_values=false))]
     fn new(n_labels: usize, budget_bytes: usize, hll_precision: u8, dense_limit: u64, keep_values: bool) -> PyResult<Self> {
         let cfg = core::CatConfig { n_labels, dense_limit, budget_bytes, hll_p: hll_precision };
-        Ok(FieldAccumulator { inner: core::CategoricalAcc::new(cfg, keep_values).map_err(err)? })
+        Ok(FieldAccumulator { inner: core::FieldCounter::new(core::CategoricalAcc::new(cfg, keep_values).map_err(err)?) })
     }
-    #[pyo3(signature = (values, labels=None))]
-    fn update(&mut self, py: Python<'_>, values: PyArray, labels: Option<PyReadonlyArray2<u8>>) -> PyResult<()> {
+    /// Count a column; `numeric`: count it by float64 value (NaN as null), as numeric fields are.
+    #[pyo3(signature = (values, labels=None, numeric=false))]
+    fn update(&mut self, py: Python<'_>, values: PyArray, labels: Option<PyReadonlyArray2<u8>>, numeric: bool) -> PyResult<()> {
         let n = values.array().len();
-        let pats = patterns(labels, n, self.inner.config().n_labels)?;
-        let keys = keys_of(values)?;
+        let pats = patterns(labels, n, self.inner.peek().config().n_labels)?;
         let inner = &mut self.inner;
-        py.detach(|| keys.update(inner, &pats)).map_err(err)
+        py.detach(|| core::arrow::count_field(inner, values.array(), &pats, numeric)).map_err(err)
     }
-    fn merge(&mut self, other: PyRef<'_, FieldAccumulator>) -> PyResult<()> {
-        self.inner.merge(&other.inner).map_err(err)
+    fn merge(&mut self, other: &Bound<'_, FieldAccumulator>) -> PyResult<()> {
+        let mut o = other.try_borrow_mut()?;
+        let theirs = o.inner.acc();
+        self.inner.acc_mut().merge(theirs).map_err(err)
     }
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.to_bytes())
+    // &mut: pending dense counts are added to the accumulator first
+    #[allow(clippy::wrong_self_convention)]
+    fn to_bytes<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.acc().to_bytes())
     }
     #[staticmethod]
     fn from_bytes(data: &Bound<'_, PyBytes>) -> PyResult<Self> {
-        Ok(FieldAccumulator { inner: core::CategoricalAcc::from_bytes(data.as_bytes()).map_err(err)? })
+        Ok(FieldAccumulator { inner: core::FieldCounter::new(core::CategoricalAcc::from_bytes(data.as_bytes()).map_err(err)?) })
     }
     /// Statistics; `estimator`: "plugin" or "miller-madow".
     #[pyo3(signature = (estimator="plugin"))]
-    fn stats<'py>(&self, py: Python<'py>, estimator: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn stats<'py>(&mut self, py: Python<'py>, estimator: &str) -> PyResult<Bound<'py, PyDict>> {
         let est = self::estimator(estimator)?;
-        let s = py.detach(|| self.inner.stats_with(est));
+        let inner = &mut self.inner;
+        let s = py.detach(|| inner.acc().stats_with(est));
         stats_dict(py, &s)
     }
     /// [(key, count, raw bytes or None)] by count descending, key ascending.
     #[pyo3(signature = (k=None))]
-    fn top_k<'py>(&self, py: Python<'py>, k: Option<usize>) -> PyResult<Bound<'py, PyList>> {
-        let v = py.detach(|| self.inner.top_k(k));
+    fn top_k<'py>(&mut self, py: Python<'py>, k: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let v = py.detach(|| inner.acc().top_k(k));
         let out = PyList::empty(py);
         for (key, c, raw) in v {
             let r: Option<Bound<PyBytes>> = raw.map(|b| PyBytes::new(py, &b));
@@ -236,16 +132,16 @@ impl FieldAccumulator {
         Ok(out)
     }
     #[getter]
-    fn approx(&self) -> bool {
-        self.inner.is_approx()
+    fn approx(&mut self) -> bool {
+        self.inner.acc().is_approx()
     }
     #[getter]
     fn keep_values(&self) -> bool {
-        self.inner.keeps_values()
+        self.inner.peek().keeps_values()
     }
     #[getter]
-    fn memory_bytes(&self) -> usize {
-        self.inner.memory_bytes()
+    fn memory_bytes(&mut self) -> usize {
+        self.inner.acc().memory_bytes()
     }
 }
 
@@ -254,33 +150,6 @@ impl FieldAccumulator {
 #[derive(Default)]
 struct NumericAccumulator {
     inner: core::NumericAcc,
-}
-
-/// Count one Arrow column into a numeric accumulator, reading its values buffer and validity
-/// bitmap in place (no copy, no cast).
-fn numeric_update(acc: &mut core::NumericAcc, a: &ArrayRef) -> PyResult<()> {
-    let nulls = a.nulls().filter(|n| n.null_count() > 0);
-    let valid = nulls.map(|n| core::Bitmap { bits: n.inner().values(), offset: n.offset() });
-    macro_rules! go {
-        ($t:ty) => {
-            acc.update(a.as_primitive::<$t>().values().as_ref(), valid)
-        };
-    }
-    match a.data_type() {
-        DataType::Float64 => go!(Float64Type),
-        DataType::Float32 => go!(Float32Type),
-        DataType::Int8 => go!(Int8Type),
-        DataType::Int16 => go!(Int16Type),
-        DataType::Int32 => go!(Int32Type),
-        DataType::Int64 => go!(Int64Type),
-        DataType::UInt8 => go!(UInt8Type),
-        DataType::UInt16 => go!(UInt16Type),
-        DataType::UInt32 => go!(UInt32Type),
-        DataType::UInt64 => go!(UInt64Type),
-        DataType::Null => acc.merge(&core::NumericAcc { nulls: a.len() as u64, ..Default::default() }),
-        t => return Err(PyTypeError::new_err(format!("numeric statistics need an integer or float column, got {t}"))),
-    }
-    Ok(())
 }
 
 fn num_dict<'py>(py: Python<'py>, s: &core::NumericAcc) -> PyResult<Bound<'py, PyDict>> {
@@ -304,7 +173,7 @@ impl NumericAccumulator {
     fn update(&mut self, py: Python<'_>, values: PyArray) -> PyResult<()> {
         let a = values.array();
         let inner = &mut self.inner;
-        py.detach(|| numeric_update(inner, a))
+        py.detach(|| core::arrow::numeric_update(inner, a)).map_err(err)
     }
     fn merge(&mut self, other: PyRef<'_, NumericAccumulator>) {
         self.inner.merge(&other.inner)
@@ -352,7 +221,7 @@ impl PairAccumulator {
             return Err(PyValueError::new_err("pair columns differ in length"));
         }
         let pats = patterns(labels, n, self.n_labels)?;
-        let (ka, kb) = (keys_of(a)?, keys_of(b)?);
+        let (ka, kb) = (keys_of(&a)?, keys_of(&b)?);
         let inner = &mut self.inner;
         py.detach(|| inner.update(&ka.keys, &kb.keys, ka.valid.as_deref(), kb.valid.as_deref(), &pats)).map_err(err)
     }
@@ -401,46 +270,82 @@ fn update_batch(
         .or(pairs.first().map(|p| p.1.array().len()))
         .unwrap_or(0);
     let pats = patterns(labels, n, n_labels)?;
-    // take the accumulators out of their Python objects, work without the GIL, put them back
-    let mut cat = Vec::new();
-    for (acc, col) in &fields {
-        if col.array().len() != n {
-            return Err(PyValueError::new_err("columns of one batch differ in length"));
+    let fields = fields.into_iter().map(|(a, c)| (a, c.array().clone(), false, None)).collect();
+    let numeric = numeric.into_iter().map(|(a, c)| (a, c.array().clone())).collect();
+    let pairs = pairs.into_iter().map(|(p, a, b)| (p, a.array().clone(), b.array().clone(), false, false)).collect();
+    run_batch(py, fields, numeric, pairs, &pats, threads)
+}
+
+/// Count one Arrow batch whose labels are typed 0/1 columns (the fast path of `compute`): `fields` are
+/// (accumulator, column, numeric) with numeric fields counted by float64 value, `numeric` (accumulator,
+/// column), `pairs` (accumulator, column a, column b, a numeric, b numeric). Returns False, counting
+/// nothing, when a label is null / NaN / not 0 or 1 or of another type, or a numeric integer column holds
+/// a value a float64 cast rejects (beyond ±2^53): the caller then validates the batch itself.
+#[pyfunction]
+#[pyo3(signature = (fields, numeric, pairs, labels, threads=None))]
+fn count_arrow_batch(
+    py: Python<'_>,
+    fields: Vec<(Py<FieldAccumulator>, PyArray, bool)>,
+    numeric: Vec<(Py<NumericAccumulator>, PyArray)>,
+    pairs: Vec<(Py<PairAccumulator>, PyArray, PyArray, bool, bool)>,
+    labels: Vec<PyArray>,
+    threads: Option<usize>,
+) -> PyResult<bool> {
+    let n = labels.first().map(|a| a.array().len()).or(fields.first().map(|f| f.1.array().len())).unwrap_or(0);
+    let label_cols: Vec<ArrayRef> = labels.iter().map(|a| a.array().clone()).collect();
+    let fields: Vec<_> = fields.into_iter().map(|(a, c, num)| (a, c.array().clone(), num)).collect();
+    let cols: Vec<(&ArrayRef, bool)> = fields.iter().map(|f| (&f.1, f.2)).collect();
+    let checked = py.detach(|| core::with_threads(threads, || core::arrow::check_batch(&label_cols, &cols, n))).map_err(err)?;
+    let Some((pats, ranges)) = checked else { return Ok(false) };
+    if let Some(acc) = fields.first() {
+        if acc.0.borrow(py).inner.peek().config().n_labels != label_cols.len() {
+            return Err(PyValueError::new_err(format!("{} label columns for accumulators of {} labels",
+                                                     label_cols.len(), acc.0.borrow(py).inner.peek().config().n_labels)));
         }
-        cat.push((take_cat(py, acc)?, col.array().clone()));
     }
-    let mut num: Vec<(core::NumericAcc, ArrayRef)> = numeric.iter().map(|(a, c)| (take_num(py, a), c.array().clone())).collect();
+    let numeric = numeric.into_iter().map(|(a, c)| (a, c.array().clone())).collect();
+    let pairs = pairs.into_iter().map(|(p, a, b, na, nb)| (p, a.array().clone(), b.array().clone(), na, nb)).collect();
+    let fields = fields.into_iter().zip(ranges).map(|((a, c, num), r)| (a, c, num, r)).collect();
+    run_batch(py, fields, numeric, pairs, &pats, threads)?;
+    Ok(true)
+}
+
+type FieldJob = (Py<FieldAccumulator>, ArrayRef, bool, Option<(i64, i64)>);
+type PairJob = (Py<PairAccumulator>, ArrayRef, ArrayRef, bool, bool);
+
+/// Take the accumulators out of their Python objects, count the batch without the GIL
+/// (`core::arrow::count_batch`), put them back (also after an error).
+fn run_batch(py: Python<'_>, fields: Vec<FieldJob>, numeric: Vec<(Py<NumericAccumulator>, ArrayRef)>,
+             pairs: Vec<PairJob>, pats: &[u8], threads: Option<usize>) -> PyResult<()> {
+    let mut cat = Vec::new();
+    for (acc, ..) in &fields {
+        cat.push(take_cat(py, acc)?);
+    }
+    let mut num: Vec<core::NumericAcc> = numeric.iter().map(|(a, _)| take_num(py, a)).collect();
     let mut prs = Vec::new();
-    for (acc, a, b) in &pairs {
-        prs.push((take_pair(py, acc)?, a.array().clone(), b.array().clone()));
+    for (acc, ..) in &pairs {
+        prs.push(take_pair(py, acc)?);
     }
-    let result: PyResult<()> = py.detach(|| {
-        core::with_threads(threads, || -> PyResult<()> {
-            let r1: PyResult<()> = cat.par_iter_mut().try_for_each(|(acc, col)| {
-                let keys = to_keys(col)?;
-                keys.update(acc, &pats).map_err(err)
-            });
-            let r2: PyResult<()> = num.par_iter_mut().try_for_each(|(acc, col)| numeric_update(acc, col));
-            let r3: PyResult<()> = prs.par_iter_mut().try_for_each(|(acc, a, b)| {
-                let (ka, kb) = (to_keys(a)?, to_keys(b)?);
-                acc.update(&ka.keys, &kb.keys, ka.valid.as_deref(), kb.valid.as_deref(), &pats).map_err(err)
-            });
-            r1.and(r2).and(r3)
-        })
-        .map_err(err)?
+    let result = py.detach(|| {
+        use core::arrow::Job;
+        let mut jobs: Vec<Job> = Vec::new();
+        jobs.extend(cat.iter_mut().zip(&fields).map(|(c, f)| Job::Field(c, f.1.clone(), f.2, f.3)));
+        jobs.extend(num.iter_mut().zip(&numeric).map(|(c, f)| Job::Numeric(c, f.1.clone())));
+        jobs.extend(prs.iter_mut().zip(&pairs).map(|(c, p)| Job::Pair(c, p.1.clone(), p.2.clone(), p.3, p.4)));
+        core::with_threads(threads, || core::arrow::count_batch(&mut jobs, pats)).and_then(|r| r)
     });
-    restore(py, fields.iter().map(|f| &f.0).zip(cat.into_iter().map(|c| c.0)),
-            numeric.iter().map(|f| &f.0).zip(num.into_iter().map(|c| c.0)),
-            pairs.iter().map(|f| &f.0).zip(prs.into_iter().map(|c| c.0)));
-    result
+    restore(py, fields.iter().map(|f| &f.0).zip(cat), numeric.iter().map(|f| &f.0).zip(num),
+            pairs.iter().map(|f| &f.0).zip(prs));
+    result.map_err(err)
 }
 
 // Accumulators are moved out of their Python objects for work without the GIL (an empty one of the
 // same configuration stands in) and put back afterwards, also after an error.
-fn take_cat(py: Python<'_>, acc: &Py<FieldAccumulator>) -> PyResult<core::CategoricalAcc> {
+fn take_cat(py: Python<'_>, acc: &Py<FieldAccumulator>) -> PyResult<core::FieldCounter> {
     let mut b = acc.borrow_mut(py);
-    let empty = core::CategoricalAcc::new(b.inner.config().clone(), b.inner.keeps_values()).map_err(err)?;
-    Ok(std::mem::replace(&mut b.inner, empty))
+    let cfg = b.inner.peek().config().clone();
+    let empty = core::CategoricalAcc::new(cfg, b.inner.peek().keeps_values()).map_err(err)?;
+    Ok(std::mem::replace(&mut b.inner, core::FieldCounter::new(empty)))
 }
 
 fn take_num(py: Python<'_>, acc: &Py<NumericAccumulator>) -> core::NumericAcc {
@@ -455,7 +360,7 @@ fn take_pair(py: Python<'_>, acc: &Py<PairAccumulator>) -> PyResult<core::PairAc
 
 fn restore<'a>(
     py: Python<'_>,
-    cat: impl Iterator<Item = (&'a Py<FieldAccumulator>, core::CategoricalAcc)>,
+    cat: impl Iterator<Item = (&'a Py<FieldAccumulator>, core::FieldCounter)>,
     num: impl Iterator<Item = (&'a Py<NumericAccumulator>, core::NumericAcc)>,
     pair: impl Iterator<Item = (&'a Py<PairAccumulator>, core::PairAcc)>,
 ) {
@@ -497,7 +402,6 @@ fn count_delimited(
     gzip: bool,
 ) -> PyResult<(u64, u64, Option<BadRowTuple>)> {
     use core::delimited::{count_stream, Plan, Role, Sinks};
-    use std::io::{Read, Seek, SeekFrom};
     if !delimiter.is_ascii() {
         return Err(PyValueError::new_err(format!("the delimiter must be one ASCII character, got {delimiter:?}")));
     }
@@ -516,17 +420,7 @@ fn count_delimited(
     assign(&mut roles, &text, &|_| Role::Text)?;
     assign(&mut roles, &number, &|_| Role::Number)?;
     let plan = Plan { delimiter: delimiter as u8, roles, skip_bad_rows, first_line, block_bytes };
-    let io_err = |e: std::io::Error| PyValueError::new_err(format!("{}: {e}", path.display()));
-    let mut file = std::fs::File::open(&path).map_err(io_err)?;
-    // `offset` counts decompressed bytes for a gzip file (its concatenated members read as one stream)
-    let reader: Box<dyn Read + Send> = if gzip {
-        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-        std::io::copy(&mut (&mut gz).take(offset), &mut std::io::sink()).map_err(io_err)?;
-        Box::new(gz)
-    } else {
-        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        Box::new(file)
-    };
+    let reader = core::delimited::open_input(&path, offset, gzip).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))?;
 
     let mut cat = Vec::new();
     for (acc, _) in &fields {
@@ -572,7 +466,7 @@ fn count_delimited(
 // ---------------------------------------------------------------- 1-D measures
 
 fn keys_no_nulls(x: PyArray, what: &str) -> PyResult<Vec<u64>> {
-    let k = keys_of(x)?;
+    let k = keys_of(&x)?;
     if k.valid.is_some() {
         return Err(PyValueError::new_err(format!("{what} contains nulls; fill them with a 'missing' code first")));
     }
@@ -631,17 +525,17 @@ fn chi2(py: Python<'_>, x: PyArray, y: PyArray) -> PyResult<f64> {
 #[pyfunction]
 #[pyo3(signature = (x, threads=None))]
 fn value_counts<'py>(py: Python<'py>, x: PyArray, threads: Option<usize>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, u64)> {
-    let bytes = column_is_bytes(x.array().data_type());
-    let keys = keys_of(x)?;
+    let a = x.array();
+    let bytes = core::arrow::column_is_bytes(a.data_type());
     let cfg = core::CatConfig { n_labels: 0, budget_bytes: usize::MAX / 4, ..Default::default() };
-    let mut acc = core::CategoricalAcc::new(cfg, bytes).map_err(err)?;
-    let pats = vec![0u8; keys.keys.len()];
+    let mut counter = core::FieldCounter::new(core::CategoricalAcc::new(cfg, bytes).map_err(err)?);
+    let pats = vec![0u8; a.len()];
     let top = py
-        .detach(|| core::with_threads(threads, || keys.update(&mut acc, &pats).map(|_| acc.top_k(None))))
+        .detach(|| core::with_threads(threads, || core::arrow::count_field(&mut counter, a, &pats, false).map(|_| counter.acc().top_k(None))))
         .map_err(err)?
         .map_err(err)?;
     let counts = PyArray1::from_vec(py, top.iter().map(|t| t.1).collect());
-    let nulls = keys.valid.as_ref().map_or(0, |v| v.iter().filter(|&&b| !b).count() as u64);
+    let nulls = a.logical_nulls().map_or(0, |n| n.null_count() as u64);
     let values: Bound<'py, PyAny> = if bytes {
         let l = PyList::empty(py);
         for t in &top {
@@ -791,6 +685,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PairAccumulator>()?;
     for f in [
         wrap_pyfunction!(update_batch, m)?,
+        wrap_pyfunction!(count_arrow_batch, m)?,
         wrap_pyfunction!(count_delimited, m)?,
         wrap_pyfunction!(entropy, m)?,
         wrap_pyfunction!(mutual_info, m)?,

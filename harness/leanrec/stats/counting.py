@@ -1,0 +1,118 @@
+"""Counting files into a TableAccumulator: CSV/TSV through the native reader (parsed and counted in Rust),
+everything else as Arrow record batches (validated, then counted by the Rust accumulators)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from leanrec import _native
+from leanrec.errors import DataError
+from leanrec.stats.arrow_reader import ReadState, prefetched, read_batches, slices
+from leanrec.stats.sources import DELIMITERS, BadRows, compression, file_format, header_columns, native_reads
+from leanrec.stats.spec import Spec, infer_spec, is_bytes
+from leanrec.stats.table import TableAccumulator
+from leanrec.stats.validate import prepare
+
+
+def _typed(t: pa.DataType, allow_bool: bool = False) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or (allow_bool and pa.types.is_boolean(t))
+
+
+def check_columns(schema: pa.Schema, spec: Spec, path: str) -> None:
+    """A later file's columns fit the spec inferred from the first: present, numbers where numeric, text
+    where the first file had text (DataError naming the file and column otherwise)."""
+    for col in (*spec.labels, *spec.fields):
+        if schema.get_field_index(col) < 0:
+            raise DataError(f"column not found; columns are {schema.names}", path=path, column=col)
+    for f in spec.fields:
+        t = schema.field(f).type
+        if f in spec.numeric and not (_typed(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+            raise DataError(f"a numeric field holds {t} values here", path=path, column=f)
+        if f in spec.strings and not is_bytes(t):
+            raise DataError(f"the field holds {t} values here but text in the first file; give the files one "
+                            "format and column types", path=path, column=f)
+
+
+def takes_as_is(schema: pa.Schema, spec: Spec) -> bool:
+    """Whether batches of this schema can be counted as they are (`TableAccumulator.count_arrow`): typed
+    label columns and typed numeric fields; text columns (the CSV Arrow reader) are validated first."""
+    return all(_typed(schema.field(lab).type, allow_bool=True) for lab in spec.labels) and \
+        all(_typed(schema.field(f).type) for f in spec.numeric)
+
+
+def count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: TableAccumulator,
+                    on_bad_rows: BadRows, progress: Any) -> None:
+    """Count one CSV/TSV file with the native reader (leanrec_core::delimited): parsing and counting in
+    Rust, no Arrow string arrays. Same counts, bad-row rules and messages as the pyarrow path."""
+    cols, offset = header_columns(path, DELIMITERS[fmt], names)
+    if not cols:
+        return
+    spec, index = acc.spec, {c: i for i, c in enumerate(cols)}
+    missing = [c for c in (*spec.labels, *spec.fields) if c not in index]  # a later file with other columns
+    if missing:
+        raise DataError(f"column(s) {missing} not found; columns are {cols}", path=str(path))
+    typed = [f for f in spec.fields if f not in spec.numeric and f not in spec.strings]
+    if typed:  # the spec came from a typed (Parquet/IPC) file where these were not text
+        raise DataError("the field holds text here but typed values in the first file; give the files one format",
+                        path=str(path), column=typed[0])
+    number = [index[f] for f in spec.numeric]
+    text = [index[f] for f in spec.fields if f not in spec.numeric]
+    rows, bad, first_bad = _native.count_delimited(
+        str(path), offset=offset, first_line=1 + (offset > 0), delimiter=DELIMITERS[fmt], n_columns=len(cols),
+        labels=[index[c] for c in spec.labels], text=text, number=number,
+        fields=[(acc.cat[f], index[f]) for f in spec.fields], numeric=[(acc.num[f], index[f]) for f in spec.numeric],
+        pairs=[(acc.pair[p], index[p[0]], index[p[1]]) for p in spec.pairs],
+        skip_bad_rows=on_bad_rows == "skip", threads=acc.threads, progress=progress,
+        gzip=compression(path) == "gzip")
+    if first_bad is not None and on_bad_rows == "error":
+        line, column, message = first_bad
+        raise DataError(message, path=str(path), line=line, column=None if column is None else cols[column])
+    acc.bad_rows += bad
+
+
+def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | None, spec: Spec | None,
+                spec_args: dict[str, Any], threads: int | None, on_bad_rows: BadRows,
+                batch_rows: int | None = None, progress: Any = None, reader: str = "native") -> TableAccumulator:
+    """Count `files` into one TableAccumulator; the field spec is `spec`, else inferred from the first batch
+    with `spec_args` (see `infer_spec`)."""
+    acc: TableAccumulator | None = None
+    for path in files:
+        file_fmt = file_format(path, fmt)
+        text = file_fmt in ("csv", "tsv")
+        state = ReadState(path=str(path), header=names is None and text, text=text)
+        if native_reads(path, file_fmt, reader):
+            if acc is None:  # the field spec comes from the file's first batch, as on the pyarrow path
+                first = next(iter(read_batches(path, file_fmt, names, on_bad_rows, state, head_bytes=8 << 20)), None)
+                if first is None:
+                    continue
+                acc = TableAccumulator(spec or infer_spec(first, path=str(path), **spec_args), threads)
+            count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
+            continue
+        as_is: dict[pa.Schema, bool] = {}
+        # the reader decodes the next batch on its own thread while this one is counted; closing() stops
+        # it at once when counting stops early (a bad row), not when the traceback is dropped
+        with closing(prefetched(read_batches(path, file_fmt, names, on_bad_rows, state))) as batches:
+            for big in batches:
+                for batch in slices(big, batch_rows):
+                    if acc is None:
+                        acc = TableAccumulator(spec or infer_spec(batch, path=str(path), **spec_args), threads)
+                    fast = as_is.get(batch.schema)
+                    if fast is None:
+                        check_columns(batch.schema, acc.spec, str(path))
+                        fast = as_is[batch.schema] = takes_as_is(batch.schema, acc.spec)
+                    if not (fast and acc.count_arrow(batch)):
+                        prepared = prepare(batch, acc.spec, state, on_bad_rows, acc)
+                        if prepared is not None:
+                            acc.update(*prepared)
+                    state.rows_seen += batch.num_rows
+                    if progress is not None:
+                        progress(batch.num_rows, 0)
+        if acc is not None:
+            acc.bad_rows += len(state.skipped_lines)
+    if acc is None:
+        raise DataError("the input has no rows", path=", ".join(map(str, files)))
+    return acc
