@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 __all__ = ["__version__", "HASH_SEED", "FieldAccumulator", "NumericAccumulator", "PairAccumulator", "update_batch",
            "count_delimited", "entropy", "mutual_info", "conditional_mutual_info", "chi2", "independence_bias",
-           "value_counts", "matrix_field_stats", "matrix_pair_stats", "dropout"]
+           "value_counts", "matrix_field_stats", "matrix_pair_stats", "dropout", "count_arrow_batch"]
 
 __version__: str
 HASH_SEED: int
