@@ -1,0 +1,4 @@
+"""`python -m leanrec ...` (and `torchrun ... -m leanrec run ...`): the leanrec command line."""
+from leanrec.cli import app
+
+app()
