@@ -29,6 +29,7 @@ on each (docs/scale.md). Each process (rank) runs the same grid:
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import math
 import os
@@ -91,6 +92,18 @@ def info(batch_size: int | None = None) -> dict[str, Any]:
         out["backend"] = dist().get_backend()
         out["nnodes"] = int(os.environ.get("GROUP_WORLD_SIZE", os.environ.get("NNODES", "1")) or 1)
     return out
+
+
+def rank0_first(fn: Callable[[], Any]) -> Any:
+    """fn() on rank 0, then on the other ranks (e.g. preparing a dataset cache once that all ranks open)."""
+    if not is_distributed():
+        return fn()
+    if rank_world()[0] == 0:
+        out = fn()
+        dist().barrier()
+        return out
+    dist().barrier()
+    return fn()
 
 
 def broadcast_object(obj: Any) -> Any:
@@ -224,7 +237,7 @@ def _failure_file(record_file: Path, rank: int) -> Path:
 
 def clear_inflight(record_file: Path) -> None:
     """Remove the run's in-flight marker and failure posts (rank 0, once the record is written)."""
-    for p in [inflight_path(record_file), *record_file.parent.glob(f".{record_file.name}.rank*.failure")]:
+    for p in [inflight_path(record_file), *_failure_files(record_file)]:
         p.unlink(missing_ok=True)
 
 
@@ -255,27 +268,19 @@ def post_failure(exc: BaseException, record_file: Path | None) -> dict[str, Any]
     return failure
 
 
-def posted_failures(record_file: Path | None, wait_s: float = 0.0) -> list[dict[str, Any]]:
-    """Failures the ranks posted (store and files), waiting up to `wait_s` for one from another rank."""
-    store, (rank, world) = _store(), rank_world()
-    deadline = time.monotonic() + wait_s
-    while True:
-        found: dict[int, dict[str, Any]] = {}
-        if record_file is not None:
-            for p in record_file.parent.glob(f".{record_file.name}.rank*.failure"):
-                f = json.loads(p.read_text(encoding="utf8"))
-                found[f["rank"]] = f
-        if store is not None:
-            for r in range(world):
-                try:
-                    if r not in found and store.check([f"{FAILURE_KEY}{r}"]):
-                        found[r] = json.loads(store.get(f"{FAILURE_KEY}{r}"))
-                except Exception:  # noqa: BLE001 - store gone
-                    store = None
-                    break
-        if any(r != rank for r in found) or time.monotonic() >= deadline:
-            return list(found.values())
-        time.sleep(0.1)
+def posted_failures(record_file: Path | None) -> list[dict[str, Any]]:
+    """Failures the ranks posted for this run (in files next to the record, and in the store)."""
+    store, world = _store(), rank_world()[1]
+    found = {f["rank"]: f for f in (_posted_files(record_file) if record_file is not None else [])}
+    for r in range(world):
+        if r in found or store is None:
+            continue
+        try:
+            if store.check([f"{FAILURE_KEY}{r}"]):
+                found[r] = json.loads(store.get(f"{FAILURE_KEY}{r}"))
+        except Exception:  # noqa: BLE001 - the store went with a dead agent
+            break
+    return list(found.values())
 
 
 def root_cause(failures: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -285,19 +290,39 @@ def root_cause(failures: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def failure_error(cause: dict[str, Any], world: int, own_traceback: str) -> dict[str, Any]:
     """A record's ``error`` for a run that failed on `cause["rank"]`."""
-    return {"type": cause["type"], "rank": cause["rank"], "world_size": world,
-            "message": f"rank {cause['rank']} of {world} ({cause.get('host', '?')}): {cause['message']}",
+    who = f"rank {cause['rank']} of {world} ({cause.get('host', '?')})" if cause["rank"] is not None else \
+        f"a rank of {world}"
+    return {"type": cause["type"], "rank": cause["rank"], "world_size": world, "message": f"{who}: {cause['message']}",
             "traceback": own_traceback}
 
 
-def agree_on_failure(exc: BaseException, tb: str, record_file: Path | None, wait_s: float = 5.0) -> dict[str, Any]:
-    """Post this rank's failure; on rank 0, wait briefly for the others' and return the record's error naming
-    the rank that failed first."""
+def is_peer_loss(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another rank went away (gloo raises a plain RuntimeError
+    naming its transport; NCCL and the store raise torch.distributed.DistError)."""
+    text = str(exc).lower()
+    return isinstance(exc, getattr(dist(), "DistError", ())) or (
+        isinstance(exc, RuntimeError) and any(s in text for s in ("gloo", "connection reset", "connection closed",
+                                                                   "nccl", "timed out", "timeout")))
+
+
+def agree_on_failure(exc: BaseException, tb: str, record_file: Path | None) -> dict[str, Any]:
+    """Post this rank's failure; on rank 0 return the record's error naming the rank that failed first.
+
+    A rank that raises posts before its process exits, and its peers' collectives fail only once it has
+    exited, so rank 0 finds the post without waiting. A rank killed by a signal posts nothing: rank 0 then
+    says a peer was lost (the --nproc launcher, which sees the signal, names the rank)."""
     own = post_failure(exc, record_file)
     rank, world = rank_world()
     if rank != 0:
         return failure_error(own, world, tb)
-    return failure_error(root_cause([own, *posted_failures(record_file, wait_s)]), world, tb)
+    others = [f for f in posted_failures(record_file) if f["rank"] != rank]
+    if others:
+        return failure_error(root_cause(others), world, tb)
+    if is_peer_loss(exc):
+        own = {**own, "rank": None, "type": "PeerLost",
+               "message": f"a rank was lost without reporting an error (killed, or hung past --dist-timeout); "
+                          f"rank 0 saw: {own['message']}"}
+    return failure_error(own, world, tb)
 
 
 # ---- the local launcher -----------------------------------------------------------------------------------------
@@ -344,7 +369,9 @@ def record_launch_failure(marker: Path, exc: Any) -> None:
     pending = json.loads(marker.read_text(encoding="utf8"))
     path = Path(pending["path"])
     record = dict(pending["record"])
-    done = path.exists() and read_record(path).get("identity_hash") == record.get("identity_hash")
+    old = read_record(path) if path.exists() else {}
+    done = old.get("identity_hash") == record.get("identity_hash") and (
+        old.get("status") == "ok" or (old.get("error") or {}).get("rank") is not None)
     if not done:
         world = record.get("distributed", {}).get("world_size", 0)
         posted = {f["rank"]: f for f in _posted_files(path)}
@@ -357,7 +384,7 @@ def record_launch_failure(marker: Path, exc: Any) -> None:
         elif posted:
             cause = root_cause(list(posted.values()))
         else:
-            cause = {"rank": "?", "type": "RankFailed", "host": os.uname().nodename, "message": str(exc)}
+            cause = {"rank": None, "type": "RankFailed", "host": os.uname().nodename, "message": str(exc)}
         record.update(status="failed", error=failure_error(cause, world, str(exc)))
         write_record(path, record)
         print(f"✗ {record['dataset']} · {record['variant']} · seed {record['seed']}: {record['error']['message']}",
@@ -365,6 +392,9 @@ def record_launch_failure(marker: Path, exc: Any) -> None:
     clear_inflight(path)
 
 
+def _failure_files(record_file: Path) -> list[Path]:
+    return list(record_file.parent.glob(f"{glob.escape('.' + record_file.name)}.rank*.failure"))
+
+
 def _posted_files(record_file: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf8"))
-            for p in record_file.parent.glob(f".{record_file.name}.rank*.failure")]
+    return [json.loads(p.read_text(encoding="utf8")) for p in _failure_files(record_file)]

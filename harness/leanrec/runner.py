@@ -171,7 +171,7 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         if world > 1 and not isinstance(exc, TrainingDiverged):
-            record["error"] = distributed.agree_on_failure(exc, record["error"]["traceback"], inflight)
+            record["error"] = distributed.agree_on_failure(exc, record["error"]["traceback"], record_file)
             raise distributed.RunAborted(record) from exc
     finally:
         record["memory"] = {"budget_bytes": memory_budget, "streamed_splits": ctx.streamed()}
@@ -215,8 +215,9 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
             cls = classes[m.name]
             config = cls.from_overrides(m.overrides).config.to_dict()
             for seed in seeds:
-                if seed not in loaded:
-                    loaded[seed] = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
+                if seed not in loaded:   # under torch.distributed rank 0 prepares the cache first
+                    loaded[seed] = distributed.rank0_first(lambda: load_dataset(
+                        dataset, seed=seed, overrides=data_overrides, progress=progress))
                 path = record_path(results_dir, names[dataset], m.variant, seed)
                 identity = run_identity(data=loaded[seed].fingerprint(), dataset=names[dataset], method=m.name,
                                         config=config, budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION)
