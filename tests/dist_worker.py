@@ -64,7 +64,7 @@ def grid(results: Path, method: str, memory_budget: int | None) -> None:
     reg = load_registry([_Plugin(), builtin], entry_points=False)
     overrides = {"synthetic": {"n_rows": 3000, "n_fields": 12}}
     try:
-        run_grid([str(SYNTHETIC_CARD)], [MethodSpec(method, {"epochs": 2})], [0], results,
+        run_grid([str(SYNTHETIC_CARD)], [MethodSpec(method, {"epochs": 2, "batch_size": 128, "lr": 0.01})], [0], results,
                  budget=Budget(min_steps=10, eval_every=5), data_overrides=overrides, device="cpu",
                  progress=False, reg=reg, memory_budget=memory_budget)
     except distributed.RunAborted:
