@@ -23,7 +23,7 @@ from leanrec.context import RunContext
 from leanrec.data.dataset import Split
 from leanrec.measure import quality
 from leanrec.protocol import plan
-from leanrec.records import read_record, write_record
+from leanrec.records import SCHEMA_VERSION, read_record, write_record
 from leanrec.testing import tiny_dataset
 from leanrec.trainer import Tensors, predict_logits, validation_auc
 
@@ -293,7 +293,7 @@ def test_a_failing_rank_fails_the_run_on_every_rank(tmp_path, mode):
 
 def test_launcher_names_a_killed_rank(tmp_path):
     rec_file = tmp_path / "runs" / "d" / "m__seed0.json"
-    pending = {"identity_hash": "abc", "dataset": "d", "variant": "m", "seed": 0, "distributed": {"world_size": 2}}
+    pending = {"schema_version": SCHEMA_VERSION, "identity_hash": "abc", "dataset": "d", "variant": "m", "seed": 0, "distributed": {"world_size": 2}}
     marker = distributed.inflight_path(rec_file)
     marker.parent.mkdir(parents=True)
     marker.write_text(json.dumps({"path": str(rec_file), "record": pending}))
