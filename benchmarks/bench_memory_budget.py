@@ -74,6 +74,20 @@ def child(args: argparse.Namespace) -> None:
     ds.fingerprint()                    # what run_grid does first (reads every split once)
     before = _status()
     peak = Peak()
+    phases: dict[str, dict[str, int]] = {}
+    import leanrec.runner as runner
+    import leanrec.trainer as trainer
+
+    def phase(name, fn):   # the peak before the first call of fn (i.e. of everything up to it) and during it
+        def wrapped(*a, **k):
+            phases.setdefault(f"before {name}", dict(peak.max))
+            out = fn(*a, **k)
+            phases[f"through {name}"] = dict(peak.max)
+            return out
+        return wrapped
+
+    runner.measure = phase("measure", runner.measure)
+    trainer.validation_auc = phase("validation", trainer.validation_auc)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         (rec,) = run_grid([str(CARD)], [MethodSpec("dnn")], [0], Path(out),
@@ -82,7 +96,8 @@ def child(args: argparse.Namespace) -> None:
                           memory_budget=parse_bytes(args.budget) if args.mode == "budget" else None)
     seconds = time.perf_counter() - t0
     high = peak.close()
-    print(json.dumps({"mode": args.mode, "before_training": before, "peak": high, "seconds": seconds,
+    print(json.dumps({"mode": args.mode, "before_training": before, "peak": high, "phases": phases,
+                      "seconds": seconds,
                       "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "status": rec["status"], "error": rec.get("error", {}).get("message"),
                       "auc": rec.get("metrics", {}).get("auc"), "memory": rec.get("memory"),

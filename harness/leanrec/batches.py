@@ -164,7 +164,10 @@ class MappedRows:
             self._check(max(0, hi - lo), f"reading rows {lo}:{hi}")
             out = self.to_device(self.read(lo, max(lo, hi)))
         elif isinstance(key, int):
-            out = self.to_device(self.read(key, key + 1))[0]
+            i = key + len(self) if key < 0 else key
+            if not 0 <= i < len(self):
+                raise IndexError(f"row {key} out of range for {len(self)} rows")
+            out = self.to_device(self.read(i, i + 1))[0]
         else:
             idx = key.detach().cpu().numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
             if idx.dtype == bool:
