@@ -10,7 +10,6 @@ import signal
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,6 +67,7 @@ def grid(results: Path, method: str, memory_budget: int | None) -> None:
                  budget=Budget(min_steps=10, eval_every=5), data_overrides=overrides, device="cpu",
                  progress=False, reg=reg, memory_budget=memory_budget)
     except distributed.RunAborted:
+        distributed.leave_after_failure()
         sys.exit(1)
 
 

@@ -31,7 +31,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ DEFAULT_PREFETCH = 4          # batches read ahead of the one being computed
 BLOCK_SHARE = 8               # a block is at most budget / BLOCK_SHARE bytes (a few blocks are in flight at once)
 MAX_BLOCK_ROWS = 1 << 20      # ... and at most this many rows
 SCORE_CHUNK = 16384           # rows per scoring batch
+MMAP_THRESHOLD = 8 << 20      # glibc: buffers this large are mapped and unmapped (see return_freed_memory)
 
 
 class MemoryBudgetError(LeanrecError):
@@ -91,6 +92,23 @@ def rank_world() -> tuple[int, int]:
 def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     """The rows [lo, hi) of `n` that `rank` of `world` reads (contiguous, sizes differing by at most one)."""
     return n * rank // world, n * (rank + 1) // world
+
+
+def return_freed_memory() -> bool:
+    """Make glibc hand freed buffers of ``MMAP_THRESHOLD`` bytes and more back to the system, so resident memory
+    follows what is live rather than what was once allocated. By default glibc raises its threshold to the
+    largest buffer freed (up to 32 MiB), after which scoring batches' activations (26 MiB each for a 400-wide
+    layer at 16,384 rows) come from heaps that do not shrink: on the 2M-row benchmark the first validation
+    then added 449 MiB of resident memory (benchmarks/results/memory_budget.md). A fixed threshold above a
+    training batch's activations keeps those on the fast heap. Called when a memory budget is set; returns
+    False where the C library is not glibc."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, MMAP_THRESHOLD))   # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 # ---- rows read on demand from a (memory-mapped) array ---------------------------------------------------------

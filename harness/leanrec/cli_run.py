@@ -76,6 +76,7 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
                 run_grid(datasets, specs, seeds, results_dir, budget=budget, data_overrides=data_overrides,
                          device=device, progress=False, memory_budget=memory_budget)
             except distributed.RunAborted:
+                distributed.leave_after_failure()
                 raise typer.Exit(1)
             finally:
                 distributed.shutdown()

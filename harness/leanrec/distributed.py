@@ -84,6 +84,20 @@ def shutdown() -> None:
         dist().destroy_process_group()
 
 
+FAILURE_GRACE_S = 5.0
+
+
+def leave_after_failure() -> None:
+    """End this rank's part after a failed run: close the process group at once (peers blocked in a
+    collective with this rank then fail instead of waiting for the timeout), and on ranks other than 0 wait a
+    few seconds before exiting, since torchrun stops every rank as soon as one process exits and rank 0 still
+    has the record to write."""
+    rank = rank_world()[0]
+    shutdown()
+    if rank != 0:
+        time.sleep(FAILURE_GRACE_S)
+
+
 def info(batch_size: int | None = None) -> dict[str, Any]:
     """What a record says about the process group (world size, backend, global batch)."""
     rank, world = rank_world()
@@ -94,16 +108,17 @@ def info(batch_size: int | None = None) -> dict[str, Any]:
     return out
 
 
-def rank0_first(fn: Callable[[], Any]) -> Any:
-    """fn() on rank 0, then on the other ranks (e.g. preparing a dataset cache once that all ranks open)."""
+def rank0_first(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) on rank 0, then on the other ranks (e.g. preparing a dataset cache once, which all
+    ranks then open)."""
     if not is_distributed():
-        return fn()
+        return fn(*args, **kwargs)
     if rank_world()[0] == 0:
-        out = fn()
+        out = fn(*args, **kwargs)
         dist().barrier()
         return out
     dist().barrier()
-    return fn()
+    return fn(*args, **kwargs)
 
 
 def broadcast_object(obj: Any) -> Any:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import importlib.metadata as md
+import json
 import os
 import platform
 import subprocess
@@ -17,15 +17,16 @@ import torch
 
 import leanrec
 from leanrec import distributed
+from leanrec.batches import return_freed_memory
 from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
 from leanrec.methods import Method, canonical_overrides
 from leanrec.plugins import Registry, registry
 from leanrec.protocol import PROTOCOL_VERSION, Budget
+from leanrec.records import (SCHEMA_VERSION, atomic_write_text, identity_changes, identity_hash, read_record,
+                             record_path, run_identity, supersede, variant_name, write_record)
 from leanrec.trainer import TrainingDiverged
-from leanrec.records import (SCHEMA_VERSION, atomic_write_text, identity_changes, identity_hash, read_record, record_path, run_identity,
-                             supersede, variant_name, write_record)
 
 
 @dataclass
@@ -207,6 +208,8 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     names = {d: dataset_label(_dataset_name(reg, d), data_overrides or {}) for d in datasets}
     dev = pick_device(device)
     lead = distributed.rank_world()[0] == 0   # the rank that reads and writes records
+    if memory_budget is not None:
+        return_freed_memory()
     records = []
     # Methods outer, seeds inner: an interrupted grid leaves complete seed sets for the methods it reached.
     for dataset in datasets:
@@ -216,8 +219,8 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
             config = cls.from_overrides(m.overrides).config.to_dict()
             for seed in seeds:
                 if seed not in loaded:   # under torch.distributed rank 0 prepares the cache first
-                    loaded[seed] = distributed.rank0_first(lambda: load_dataset(
-                        dataset, seed=seed, overrides=data_overrides, progress=progress))
+                    loaded[seed] = distributed.rank0_first(load_dataset, dataset, seed=seed, overrides=data_overrides,
+                                                           progress=progress)
                 path = record_path(results_dir, names[dataset], m.variant, seed)
                 identity = run_identity(data=loaded[seed].fingerprint(), dataset=names[dataset], method=m.name,
                                         config=config, budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION)
