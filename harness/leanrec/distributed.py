@@ -33,7 +33,9 @@ import glob
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -76,7 +78,21 @@ def init_from_env(device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) ->
         device = "cpu"
     if not dist().is_initialized():
         dist().init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=timeout_s))
+    _defer_sigterm()
     return device
+
+
+def _defer_sigterm(grace_s: float = 10.0) -> None:
+    """torchrun sends SIGTERM to every rank as soon as one exits. A rank whose peer just failed is then
+    usually about to record why (rank 0 writes the failed run's record as its next collective fails), so
+    SIGTERM ends the process `grace_s` seconds later instead of at once."""
+    def later(signum: int, frame: Any) -> None:
+        timer = threading.Timer(grace_s, lambda: os._exit(128 + signum))
+        timer.daemon = True
+        timer.start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, later)
 
 
 def shutdown() -> None:
