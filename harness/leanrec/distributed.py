@@ -225,7 +225,8 @@ class GradientSync:
         dist().all_gather(all_v, pad_v)
         keep_i = torch.cat([a[:int(c.item())] for a, c in zip(all_i, counts)]).to(grad.device)
         keep_v = torch.cat([a[:int(c.item())] for a, c in zip(all_v, counts)]).to(grad.device)
-        return torch.sparse_coo_tensor(keep_i.unsqueeze(0), keep_v / self.world, grad.shape).coalesce()
+        return torch.sparse_coo_tensor(keep_i.unsqueeze(0), keep_v / self.world, grad.shape,
+                                       check_invariants=False).coalesce()
 
     def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
         t = value.detach().reshape(1).float().to(self.device)
