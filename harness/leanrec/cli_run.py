@@ -1,6 +1,8 @@
 """`leanrec run`, `leanrec leaderboard` and `leanrec bench`: the benchmark grid and its leaderboard."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,16 +58,38 @@ def _set_threads(threads: Optional[int]) -> None:
 
 
 def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], results_dir: Path,
-                  budget: Any, data_overrides: dict[str, Any], device: str, progress: bool) -> None:
+                  budget: Any, data_overrides: dict[str, Any], device: str, progress: bool,
+                  memory_budget: int | None = None, dist_timeout: float | None = None) -> None:
     """Run the grid, print its leaderboard (only this grid's datasets and methods; the files hold every
-    record in results_dir) and exit non-zero if any run failed."""
+    record in results_dir) and exit non-zero if any run failed. Under torchrun every rank runs the grid and
+    rank 0 reports (see leanrec.distributed)."""
+    from leanrec import distributed
     from leanrec.leaderboard import build_rows, load_tuning, to_markdown, write_leaderboard
     from leanrec.runner import parse_method, run_grid
 
     specs = [parse_method(m) for m in methods]
     _RESULTS_DIR[:] = [results_dir]
-    records = run_grid(datasets, specs, seeds, results_dir, budget=budget,
-                       data_overrides=data_overrides, device=device, progress=progress, report=_report)
+    if distributed.launched_by_torchrun() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = distributed.init_from_env(device, dist_timeout or distributed.DEFAULT_TIMEOUT_S)
+        if distributed.rank_world()[0] != 0:   # rank 0 alone reports and ranks
+            try:
+                run_grid(datasets, specs, seeds, results_dir, budget=budget, data_overrides=data_overrides,
+                         device=device, progress=False, memory_budget=memory_budget)
+            except distributed.RunAborted:
+                distributed.leave_after_failure()
+                raise typer.Exit(1)
+            finally:
+                distributed.shutdown()
+            return
+    try:
+        records = run_grid(datasets, specs, seeds, results_dir, budget=budget, data_overrides=data_overrides,
+                           device=device, progress=progress, report=_report, memory_budget=memory_budget)
+    except distributed.RunAborted as abort:
+        console.print(f"[red]A rank failed ({escape(str(abort))}): every rank stopped; rerun the same command to "
+                      "resume the grid.[/red]")
+        raise typer.Exit(1)
+    finally:
+        distributed.shutdown()
     write_leaderboard(results_dir)
     console.print(to_markdown(build_rows(records, load_tuning(results_dir))), markup=False, highlight=False)
     failed = sum(r["status"] != "ok" for r in records)
@@ -132,13 +156,31 @@ def run_command(
     label: Optional[str] = typer.Option(None, "--label", help="Label column of a raw log given to -d."),
     time_column: Optional[str] = typer.Option(None, "--time", help="Time column of a raw log (ISO 8601 or epoch "
                                                                    "s/ms): split by time."),
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget", help="Stream splits larger than this (e.g. 512M, 4G) from the cache instead of "
+                                      "copying them to the device whole (docs/scale.md)."),
+    nproc: int = typer.Option(1, "--nproc", help="Train data-parallel on N local processes (torchrun; gloo on CPU, "
+                                                 "NCCL on CUDA); rank 0 writes the records (docs/scale.md)."),
+    dist_timeout: float = typer.Option(1800, "--dist-timeout",
+                                       help="Seconds a rank waits for the others in a collective before failing."),
 ) -> None:
     """Run datasets x methods x seeds; finished runs are skipped, so rerunning resumes an interrupted grid."""
+    from leanrec.batches import parse_bytes
+
+    budget_bytes = parse_bytes(memory_budget)
+    if nproc < 1:
+        raise typer.BadParameter("--nproc must be at least 1")
+    if nproc > 1:
+        from leanrec import distributed
+
+        if distributed.launched_by_torchrun():
+            raise typer.BadParameter("--nproc starts torchrun itself: leave it out under torchrun")
+        raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]), results_dir))
     _set_threads(threads)
     dataset = [_card_for(d, label, time_column, results_dir) for d in dataset]
     _run_and_rank(dataset, method, list(range(seed_start, seed_start + seeds)), results_dir,
                   _budget(max_epochs, max_steps, min_steps, eval_every, max_batch_size), parse_sets(data, "--data"),
-                  device, progress)
+                  device, progress, budget_bytes, dist_timeout)
 
 
 def leaderboard_command(

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanrec.batches import MappedSplit, split_bytes
 from leanrec.protocol import Budget, Schedule, plan
 from leanrec.trainer import Tensors, TrainResult, bce_loss, default_predict, train_model
 
@@ -44,7 +45,8 @@ class RunContext:
     # run (a second stage's step 1 follows the first stage's last step); `leanrec tune` prunes trials from it
     on_eval: Callable[[int, float], None] | None = None
     _steps_done: int = 0
-    _tensors: dict[tuple[int, str], Tensors] = field(default_factory=dict)
+    memory_budget_bytes: int | None = None   # splits larger than this are streamed from the cache (leanrec.batches)
+    _tensors: dict[tuple[int, str], "Tensors | MappedSplit"] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -59,13 +61,22 @@ class RunContext:
                 torch.cuda.synchronize(self.device)
             self.stage_times[name] = self.stage_times.get(name, 0.0) + time.perf_counter() - start
 
-    def tensors(self, data: "EncodedDataset", split: str) -> Tensors:
-        """A split as device tensors (converted once per run and reused)."""
+    def tensors(self, data: "EncodedDataset", split: str) -> "Tensors | MappedSplit":
+        """A split as device tensors (converted once per run and reused), or, when its arrays exceed
+        ``memory_budget_bytes``, a :class:`leanrec.batches.MappedSplit` streamed from the cache (``.X`` / ``.y``
+        then read rows on demand: slices, gathers and ``len`` work, whole-split tensor operations do not)."""
         key = (id(data), split)
         if key not in self._tensors:
             s = data.splits[split]
-            self._tensors[key] = Tensors.from_numpy(s.X, s.y, self.device)
+            if self.memory_budget_bytes is not None and split_bytes(s.X, s.y) > self.memory_budget_bytes:
+                self._tensors[key] = MappedSplit.open(s.X, s.y, self.device, self.memory_budget_bytes, split)
+            else:
+                self._tensors[key] = Tensors.from_numpy(s.X, s.y, self.device)
         return self._tensors[key]
+
+    def streamed(self) -> list[str]:
+        """The splits this run streams from the cache."""
+        return [name for (_, name), t in self._tensors.items() if isinstance(t, MappedSplit)]
 
     def train(self, model: nn.Module, data: "EncodedDataset | tuple[Tensors, Tensors]", config: "MethodConfig",
               *, name: str = "train", **kwargs: Any) -> TrainResult:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanrec.batches import first_label
 from leanrec.metrics import auc_interval, group_auc, log_loss, roc_auc
 from leanrec.trainer import Tensors, predict_logits
 
@@ -17,7 +18,7 @@ from leanrec.trainer import Tensors, predict_logits
 def quality(model: nn.Module, split: Tensors, group: np.ndarray | None = None) -> dict[str, Any]:
     """Test AUC with its DeLong 95% interval, logloss and (when a group field exists) gAUC of the first label."""
     logits = predict_logits(model, split.X)
-    y = split.y[:, 0].cpu().numpy()
+    y = first_label(split)
     out: dict[str, Any] = {"auc": roc_auc(y, logits), "logloss": log_loss(y, 1.0 / (1.0 + np.exp(-logits)))}
     if 0 < y.sum() < y.size:
         ci = auc_interval(y, logits)

@@ -65,12 +65,16 @@ def variant_name(method: str, overrides: dict[str, Any]) -> str:
 
 
 def run_identity(*, data: str, dataset: str, method: str, config: dict[str, Any], budget: dict[str, Any],
-                 seed: int, protocol: int) -> dict[str, Any]:
+                 seed: int, protocol: int, execution: dict[str, Any] | None = None) -> dict[str, Any]:
     """What makes two runs the same run: the encoded data (its fingerprint; card content, data overrides and
     source files all change it), the dataset label, the canonical method name, the fully resolved config,
-    the budget, the seed and the training protocol version."""
-    return {"data": data, "dataset": dataset, "method": method, "config": json.loads(canonical_json(config)),
-            "budget": dict(sorted(budget.items())), "seed": seed, "protocol": protocol}
+    the budget, the seed and the training protocol version; `execution` ({"world_size": N} under torchrun,
+    {"memory_budget_bytes": B} when splits may stream) changes the batch order, so it is part of it too."""
+    identity = {"data": data, "dataset": dataset, "method": method, "config": json.loads(canonical_json(config)),
+                "budget": dict(sorted(budget.items())), "seed": seed, "protocol": protocol}
+    if execution:   # only when it departs from one process holding every split (so such runs keep their identity)
+        identity["execution"] = dict(sorted(execution.items()))
+    return identity
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import json
 import os
 import platform
 import time
@@ -14,14 +15,17 @@ from typing import Any, Callable, Sequence
 import torch
 
 import leanrec
+from leanrec import distributed
+from leanrec.batches import return_freed_memory
 from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
 from leanrec.measure import measure
 from leanrec.methods import Method, canonical_overrides, check_fit_result
 from leanrec.plugins import Registry, registry
 from leanrec.protocol import PROTOCOL_VERSION, Budget
-from leanrec.records import (SCHEMA_VERSION, identity_changes, identity_hash, read_record, record_path, run_identity,
-                             supersede, variant_name, write_record)
+from leanrec.records import (SCHEMA_VERSION, atomic_write_text, identity_changes, identity_hash, read_record,
+                             record_path, run_identity, supersede, variant_name, write_record)
+from leanrec.trainer import TrainingDiverged
 
 
 @dataclass
@@ -111,17 +115,32 @@ def _dataset_name(reg: Registry, dataset: str) -> str:
     return reg.dataset(dataset).name
 
 
+def _identity(data: Any, dataset: str, method: str, config: dict[str, Any], budget: Budget, seed: int,
+              memory_budget: int | None) -> dict[str, Any]:
+    """The run identity of one (data, method config, budget, seed) under this process's execution."""
+    execution: dict[str, Any] = {}
+    world = distributed.rank_world()[1]
+    if world > 1:
+        execution["world_size"] = world
+    if memory_budget is not None:
+        execution["memory_budget_bytes"] = memory_budget
+    return run_identity(data=data.fingerprint(), dataset=dataset, method=method, config=config,
+                        budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION, execution=execution)
+
+
 def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budget: Budget,
             device: torch.device, progress: bool, reg: Registry, dataset: str | None = None,
-            data_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+            data_overrides: dict[str, Any] | None = None, memory_budget: int | None = None,
+            record_file: Path | None = None) -> dict[str, Any]:
     """Fit one method on one (dataset, seed) and measure it; failures become records with a traceback.
 
     `spec` must be canonical (:meth:`MethodSpec.canonical`); `dataset` is the label the record files under
-    (default: the data's name)."""
+    (default: the data's name). Splits over `memory_budget` bytes are streamed from the cache. Under
+    torch.distributed (:mod:`leanrec.distributed`) every rank fits, rank 0 measures; a failure on any rank
+    other than a divergence (which all ranks see at the same step) raises :class:`distributed.RunAborted`
+    after the record is made, since the ranks can no longer run collectives together."""
     method = method_cls.from_overrides(spec.overrides)
-    identity = run_identity(data=data.fingerprint(), dataset=dataset or data.name, method=spec.name,
-                            config=method.config.to_dict(), budget=budget.to_dict(), seed=seed,
-                            protocol=PROTOCOL_VERSION)
+    identity = _identity(data, dataset or data.name, spec.name, method.config.to_dict(), budget, seed, memory_budget)
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "protocol": PROTOCOL_VERSION, "identity": identity,
         "identity_hash": identity_hash(identity), "dataset": dataset or data.name,
@@ -131,13 +150,19 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         "budget": budget.to_dict(), "config": method.config.to_dict(), "plugin": _plugin_version(reg, spec.name),
         "environment": environment(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress)
-    upload = time.perf_counter()
-    for split in ("train", "valid"):   # on the device before fit, so no method's first stage pays for it
-        ctx.tensors(data, split)
-    record["upload_time"] = time.perf_counter() - upload
+    ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress, memory_budget_bytes=memory_budget)
+    rank, world = distributed.rank_world()
+    record["distributed"] = distributed.info()
+    inflight = distributed.inflight_path(record_file) if record_file is not None and world > 1 else None
+    if inflight is not None and rank == 0:   # for the --nproc launcher, should rank 0 die mid-run
+        atomic_write_text(inflight, json.dumps({"path": str(record_file), "record": record}, default=str))
     start = time.perf_counter()
     try:
+        upload = time.perf_counter()
+        for split in ("train", "valid"):   # on the device before fit, so no method's first stage pays for it
+            ctx.tensors(data, split)
+        record["upload_time"] = time.perf_counter() - upload
+        start = time.perf_counter()
         seed_everything(seed)
         result = method.fit(data, ctx)
         result = check_fit_result(result, data, spec.name, family=method_cls.family)
@@ -147,13 +172,22 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         record["selection"] = {"fields": result.selected_fields, "field_dims": result.field_dims,
                                "field_scores": result.field_scores}
         record["extra"] = result.extra
-        record["metrics"] = measure(result.model.to(device), ctx.tensors(data, "test"), data.test.group)
+        if rank == 0:
+            record["metrics"] = measure(result.model.to(device), ctx.tensors(data, "test"), data.test.group)
         record["status"] = "ok"
     except Exception as exc:  # the grid goes on; the record says what broke
         record["stage_times"] = dict(ctx.stage_times)
         record["training"] = {k: r.summary() for k, r in ctx.train_results.items()}
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+        if world > 1 and not isinstance(exc, TrainingDiverged):
+            record["error"] = distributed.agree_on_failure(exc, record["error"]["traceback"], record_file)
+            raise distributed.RunAborted(record) from exc
+    finally:
+        record["memory"] = {"budget_bytes": memory_budget, "streamed_splits": ctx.streamed()}
+        if world > 1:
+            record["distributed"]["global_batch"] = {k: r.schedule.get("batch_size")
+                                                     for k, r in ctx.train_results.items()}
     return record
 
 
@@ -163,7 +197,7 @@ Report = Callable[[dict[str, Any], str], None]
 def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequence[int], results_dir: Path, *,
              budget: Budget | None = None, data_overrides: dict[str, Any] | None = None, device: str = "auto",
              rerun_failed: bool = True, progress: bool = True, report: Report | None = None,
-             reg: Registry | None = None) -> list[dict[str, Any]]:
+             reg: Registry | None = None, memory_budget: int | None = None) -> list[dict[str, Any]]:
     """Run every (dataset, method, seed) under results_dir whose finished record is not the same run; return
     all their records.
 
@@ -182,6 +216,9 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
     # Records of differently preprocessed data (e.g. FG cross fields) must not overwrite each other.
     names = {d: dataset_label(_dataset_name(reg, d), data_overrides or {}) for d in datasets}
     dev = pick_device(device)
+    lead = distributed.rank_world()[0] == 0   # the rank that reads and writes records
+    if memory_budget is not None:
+        return_freed_memory()
     records = []
     # Methods outer, seeds inner: an interrupted grid leaves complete seed sets for the methods it reached.
     for dataset in datasets:
@@ -190,28 +227,42 @@ def run_grid(datasets: Sequence[str], methods: Sequence[MethodSpec], seeds: Sequ
             cls = classes[m.name]
             config = cls.from_overrides(m.overrides).config.to_dict()
             for seed in seeds:
-                if seed not in loaded:
-                    loaded[seed] = load_dataset(dataset, seed=seed, overrides=data_overrides, progress=progress)
+                if seed not in loaded:   # under torch.distributed rank 0 prepares the cache first
+                    loaded[seed] = distributed.rank0_first(load_dataset, dataset, seed=seed, overrides=data_overrides,
+                                                           progress=progress)
                 path = record_path(results_dir, names[dataset], m.variant, seed)
-                identity = run_identity(data=loaded[seed].fingerprint(), dataset=names[dataset], method=m.name,
-                                        config=config, budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION)
-                if path.exists():
+                identity = _identity(loaded[seed], names[dataset], m.name, config, budget, seed, memory_budget)
+                reuse = False
+                if path.exists() and lead:   # under torch.distributed rank 0 decides for every rank
                     old = read_record(path)
                     if old.get("identity_hash") == identity_hash(identity):
                         if old["status"] == "ok" or not rerun_failed:
                             records.append(old)
                             if report:
                                 report(old, "reused")
-                            continue
+                            reuse = True
                     else:
                         why = "; ".join(identity_changes(old.get("identity") or {}, identity)) or "identity changed"
                         moved = supersede(results_dir, path)
                         if report:
                             report(old, f"redo: {why} (old record kept in {moved.parent.parent.name}/)")
-                rec = run_one(cls, m, loaded[seed], seed, budget=budget, device=dev, progress=progress, reg=reg,
-                              dataset=names[dataset], data_overrides=data_overrides)
-                write_record(path, rec)
-                records.append(rec)
-                if report:
-                    report(rec, "ran")
+                if distributed.broadcast_object(reuse):
+                    continue
+                try:
+                    rec = run_one(cls, m, loaded[seed], seed, budget=budget, device=dev, progress=progress, reg=reg,
+                                  dataset=names[dataset], data_overrides=data_overrides, memory_budget=memory_budget,
+                                  record_file=path)
+                except distributed.RunAborted as abort:   # a rank failed: every rank stops here
+                    if lead:
+                        write_record(path, abort.record)
+                        distributed.clear_inflight(path)
+                        if report:
+                            report(abort.record, "ran")
+                    raise
+                if lead:
+                    write_record(path, rec)
+                    distributed.clear_inflight(path)
+                    records.append(rec)
+                    if report:
+                        report(rec, "ran")
     return records

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanrec import distributed
+from leanrec.batches import batch_source, first_label, row_chunks
 from leanrec.errors import LeanrecError
 from leanrec.methods import MethodConfig
 from leanrec.metrics import roc_auc
@@ -86,9 +88,18 @@ def predict_logits(model: nn.Module, X: torch.Tensor, predict_fn: PredictFn = de
     """Logits for every row of X, in eval mode, in large batches."""
     was_training = model.training
     model.eval()
-    out = [predict_fn(model, X[i:i + batch_size]).float() for i in range(0, X.shape[0], batch_size)]
+    out = [predict_fn(model, xb).float() for xb in row_chunks(X, batch_size)]
     model.train(was_training)
     return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def validation_auc(model: nn.Module, valid: Any, predict_fn: PredictFn = default_predict,
+                   sync: "distributed.GradientSync | None" = None) -> float:
+    """AUC of the first label on `valid` (Tensors or a streamed split); under torch.distributed every rank
+    scores its shard and all ranks get the AUC of the gathered scores (the same number on every rank)."""
+    if sync is None:
+        return roc_auc(first_label(valid), predict_logits(model, valid.X, predict_fn))
+    return roc_auc(first_label(valid), sync.gather_logits(valid.X, lambda X: predict_logits(model, X, predict_fn)))
 
 
 def make_adam(model: nn.Module, cfg: MethodConfig,
@@ -142,20 +153,21 @@ def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, 
            on_eval: Callable[[int, float], None] | None = None) -> TrainResult:
     sched = plan(len(train), cfg, budget)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    n, bs = len(train), sched.batch_size
+    source = batch_source(train, sched.batch_size, sched.steps_per_epoch)   # this rank's batches (leanrec.batches)
+    sync = distributed.GradientSync(model, optimizer) if distributed.is_distributed() else None
     best_auc, best_step, best_state, bad_evals, step = -math.inf, -1, None, 0, 0
     history: list[dict] = []
     stopped = "budget"
     model.train()
-    total = torch.zeros((), device=train.X.device)
+    total = torch.zeros((), device=source.device)
     since_eval = 0
     while step < sched.total_steps and stopped == "budget":
-        perm = torch.randperm(n, generator=gen).to(train.X.device)
-        for b in range(sched.steps_per_epoch):
-            idx = perm[b * bs:(b + 1) * bs]
-            loss = loss_fn(model, train.X[idx], train.y[idx])
+        for X, y in source.epoch(gen):   # leaving the loop early closes it (and a streamed source's thread)
+            loss = loss_fn(model, X, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if sync is not None:
+                sync.average_gradients()
             if cfg.grad_clip > 0:
                 clip_grad_norm(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -168,10 +180,10 @@ def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, 
                 progress(step, sched.total_steps, f"step {step}/{sched.total_steps}")
             if not sched.is_eval_step(step):
                 continue
-            mean_loss = float(total) / since_eval
+            mean_loss = float(total if sync is None else sync.mean_over_ranks(total)) / since_eval
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"training loss is {mean_loss} before step {step} (lr={cfg.lr})")
-            auc = roc_auc(valid.y[:, 0].cpu().numpy(), predict_logits(model, valid.X, predict_fn))
+            auc = validation_auc(model, valid, predict_fn, sync)
             history.append({"step": step, "epoch": round(step / sched.steps_per_epoch, 3), "train_loss": mean_loss,
                             "valid_auc": auc, "lr": optimizer.param_groups[0]["lr"]})
             if on_eval is not None:

@@ -75,11 +75,12 @@ class SplitAccess:
                     arr = getattr(self.splits[name], part)
                     h.update(f"|{name}.{part}".encode())
                     if arr is not None:
-                        arr = np.asarray(arr)
+                        mapped, arr = arr, np.asarray(arr)
                         h.update(f"{arr.dtype.str}{arr.shape}".encode())
                         flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
                         for i in range(0, flat.size, 1 << 26):   # 64 MB at a time: bounded memory on big splits
                             h.update(flat[i:i + (1 << 26)])
+                            _drop_pages(mapped)
             cached = h.hexdigest()
             self._fingerprint = cached
         return cached
@@ -417,6 +418,14 @@ def _release(arr: np.memmap) -> None:
     """Write a memory map's dirty pages to its file and drop them from this process (they stay in the page
     cache), so resident memory stays bounded by one batch however large the output grows."""
     arr.flush()
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
+def _drop_pages(arr: np.ndarray) -> None:
+    """Unmap the pages a read-only memory map has touched (they stay in the page cache), so reading a large
+    cached split end to end does not grow this process's resident memory to the file's size."""
     mm = getattr(arr, "_mmap", None)
     if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         mm.madvise(mmap.MADV_DONTNEED)
