@@ -32,7 +32,29 @@ EMBEDDING_OPTIMIZERS = ("auto", "adam", "lazy_adam", "rowwise_adagrad")
 AUTO_SPARSE_ROWS = 1_000_000
 
 
-class RowwiseLazyAdam(torch.optim.Optimizer):
+class _RowwiseOptimizer(torch.optim.Optimizer):
+    """Steps each parameter on the rows its (sparse or dense) gradient touches: subclasses implement
+    :meth:`update_rows` with the rows, their gradient (L2 weight decay already added) and the state."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim.Optimizer.step
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                rows, values = touched_rows(p.grad)
+                if rows.numel() == 0:
+                    continue
+                if group["weight_decay"]:
+                    values = values + group["weight_decay"] * p.index_select(0, rows)
+                self.update_rows(p, rows, values, group, self.state[p])
+
+    def update_rows(self, p: torch.Tensor, rows: torch.Tensor, values: torch.Tensor, group: dict[str, Any],
+                    state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class RowwiseLazyAdam(_RowwiseOptimizer):
     """Adam that updates only the rows present in a (sparse or dense) gradient of 2-D parameters.
 
     For a sparse gradient the rows are its (coalesced) indices; for a dense one, the rows with a non-zero
@@ -44,56 +66,36 @@ class RowwiseLazyAdam(torch.optim.Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim.Optimizer.step
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                rows, values = touched_rows(p.grad)
-                if rows.numel() == 0:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                if group["weight_decay"]:
-                    values = values + group["weight_decay"] * p.index_select(0, rows)
-                m = state["exp_avg"].index_select(0, rows).mul_(b1).add_(values, alpha=1 - b1)
-                v = state["exp_avg_sq"].index_select(0, rows).mul_(b2).addcmul_(values, values, value=1 - b2)
-                state["exp_avg"].index_copy_(0, rows, m)
-                state["exp_avg_sq"].index_copy_(0, rows, v)
-                bc1, bc2 = 1 - b1 ** state["step"], 1 - b2 ** state["step"]
-                denom = (v / bc2).sqrt_().add_(group["eps"])
-                p.index_add_(0, rows, m.div_(denom), alpha=-group["lr"] / bc1)
+    def update_rows(self, p: torch.Tensor, rows: torch.Tensor, values: torch.Tensor, group: dict[str, Any],
+                    state: dict[str, Any]) -> None:
+        b1, b2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        m = state["exp_avg"].index_select(0, rows).mul_(b1).add_(values, alpha=1 - b1)
+        v = state["exp_avg_sq"].index_select(0, rows).mul_(b2).addcmul_(values, values, value=1 - b2)
+        state["exp_avg"].index_copy_(0, rows, m)
+        state["exp_avg_sq"].index_copy_(0, rows, v)
+        bc1, bc2 = 1 - b1 ** state["step"], 1 - b2 ** state["step"]
+        denom = (v / bc2).sqrt_().add_(group["eps"])
+        p.index_add_(0, rows, m.div_(denom), alpha=-group["lr"] / bc1)
 
 
-class RowwiseAdagrad(torch.optim.Optimizer):
+class RowwiseAdagrad(_RowwiseOptimizer):
     """Adagrad with one accumulator per row (the mean squared gradient of the row), updating touched rows only."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, {"lr": lr, "eps": eps, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # noqa: D102
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                rows, values = touched_rows(p.grad)
-                if rows.numel() == 0:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
-                if group["weight_decay"]:
-                    values = values + group["weight_decay"] * p.index_select(0, rows)
-                acc = state["sum"].index_select(0, rows).add_(values.pow(2).mean(dim=1))
-                state["sum"].index_copy_(0, rows, acc)
-                p.index_add_(0, rows, values / (acc.sqrt().add_(group["eps"]).unsqueeze(1)), alpha=-group["lr"])
+    def update_rows(self, p: torch.Tensor, rows: torch.Tensor, values: torch.Tensor, group: dict[str, Any],
+                    state: dict[str, Any]) -> None:
+        if not state:
+            state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+        acc = state["sum"].index_select(0, rows).add_(values.pow(2).mean(dim=1))
+        state["sum"].index_copy_(0, rows, acc)
+        p.index_add_(0, rows, values / (acc.sqrt().add_(group["eps"]).unsqueeze(1)), alpha=-group["lr"])
 
 
 def touched_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +142,7 @@ class OptimizerChain:
 
     def sparse_parameters(self) -> list[nn.Parameter]:
         """Parameters updated row-wise: their embedding modules may produce sparse gradients."""
-        return [p for o in self.optimizers if isinstance(o, (RowwiseLazyAdam, RowwiseAdagrad))
+        return [p for o in self.optimizers if isinstance(o, _RowwiseOptimizer)
                 for g in o.param_groups for p in g["params"]]
 
 
