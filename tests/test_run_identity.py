@@ -118,3 +118,22 @@ def test_a_failed_grid_exits_nonzero_and_names_the_record(tmp_path, monkeypatch,
     assert rec["status"] == "failed" and "always fails" in rec["error"]["traceback"]
     # the grid's leaderboard printed only this grid (and the good run is kept)
     assert "tiny-dnn" in out
+
+
+def test_old_searches_get_diagnostics_and_uniform_ones_report_no_selection():
+    from leanrec.leaderboard import build_rows
+
+    def rec(seed, probs):
+        return migrate_v1({"schema_version": 1, "dataset": "d", "method": "irazor", "variant": "irazor", "seed": seed,
+                           "status": "ok", "overrides": {}, "budget": {"max_epochs": 10}, "config": {},
+                           "total_time": 1.0, "training": {}, "extra": {"region_probs": {"a": probs, "b": probs}},
+                           "selection": {"fields": ["a"], "field_dims": {"a": 4}},
+                           "metrics": {"auc": 0.7, "logloss": 0.5, "params": {"total": 1, "embedding": 1, "backbone": 0},
+                                       "flops_per_sample": 1.0,
+                                       "latency_s_per_sample": {"batch_1": 1e-6, "batch_4096": 1e-7}}})
+
+    uniform, chosen = rec(0, [0.25, 0.25, 0.26, 0.24]), rec(1, [0.97, 0.01, 0.01, 0.01])
+    assert uniform["extra"]["search"]["near_uniform"] and not chosen["extra"]["search"]["near_uniform"]
+    row = build_rows([uniform])["d (protocol 1)"][0]
+    assert row.uniform_search == 1 and row.fields != row.fields          # NaN: no selection reported
+    assert build_rows([uniform, chosen])["d (protocol 1)"][0].fields == 1.0   # only the search that chose

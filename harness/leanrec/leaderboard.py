@@ -129,6 +129,10 @@ def _tuning_of(recs: list[dict[str, Any]], tuning: dict[tuple[str, str], list[di
     return max(studies, key=lambda s: s["trials_counted"], default=None)
 
 
+def _near_uniform(rec: dict[str, Any]) -> bool:
+    return bool(((rec.get("extra") or {}).get("search") or {}).get("near_uniform"))
+
+
 def build_rows(records: Iterable[dict[str, Any]],
                tuning: dict[tuple[str, str], list[dict[str, Any]]] | None = None) -> dict[str, list[Row]]:
     """Aggregate records into leaderboard rows per dataset (and protocol), ranked by mean test AUC; rows
@@ -141,7 +145,8 @@ def build_rows(records: Iterable[dict[str, Any]],
         ok = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: r["seed"])
         study = _tuning_of(recs, tuning or {})
         m = [r["metrics"] for r in ok]
-        sel = [r.get("selection") or {} for r in ok]
+        # a search that ended near its uniform start did not choose: its fields / dims are not the method's
+        sel = [r.get("selection") or {} for r in ok if not _near_uniform(r)]
         tables[dataset].append(Row(
             dataset=dataset, variant=variant, family=recs[0].get("family", ""),
             is_baseline=bool(recs[0].get("is_baseline")), seeds=[r["seed"] for r in ok],
@@ -162,7 +167,7 @@ def build_rows(records: Iterable[dict[str, Any]],
             test_neg=max((x.get("test_neg", 0) for x in m), default=0),
             min_stage_steps=min((_training_facts(r)[0] for r in ok), default=math.nan),
             early_best=sum(_training_facts(r)[1] for r in ok),
-            uniform_search=sum(bool(((r.get("extra") or {}).get("search") or {}).get("near_uniform")) for r in ok),
+            uniform_search=sum(_near_uniform(r) for r in ok),
             tuned_trials=study["trials_counted"] if study else 0,
             tuning_s=study["trial_seconds"] if study else math.nan,
         ))

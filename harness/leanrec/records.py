@@ -123,6 +123,11 @@ def migrate_v1(record: dict[str, Any]) -> dict[str, Any]:
                                    method=rec["method"], config=rec.get("config") or {"overrides": overrides},
                                    budget=budget, seed=rec["seed"], protocol=1)
     rec["identity_hash"] = identity_hash(rec["identity"])
+    extra = rec.get("extra") or {}
+    if isinstance(extra.get("region_probs"), dict) and extra["region_probs"] and "search" not in extra:
+        from leanrec.selection import search_diagnostics   # searches recorded before their diagnostics were
+
+        rec["extra"] = {**extra, "search": search_diagnostics(list(extra["region_probs"].values()))}
     rec["schema_version"] = SCHEMA_VERSION
     return rec
 

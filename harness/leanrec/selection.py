@@ -53,6 +53,23 @@ class SelectorConfig(BackboneChoiceConfig):
             raise ConfigError(f"k must be >= 0 (0 = use keep_ratio), got {self.k}")
 
 
+NEAR_UNIFORM_ENTROPY = 0.95   # mean normalised entropy at or above which a search is reported as not having chosen
+
+
+def search_diagnostics(probs: Any) -> dict[str, float | bool]:
+    """How far an architecture search moved from its uniform start, from per-field choice probabilities
+    (F, K): the largest probability per field (uniform: 1/K) and the entropy normalised by log K (uniform: 1),
+    averaged over fields; near_uniform when the mean normalised entropy is >= NEAR_UNIFORM_ENTROPY."""
+    import numpy as np
+
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
+    k = p.shape[1]
+    entropy = -(p * np.log(p)).sum(axis=1) / np.log(k)
+    return {"max_prob_mean": float(p.max(axis=1).mean()), "max_prob_min": float(p.max(axis=1).min()),
+            "uniform_max_prob": 1.0 / k, "entropy_mean": float(entropy.mean()), "entropy_max": float(entropy.max()),
+            "near_uniform": bool(entropy.mean() >= NEAR_UNIFORM_ENTROPY)}
+
+
 def keep_count(n_fields: int, keep_ratio: float, k: int = 0) -> int:
     """How many fields to keep -- the one rule every method uses: k when k > 0 (at most n_fields), else
     keep_ratio * n_fields rounded half up (0.5 x 25 = 12.5 -> 13), at least 1."""

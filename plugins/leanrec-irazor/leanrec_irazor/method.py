@@ -12,6 +12,7 @@ from torch import nn
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneChoiceConfig, BackboneMethod, FitResult, Method, field_specs
 from leanrec.nn import CTRModel, FieldEmbedding, FieldSpec
+from leanrec.selection import search_diagnostics
 from leanrec.space import LogUniform, Uniform, tunable
 from leanrec.trainer import bce_loss
 
@@ -204,22 +205,6 @@ def search_optimizer(search: IRazorSearch, cfg: IRazorConfig) -> torch.optim.Opt
 
     return make_adam(search, cfg, extra_groups=[{"params": [search.arch_logits], "lr": cfg.arch_lr,
                                                  "weight_decay": 0.0}])
-
-
-NEAR_UNIFORM_ENTROPY = 0.95   # mean normalised entropy of the region probabilities at or above which a search
-                              # is reported as not having searched
-
-
-def search_diagnostics(probs: np.ndarray) -> dict[str, float | bool]:
-    """How far the search moved from its uniform start: per-field largest region probability (uniform: 1/K)
-    and entropy normalised by log K (uniform: 1), averaged over fields; near_uniform when the mean normalised
-    entropy is >= NEAR_UNIFORM_ENTROPY."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
-    k = p.shape[1]
-    entropy = -(p * np.log(p)).sum(axis=1) / np.log(k)
-    return {"max_prob_mean": float(p.max(axis=1).mean()), "max_prob_min": float(p.max(axis=1).min()),
-            "uniform_max_prob": 1.0 / k, "entropy_mean": float(entropy.mean()), "entropy_max": float(entropy.max()),
-            "near_uniform": bool(entropy.mean() >= NEAR_UNIFORM_ENTROPY)}
 
 
 def derive_dims(probs: np.ndarray, candidates: Sequence[int], cpt: float) -> tuple[np.ndarray, bool]:
