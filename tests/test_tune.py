@@ -171,6 +171,21 @@ def test_kill_9_then_rerun_continues_without_repeating_finished_trials(tmp_path)
     assert [t.user_attrs["config"] for t in counted] == [t.user_attrs["config"] for t in whole]
 
 
+def test_a_trial_killed_before_its_first_heartbeat_does_not_stall_the_study(tmp_path, monkeypatch):
+    """A kill between creating a trial and starting its heartbeat leaves a RUNNING trial that Optuna's stale-trial
+    check skips (it has no heartbeat): the rerun must fail it after FIRST_HEARTBEAT_S and finish the budget."""
+    import leanrec.tune as tune
+
+    monkeypatch.setattr(tune, "FIRST_HEARTBEAT_S", 1)
+    storage = open_storage(storage_url(tmp_path), heartbeat_s=1, grace_s=1)
+    orphan = tune.open_study(storage, "toy", 3).ask()   # created, never beats: what a kill at that moment leaves
+    time.sleep(1.5)
+    study = run_study(storage, "toy", TOY_SPACE, lambda p, report: toy_value(p), trials=3, seed=0, poll_s=0.05)
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[orphan.number] == "FAIL"
+    assert len(counted_trials(study, 3)) == 3
+
+
 def test_several_processes_share_one_study_and_its_budget(tmp_path):
     trials = 10
     url, log = storage_url(tmp_path), tmp_path / "log"

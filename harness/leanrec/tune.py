@@ -49,6 +49,7 @@ TUNE_VERSION = 1
 STORAGE_NAME = "studies.db"
 HEARTBEAT_S = 10          # a running trial's process writes a heartbeat this often ...
 GRACE_S = 30              # ... and a trial without one for this long is a crashed trial (marked failed, not counted)
+FIRST_HEARTBEAT_S = 20    # a trial still without its first heartbeat this long after it started: its process died
 PRUNE_PERCENTILE = 75.0   # keep trials in the top 75% at their step: prune the worst quarter
 
 Report = Callable[[int, float], None]
@@ -84,6 +85,38 @@ def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRA
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def fail_dead_trials(study: Any) -> None:
+    """Mark the running trials whose process died as failed (they then use no budget).
+
+    Optuna's ``fail_stale_trials`` finds trials whose heartbeat went stale, but skips a trial that has no
+    heartbeat at all: one whose process was killed between creating the trial and starting its heartbeat
+    thread (a kill between two trials lands there). Such a trial would stay RUNNING for ever and a study that
+    waits for its running trials would never end; it counts as dead ``FIRST_HEARTBEAT_S`` (or the storage's
+    grace period, if longer) after it started."""
+    optuna = require_optuna()
+    import sqlalchemy
+    from optuna.storages import fail_stale_trials
+
+    fail_stale_trials(study)
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)   # a loaded study wraps the RDB storage in a cache
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not running or not isinstance(backend, optuna.storages.RDBStorage) or backend.heartbeat_interval is None:
+        return
+    with backend.engine.connect() as connection:   # optuna's schema: one row per trial that ever beat
+        beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+    patience = max(FIRST_HEARTBEAT_S, backend.grace_period or 0)
+    now = dt.datetime.now()
+    for trial in running:
+        started = trial.datetime_start
+        if trial._trial_id in beating or started is None or (now - started).total_seconds() <= patience:
+            continue
+        try:
+            storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:   # it finished (or another process failed it) meanwhile
+            pass
 
 
 def startup_trials(trials: int) -> int:
@@ -131,8 +164,6 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
     at once on one storage; a process that finds the budget used up by running trials waits for them (or for
     their heartbeat to go stale, when their process died)."""
     optuna = require_optuna()
-    from optuna.storages import fail_stale_trials
-
     n_start = startup_trials(trials)
     study = open_study(storage, study_name, trials, first)
     pruner = study.pruner
@@ -168,7 +199,7 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
             raise
 
     while True:
-        fail_stale_trials(study)
+        fail_dead_trials(study)
         all_trials = study.get_trials(deepcopy=False)
         used = [t for t in all_trials if _counts(t)]
         running = [t for t in all_trials if t.state.name == "RUNNING"]
