@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
+import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -29,6 +31,8 @@ from leanrec.errors import ConfigError, UnknownNameError, check_keys
 SPLITS = SPLIT_NAMES
 REPLAY_BYTES = 64 << 20   # sources smaller than this are parsed once and replayed from memory between passes
 CROSS_CHUNK_ROWS = 1 << 20
+DISK_HEADROOM = 0.9       # a cache may take at most this share of the free space on its disk
+CROSS_MEMORY_SHARE = 0.5  # cross-field counts may hold at most this share of the memory available at the start
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,7 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
         # pass 2: encode into preallocated memory maps
         stages.step("encoding")
         n_f = len(specs) + len(pairs)
+        check_disk_space(out, where, int(sizes.sum()), n_f, len(pairs), len(labels), len(numeric), bool(card.group))
         arrays = {s: {"X": _open(out, f"{s}_X", np.int32, (n, n_f)),
                       "y": _open(out, f"{s}_y", np.float32, (n, len(labels))),
                       "group": _open(out, f"{s}_group", np.int64, (n,)) if card.group else None,
@@ -355,10 +360,20 @@ def build(card: DatasetCard, cfg: PrepConfig, scfg: synthetic.SyntheticConfig | 
             base = len(specs)
             sizes_b = [v.size for v in vocabs]
             counters = [ValueCounter() for _ in pairs]
+            limit, seen = int(CROSS_MEMORY_SHARE * available_memory()), 0
             for chunk in _row_chunks(arrays["train"]["X"]):
                 for c, (a, b) in zip(counters, pairs):
                     c.add(cross_tokens(chunk[:, a], chunk[:, b], sizes_b[b]))
                 _release(arrays["train"]["X"])
+                seen += len(chunk)
+                held = sum(c.nbytes for c in counters)
+                if held > limit:
+                    raise ConfigError(
+                        f"{where}: counting the {len(pairs)} cross fields (cross_fields = true) holds "
+                        f"{_gb(held)} after {seen:,} of {int(sizes[TRAIN]):,} training rows, over "
+                        f"{CROSS_MEMORY_SHARE:.0%} of the {_gb(available_memory() + held)} of memory available: "
+                        "all pairwise crosses of high-cardinality fields do not fit; set max_rows, drop fields "
+                        "from the card, or leave cross_fields off")
             cross_vocabs = [vocab_from_counts(*c.result(), cfg.min_count) for c in counters]
             for s in SPLITS:
                 for chunk in _row_chunks(arrays[s]["X"]):
@@ -407,6 +422,41 @@ def _replayable(card: DatasetCard, cfg: PrepConfig):
             return iter(held)
         return replay
     return lambda: iter_source(card, max_rows=cfg.max_rows)
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.1f} MB"
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (Linux MemAvailable; else physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cache_bytes(rows: int, n_fields: int, n_labels: int, n_dense: int, grouped: bool) -> int:
+    """Bytes of the encoded arrays of `rows` rows (int32 codes, float32 labels and dense values, int64 groups)."""
+    return rows * (4 * n_fields + 4 * n_labels + 4 * n_dense + (8 if grouped else 0))
+
+
+def check_disk_space(out: Path, where: str, rows: int, n_fields: int, n_cross: int, n_labels: int, n_dense: int,
+                     grouped: bool) -> None:
+    """Refuse, before writing anything, a cache that would not fit on its disk (a memory map written past the
+    end of a full disk kills the process with SIGBUS instead of raising)."""
+    need = cache_bytes(rows, n_fields, n_labels, n_dense, grouped)
+    free = shutil.disk_usage(out).free
+    if need > DISK_HEADROOM * free:
+        crosses = (f", {n_cross:,} of them cross fields (cross_fields = true: leave it off or set max_rows)"
+                   if n_cross else "")
+        raise ConfigError(f"{where}: the encoded cache needs {_gb(need)} ({rows:,} rows x {n_fields:,} fields"
+                          f"{crosses}) but {out.parent} has {_gb(free)} free; free space there or point "
+                          "LEANREC_CACHE_DIR at a larger disk")
 
 
 def _open(out: Path, name: str, dtype, shape: tuple[int, ...]) -> np.ndarray:

@@ -131,6 +131,11 @@ class ValueCounter:
         g = t.group_by("v").aggregate([("c", "sum")])
         self._parts = [(g["v"].combine_chunks(), g["c_sum"].to_numpy())]
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the counts so far (values and counts, not yet merged parts included)."""
+        return sum(v.nbytes + c.nbytes for v, c in self._parts)
+
     def result(self) -> tuple[pa.Array, np.ndarray]:
         """Distinct values and their total counts (any order)."""
         if not self._parts:
