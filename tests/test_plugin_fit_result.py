@@ -200,3 +200,10 @@ def test_a_model_without_transfer_fields_cannot_drop_fields():
 
     with pytest.raises(NotImplementedError, match="does not implement transfer_fields"):
         NoTransfer(field_specs(DATA), 2).drop_fields([0])
+
+
+@pytest.mark.parametrize("companions", [{"a": "not a model"}, {1: None}, ["x"]])
+def test_companions_must_be_named_modules(companions):
+    with pytest.raises(PluginError, match="companions=.*expected a dict name -> torch.nn.Module"):
+        _check(companions=companions)
+    assert _check(companions={"other": _model()}) is not None

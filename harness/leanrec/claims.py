@@ -72,6 +72,12 @@ def _sparsity(layer: Optional[int]) -> Callable[[dict], Optional[float]]:
     return get
 
 
+def _worst_tower_auc(r: dict) -> Optional[float]:
+    """The lowest test AUC among a multi-tower model's towers (metrics.companions 'tower<k>', scored by the harness)."""
+    towers = [m["auc"] for name, m in (r["metrics"].get("companions") or {}).items() if name.startswith("tower")]
+    return min(towers) if towers else None
+
+
 def _fields(r: dict) -> Optional[float]:
     fields = (r.get("selection") or {}).get("fields")
     return float(len(fields)) if fields else None
@@ -102,6 +108,9 @@ METRICS: dict[str, Metric] = {
     "PT": Metric("pretraining time (s)", _extra("PT"), "s"),
     "CT": Metric("continued-training time (s)", _extra("CT"), "s"),
     "fields": Metric("fields kept", _fields, "si"),
+    "worst_tower_auc": Metric("test AUC of the worst tower served alone", _worst_tower_auc),
+    "ensemble_auc": Metric("test AUC of the towers' ensemble (mean logit)",
+                           lambda r: r["metrics"]["companions"]["ensemble"]["auc"]),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
     "sparsity_l1": Metric("filter sparsity of layer 1", _sparsity(0), "ratio"),
     "sparsity_l2": Metric("filter sparsity of layer 2", _sparsity(1), "ratio"),

@@ -145,6 +145,9 @@ class FitResult:
     field_dims: dict[str, int] | None = None          # per-field embedding dims, when the method chose them
     field_scores: dict[str, float] | None = None      # importance per field (selectors), higher = more important
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able method-specific facts (selection order, ...)
+    # other models the method trained that are worth knowing about but are not served (each DTF tower, the
+    # towers' ensemble): the harness scores them on test (AUC, logloss) into metrics["companions"]; never ranked
+    companions: dict[str, nn.Module] = field(default_factory=dict)
 
 
 # What each family implies (docs/plugins.md, "Families"):
@@ -188,7 +191,7 @@ def check_fit_result(result: Any, data: "EncodedDataset", method_name: str, *,
     names, or (for a CTRModel) differs from the dataset columns the serving model reads; ``field_dims`` has
     fields that are not kept or values that are not ints >= 0; ``field_scores`` names unknown fields or has
     non-numeric values; ``extra`` is not a dict. With ``family="selector"``, ``selected_fields`` and
-    ``extra["keep_ratio"]`` are required.
+    ``extra["keep_ratio"]`` are required. ``companions`` must map names to ``nn.Module`` s.
     """
     who = f"method {method_name!r}: fit() returned"
     if not isinstance(result, FitResult):
@@ -239,6 +242,9 @@ def check_fit_result(result: Any, data: "EncodedDataset", method_name: str, *,
             raise PluginError(f"{who} field_scores with values that are not numbers: {bad}")
     if not isinstance(result.extra, dict):
         raise PluginError(f"{who} extra={result.extra!r}; expected a dict of JSON-able facts")
+    comp = result.companions
+    if not isinstance(comp, dict) or not all(isinstance(k, str) and isinstance(m, nn.Module) for k, m in comp.items()):
+        raise PluginError(f"{who} companions={comp!r}; expected a dict name -> torch.nn.Module (X (B, F) -> logits)")
     if family == "selector":
         missing = "selected_fields" if sel is None else "extra['keep_ratio']" if "keep_ratio" not in result.extra else ""
         if missing:

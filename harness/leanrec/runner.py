@@ -19,7 +19,7 @@ from leanrec import distributed
 from leanrec.batches import return_freed_memory
 from leanrec.context import RunContext, pick_device, seed_everything
 from leanrec.errors import ConfigError
-from leanrec.measure import measure
+from leanrec.measure import measure, quality
 from leanrec.methods import Method, canonical_overrides, check_fit_result
 from leanrec.plugins import Registry, registry
 from leanrec.protocol import PROTOCOL_VERSION, Budget
@@ -173,7 +173,11 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
                                "field_scores": result.field_scores}
         record["extra"] = result.extra
         if rank == 0:
-            record["metrics"] = measure(result.model.to(device), ctx.tensors(data, "test"), data.test.group)
+            test = ctx.tensors(data, "test")
+            record["metrics"] = measure(result.model.to(device), test, data.test.group)
+            if result.companions:
+                record["metrics"]["companions"] = {name: quality(m.to(device), test, data.test.group)
+                                                   for name, m in result.companions.items()}
         record["status"] = "ok"
     except Exception as exc:  # the grid goes on; the record says what broke
         record["stage_times"] = dict(ctx.stage_times)

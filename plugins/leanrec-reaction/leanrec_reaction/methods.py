@@ -343,7 +343,8 @@ class ReactionDTF(Method):
                  "ensemble_valid_auc": roc_auc(y, all_logits.mean(axis=1))}
         if afe is not None:
             extra.update(_afe_extra(afe, data))
-        return FitResult(model=cohort.tower(served), extra=extra, **_afe_outputs(afe, data))
+        companions = {f"tower{k}": cohort.tower(k) for k in range(cohort.num_towers)} | {"ensemble": cohort}
+        return FitResult(model=cohort.tower(served), extra=extra, companions=companions, **_afe_outputs(afe, data))
 
 
 class Reaction(ReactionDTF):
