@@ -34,7 +34,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
 }
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
-#                  | tuned (issue 22; not part of `all`: hours of CPU)
+#                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -93,6 +93,29 @@ fi
 if [[ $what == fg-rest || $what == all ]]; then  # Avazu 23 + 253, MovieLens 25 + 300 fields (i-Razor ~10 min a run there)
   MAXBS=256 fg avazu "$SEEDS"
   fg movielens-100k "$SEEDS"
+fi
+# Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
+# gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:
+# 5 informative, 2 interaction (informative only jointly), 3 redundant near-copies, 20 noise), DNN on all fields
+# as the reference; results/selection_truth.py then scores each method's kept fields against the roles
+# (results/tables/truth/). Budget: one epoch per stage (--max-epochs 1: 800K training rows, 782 steps at batch
+# 1024, 196 at 4096), above protocol 2's 100-step floor except Light-FMP's 2K-row pretraining (the floor makes it
+# 100 steps, as everywhere). Estimated from the per-step times of a 20K-row run of 10 of these methods (one
+# core shared ~1:1 with another job, load ~3): ~40 min of wall time per seed at that load (~20 min of CPU), so
+# ~2 h for 3 seeds, ~1 h on an idle core; the AFE search (assumed linear in rows) is the least certain part.
+TRUTH_METHODS=${TRUTH_METHODS:-"dnn $SELECTORS reaction-afe reaction-afe:keep_ratio=0.5 lightfmp
+  lightfmp:prune_ratio=0.25 lightfmp:prune_ratio=0.75 irazor"}
+TRUTH_ROWS=${TRUTH_ROWS:-1000000}   # smaller for a quick check of the section (e.g. TRUTH_ROWS=5000 TRUTH_METHODS=mi)
+if [[ $what == truth ]]; then
+  targs=(); for m in $TRUTH_METHODS; do targs+=(-m "$m"); done
+  for attempt in 1 2 3; do
+    "$LEANREC" run -d synthetic --data synthetic.n_rows="$TRUTH_ROWS" --data synthetic.n_fields=30 "${targs[@]}" \
+      --seeds "${TRUTH_SEEDS:-3}" --max-epochs "${TRUTH_EPOCHS:-1}" --results-dir results --no-progress \
+      --threads "${THREADS:-1}" && break
+    echo "attempt $attempt failed; resuming" >&2
+  done
+  .venv/bin/python results/selection_truth.py results --dataset "synthetic[n_fields=30,n_rows=$TRUTH_ROWS]" \
+    --out results/tables/truth
 fi
 # Issue 22: every method tuned with the same trial budget (Optuna TPE on the validation split, trial 0 = the
 # defaults, worst quarter pruned; studies in results/tuning/studies.db, one summary per method beside it), then
