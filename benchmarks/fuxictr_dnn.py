@@ -1,11 +1,13 @@
-"""FuxiCTR 2.3.10 side of the Frappe training benchmark (benchmarks/bench_frappe_training.py runs it).
+"""FuxiCTR 2.3.10 side of the Frappe and scale training benchmarks (bench_frappe_training.py, bench_scale.py).
 
 Runs in its OWN virtual environment (fuxictr==2.3.10, polars<2), never in leanrec's: it must not import
 leanrec. The PyPI wheel ships no model zoo, so the DNN below is written with FuxiCTR's own BaseModel,
 FeatureEmbedding and MLP_Block, exactly like the zoo's DNN (model_zoo/DNN/src/DNN.py upstream).
 
-Given a directory with train.csv / valid.csv / test.csv (the raw Frappe rows of one split, header
-label,user,...,city), it measures, in one process and after imports:
+Given a directory with train.csv / valid.csv / test.csv (the raw rows of one split, with a header line and
+--sep between values), it measures, in one process and after imports. --schema picks the columns:
+"frappe" (label,user,...,city, all categorical) or "criteo" (label, I1..I13 bucketed with FuxiCTR's own
+Criteo processor `convert_to_bucket`, as in its Criteo configs, C1..C26 categorical):
 
 * prep_s: FeatureProcessor + build_dataset (read CSV, fit vocabularies on train, transform every split
   to parquet through Ray) -- FuxiCTR's preprocessing of the raw CSVs;
@@ -13,6 +15,10 @@ label,user,...,city), it measures, in one process and after imports:
   NpzDataLoader over the same encoded columns saved as .npz): training wall time with the per-epoch
   validation evaluations timed separately, epochs run, training samples/s, test AUC (sklearn);
 * end_to_end_s: prep_s + the default loader's loading, training and test evaluation.
+
+build_dataset skips preprocessing when <work-dir>/data/<dataset id>/feature_map.json exists, so a caller can
+time preparation and each loader in separate processes: --loaders "" (prepare only), then --loaders parquet
+with the same --work-dir (prep_s is then ~0 and `prep_skipped` is true).
 
 Prints one JSON object on the last line of stdout (and writes it to --out when given).
 """
@@ -39,12 +45,25 @@ def parse_args(argv=None):
     p.add_argument("--embedding-dim", type=int, default=10)
     p.add_argument("--hidden", default="400,400,400")
     p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--loaders", default="parquet,npz", help="comma list of parquet (default loader), npz")
+    p.add_argument("--loaders", default="parquet,npz",
+                   help="comma list of parquet (default loader), npz; empty = prepare only")
+    p.add_argument("--schema", default="frappe", choices=sorted(SCHEMAS), help="column layout of the CSVs")
+    p.add_argument("--sep", default=",", help="value separator of the CSVs (e.g. a tab)")
+    p.add_argument("--min-count", type=int, default=1, help="min_categr_count (rarer values become OOV)")
     p.add_argument("--out", default=None, help="also write the JSON result here")
     return p.parse_args(argv)
 
 
 FIELDS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
+CRITEO_INT = [f"I{i}" for i in range(1, 14)]
+CRITEO_CAT = [f"C{i}" for i in range(1, 27)]
+# schema -> FuxiCTR feature_cols (the Criteo one as in FuxiCTR's Criteo configs, with fill_na for empty cells)
+SCHEMAS = {
+    "frappe": [{"name": FIELDS, "active": True, "dtype": "str", "type": "categorical"}],
+    "criteo": [{"name": CRITEO_INT, "active": True, "dtype": "float", "type": "categorical",
+                "preprocess": "convert_to_bucket", "fill_na": 0},
+               {"name": CRITEO_CAT, "active": True, "dtype": "str", "type": "categorical", "fill_na": ""}],
+}
 
 
 def main(argv=None) -> dict:
@@ -56,6 +75,7 @@ def main(argv=None) -> dict:
     import fuxictr
     from fuxictr.features import FeatureMap
     from fuxictr.preprocess import FeatureProcessor, build_dataset
+    from fuxictr.datasets.criteo import CustomizedFeatureProcessor as CriteoFeatureProcessor
     from fuxictr.pytorch.dataloaders import RankDataLoader
     from fuxictr.pytorch.layers import FeatureEmbedding, MLP_Block
     from fuxictr.pytorch.models import BaseModel
@@ -89,17 +109,17 @@ def main(argv=None) -> dict:
             feature_emb = self.embedding_layer(X)
             return {"y_pred": self.mlp(feature_emb.flatten(start_dim=1))}
 
-    dataset_id = f"frappe_seed{args.seed}"
+    dataset_id = f"{args.schema}_seed{args.seed}"
     data_root = os.path.join(args.work_dir, "data")
     model_root = os.path.join(args.work_dir, "checkpoints")
     params = {
         "dataset_id": dataset_id, "data_root": data_root, "model_root": model_root,
-        "data_format": "csv",
+        "data_format": "csv", "sep": args.sep,
         "train_data": os.path.join(args.data_dir, "train.csv"),
         "valid_data": os.path.join(args.data_dir, "valid.csv"),
         "test_data": os.path.join(args.data_dir, "test.csv"),
-        "min_categr_count": 1,
-        "feature_cols": [{"name": FIELDS, "active": True, "dtype": "str", "type": "categorical"}],
+        "min_categr_count": args.min_count,
+        "feature_cols": SCHEMAS[args.schema],
         "label_col": {"name": "label", "dtype": "float"},
         "embedding_dim": args.embedding_dim, "hidden_units": hidden, "hidden_activations": "relu",
         "net_dropout": args.dropout, "batch_norm": True, "embedding_regularizer": 0, "net_regularizer": 0,
@@ -112,17 +132,19 @@ def main(argv=None) -> dict:
 
     # ---- preprocessing: raw CSVs -> vocabularies + encoded parquet (FuxiCTR's build_dataset) ----------------
     t0 = time.perf_counter()
-    encoder = FeatureProcessor(**params)
+    prep_skipped = os.path.exists(os.path.join(data_root, dataset_id, "feature_map.json"))
+    encoder = (CriteoFeatureProcessor if args.schema == "criteo" else FeatureProcessor)(**params)
     train_p, valid_p, test_p = build_dataset(encoder, **params)
     prep_s = time.perf_counter() - t0
     print(f"[fuxictr] seed {args.seed}: preprocessing {prep_s:.1f}s (imports {import_s:.1f}s)", file=sys.stderr)
     feature_map = FeatureMap(dataset_id, os.path.join(data_root, dataset_id))
     feature_map.load(os.path.join(data_root, dataset_id, "feature_map.json"), params)
 
+    loaders = [x for x in args.loaders.split(",") if x]
     # npz copies of the same encoded splits (for the NpzDataLoader); timed separately, not part of prep_s
     t0 = time.perf_counter()
     npz = {}
-    for split, path in (("train", train_p), ("valid", valid_p), ("test", test_p)):
+    for split, path in (("train", train_p), ("valid", valid_p), ("test", test_p)) if "npz" in loaders else ():
         df = pl.read_parquet(path)
         npz[split] = os.path.join(data_root, dataset_id, f"{split}.npz")
         np.savez(npz[split], **{c: df[c].to_numpy() for c in df.columns})
@@ -183,7 +205,6 @@ def main(argv=None) -> dict:
             "load_fit_test_s": time.perf_counter() - t_start,
         }
 
-    loaders = [x for x in args.loaders.split(",") if x]
     results = {}
     for loader in loaders:
         results[loader] = run(loader)
@@ -194,7 +215,8 @@ def main(argv=None) -> dict:
     out = {
         "fuxictr_version": getattr(fuxictr, "__version__", "2.3.10"), "torch_version": torch.__version__,
         "polars_version": pl.__version__, "seed": args.seed, "threads": torch.get_num_threads(),
-        "import_s": import_s, "prep_s": prep_s, "npz_convert_s": npz_convert_s, "loaders": results,
+        "import_s": import_s, "prep_s": prep_s, "prep_skipped": prep_skipped, "npz_convert_s": npz_convert_s,
+        "loaders": results, "schema": args.schema,
         "end_to_end_s": (prep_s + default["load_fit_test_s"]) if default else None,
         "python": sys.version.split()[0],
     }
