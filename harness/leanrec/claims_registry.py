@@ -101,7 +101,9 @@ REACTION = [
     Claim("R11", R, "Tables 5-6", "The gain of DTF over independently trained towers grows with the cohort size.",
           "Criteo Rel. Imp 0.0022, 0.0025, 0.0029, 0.0031 (rows 1-4).",
           untestable="the paper's 'Baseline' column at T/S > 1 is not defined (an ensemble of T independently "
-                     "trained towers?); no such variant is built."),
+                     "trained towers?); the fusion-off control exists (`reaction-dtf:alpha=0,beta=0,gamma=0`, R4's "
+                     "credit check at K = 2), but 'grows with K' is a difference of differences, which the "
+                     "verdict rule does not test."),
     Claim("R12", R, "Abstract; Sec. 4.2", "After DTF training either tower alone serves without a significant "
           "drop against the dual-tower model.",
           "Stated, no table.",
