@@ -12,7 +12,8 @@ EPOCHS=${EPOCHS:-10}   # cap on every method's epochs (early stopping usually en
 MAXBS=${MAXBS:-}
 
 BASELINES="lr fm fwfm dnn wide-deep deepfm ipnn xdeepfm dcnv2 autoint-plus fibinet finalmlp wukong rankmixer"
-REACTION="reaction-baseline reaction-er reaction-kd reaction-dtf reaction-afe reaction"
+# reaction-dtf with its fusion losses off: the control that credits a DTF gain to fusion (CLAIMS.md R4)
+REACTION="reaction-baseline reaction-er reaction-kd reaction-dtf reaction-dtf:alpha=0,beta=0,gamma=0 reaction-afe reaction"
 LIGHTFMP="lightfmp lightfmp-deepfm lightfmp-wide-deep lightfmp-ipnn lightfmp-xdeepfm lightfmp:weight_transfer=false"
 SSR="ssr-s ssr-d:b=8,d_v=64 ssr-s:b=8,d_v=128"
 IRAZOR="irazor irazor-argmax"
@@ -34,7 +35,7 @@ run() {  # run DATASET METHODS...; retried because a crashed process resumes whe
 }
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
-#                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
+#                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h) | claims-criteo
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -93,6 +94,19 @@ fi
 if [[ $what == fg-rest || $what == all ]]; then  # Avazu 23 + 253, MovieLens 25 + 300 fields (i-Razor ~10 min a run there)
   MAXBS=256 fg avazu "$SEEDS"
   fg movielens-100k "$SEEDS"
+fi
+# Issue 21: the runs CLAIMS.md's checks need beyond the paper tables (its last section lists what is still
+# missing per dataset, with the command); the sixth session ran the Criteo head's list.
+if [[ $what == claims-criteo ]]; then
+  MAXBS=256 run criteo reaction-dtf reaction-dtf:alpha=0,beta=0,gamma=0 dnn:embedding_dim=30 'dnn:hidden=[1024,1024,1024]' \
+    'irazor:candidates=[0,1,3,6,10,15,21,28]' 'irazor:candidates=[0,4,8,12,16,20,24,28]' \
+    lightfmp-wide-deep:weight_transfer=false lightfmp-xdeepfm:pretrain_rows=4000 lightfmp-xdeepfm:pretrain_rows=500 \
+    lightfmp-xdeepfm:prune_ratio=0.0 lightfmp-xdeepfm:prune_ratio=0.25 lightfmp-xdeepfm:prune_ratio=0.75 \
+    reaction-afe:keep_ratio=0.5 'reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]' \
+    'reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]' ssr-d:b=1 ssr-d:filter=none ssr-d:filter=topk \
+    ssr-d:ics_alpha=0.01 ssr-d:ics_alpha=0.5 ssr-d:ics_gamma=false ssr-d:ics_iters=1 ssr-d:ics_iters=2 \
+    ssr-s:filter=dropout
+  run frappe reaction-dtf reaction-dtf:alpha=0,beta=0,gamma=0
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:
