@@ -303,15 +303,19 @@ def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
 
 
 # ---- report -------------------------------------------------------------------------------------------------
-def hardware() -> dict[str, Any]:
-    cpu = platform.processor() or ""
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else platform.processor()."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or ""
+
+
+def hardware() -> dict[str, Any]:
+    cpu = cpu_model()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "loadavg_1_5_15": list(load) if load else None}

@@ -387,15 +387,10 @@ def export_split(tsv: Path, rows: int, seed: int, out_dir: Path, cache_dir: Path
 
 # ---- report -------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+    sys.path.insert(0, str(BENCH))
+    from bench_frappe_training import cpu_model
+
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": sys.version.split()[0]}
 
 
