@@ -137,7 +137,7 @@ fi
 # tuned config equal to the defaults is the committed default run). Rerunning continues the studies and skips
 # finished runs; JOBS processes share each study (they draw in parallel: not reproducible trial for trial).
 # The committed table (results/tables/tuned) ran TRIALS=12 (two processes, each method's study in one of them,
-# so every study is reproducible trial for trial; ~45 min of both cores); TRIALS=32 is the default here.
+# so every study is reproducible trial for trial; ~25 min of both cores); TRIALS=32 is the default here.
 TUNED="dnn deepfm dcnv2 reaction lightfmp ssr-s irazor"   # the baselines and one method of each paper
 tune() {  # tune DATASET METHODS...
   local dataset=$1; shift
