@@ -103,5 +103,7 @@ if __name__ == "__main__":
         else:
             grid(out, "tiny-dnn" if mode in ("ok", "stream") else "rank1-fails",
                  400_000 if mode == "stream" else None)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(wait_for_peers=True)   # what `leanrec run` does after a grid every rank finished

@@ -78,18 +78,23 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
             except distributed.RunAborted:
                 distributed.leave_after_failure()
                 raise typer.Exit(1)
-            finally:
+            except BaseException:
                 distributed.shutdown()
+                raise
+            distributed.shutdown(wait_for_peers=True)
             return
     try:
         records = run_grid(datasets, specs, seeds, results_dir, budget=budget, data_overrides=data_overrides,
                            device=device, progress=progress, report=_report, memory_budget=memory_budget)
     except distributed.RunAborted as abort:
+        distributed.shutdown()
         console.print(f"[red]A rank failed ({escape(str(abort))}): every rank stopped; rerun the same command to "
                       "resume the grid.[/red]")
         raise typer.Exit(1)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(wait_for_peers=True)
     write_leaderboard(results_dir)
     console.print(to_markdown(build_rows(records, load_tuning(results_dir))), markup=False, highlight=False)
     failed = sum(r["status"] != "ok" for r in records)

@@ -95,8 +95,14 @@ def _defer_sigterm(grace_s: float = 10.0) -> None:
         signal.signal(signal.SIGTERM, later)
 
 
-def shutdown() -> None:
+def shutdown(wait_for_peers: bool = False) -> None:
+    """Close the process group (a no-op outside one). `wait_for_peers` (the success path: every rank gets
+    here) first waits at a barrier, so no rank tears its connections down while a peer still works with
+    them: gloo can abort a process ("terminate called without an active exception") whose peer closed
+    the connection under it at exit, which torchrun then reports as a failed job after a successful grid."""
     if dist().is_available() and dist().is_initialized():
+        if wait_for_peers and is_distributed():
+            dist().barrier()
         dist().destroy_process_group()
 
 
