@@ -23,19 +23,20 @@ SELECTORS="mi chi2 variance lasso pca autofield adafs optfs lpfs mvfs adafs-e2e 
 FRAPPE_SELECTORS="mi mi:keep_ratio=0.25 mi:keep_ratio=0.75 lasso lasso:keep_ratio=0.25 lasso:keep_ratio=0.75
   lpfs lpfs:keep_ratio=0.25 lpfs:keep_ratio=0.75 chi2 variance pca autofield adafs optfs mvfs"
 
-run() {  # run DATASET METHODS...; retried because a crashed process resumes where it stopped
+run() {  # run DATASET METHODS... (DATA: one --data override); retried because a crashed process resumes where it stopped
   local dataset=$1; shift
   local args=()
   for m in "$@"; do args+=(-m "$m"); done
   for attempt in 1 2 3; do
-    "$LEANREC" run -d "$dataset" "${args[@]}" --seeds "$SEEDS" --max-epochs "$EPOCHS" ${MAXBS:+--max-batch-size $MAXBS} \
+    "$LEANREC" run -d "$dataset" ${DATA:+--data "$DATA"} "${args[@]}" --seeds "$SEEDS" --max-epochs "$EPOCHS" ${MAXBS:+--max-batch-size $MAXBS} \
       --results-dir results --no-progress --threads "${THREADS:-1}" && return 0
     echo "attempt $attempt failed; resuming" >&2
   done
 }
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
-#                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h) | claims-criteo
+#                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
+#                  | claims-criteo | claims-avazu | claims-movielens (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -107,6 +108,24 @@ if [[ $what == claims-criteo ]]; then
     ssr-d:ics_alpha=0.01 ssr-d:ics_alpha=0.5 ssr-d:ics_gamma=false ssr-d:ics_iters=1 ssr-d:ics_iters=2 \
     ssr-s:filter=dropout
   run frappe reaction-dtf reaction-dtf:alpha=0,beta=0,gamma=0
+fi
+# The same checks on the Avazu head (seconds a run) and its FG version. SSR-D at its paper defaults (b = 16,
+# d_v = 256: ~20M parameters, minutes a seed on one core) and its ablations are left out here (CLAIMS.md lists
+# them under "Runs that no record covers yet").
+if [[ $what == claims-avazu ]]; then
+  MAXBS=256 run avazu $BASELINES $REACTION $LIGHTFMP irazor:backbone=deepfm irazor:backbone=ipnn \
+    dnn:embedding_dim=30 'dnn:hidden=[1024,1024,1024]' adafs autofield lasso mvfs optfs pca \
+    'irazor:candidates=[0,1,3,6,10,15,21,28]' 'irazor:candidates=[0,4,8,12,16,20,24,28]' \
+    lightfmp-wide-deep:weight_transfer=false reaction-afe:keep_ratio=0.5 \
+    'reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]' 'reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]' \
+    ssr-d:b=1 ssr-d:b=8,d_v=64 ssr-s:filter=dropout irazor:backbone=xdeepfm
+  DATA=cross_fields=true MAXBS=256 run avazu irazor:zero_dim=false irazor-argmax:zero_dim=false irazor:cpt=0.1 \
+    irazor:cpt=0.5 irazor:reg_lambda=0.01
+fi
+if [[ $what == claims-movielens ]]; then  # ~2 min a run on one core (80K training rows)
+  run movielens-100k adafs autofield dnn:embedding_dim=30 lasso mvfs optfs pca lightfmp-wide-deep:weight_transfer=false \
+    lightfmp-xdeepfm:prune_ratio=0.0 lightfmp-xdeepfm:prune_ratio=0.25 lightfmp-xdeepfm:prune_ratio=0.75 \
+    reaction-afe:keep_ratio=0.5
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:
