@@ -8,6 +8,7 @@ them alike, and the median ms per step is reported with its ratio to the MLP-onl
 the same MLP on a precomputed (1024, 390) input with fused Adam).
 
     python benchmarks/bench_train_step.py --threads 2 --out benchmarks/results/train_step
+    python benchmarks/bench_train_step.py --device cuda --out /tmp/train_step_cuda   # on a GPU
 """
 from __future__ import annotations
 
@@ -37,25 +38,35 @@ def zipf_codes(rows: int, vocab: list[int], rng: np.random.Generator) -> np.ndar
     return np.stack(cols, axis=1).astype(np.int32)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so wall times cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_variant(method: str, optimizer: str, fields: list[FieldSpec], train: Tensors, valid: Tensors,
                 steps: int) -> float:
     m = registry().method(method).from_overrides({"embedding_optimizer": optimizer})
-    model = m.build_model(fields)
+    device = train.X.device
+    model = m.build_model(fields).to(device)
     cfg = m.config
     budget = Budget(min_steps=0, max_steps=steps, eval_every=steps)
+    synchronize(device)
     t0 = time.perf_counter()
     train_model(model, train, valid, cfg, budget=budget)
+    synchronize(device)
     return 1e3 * (time.perf_counter() - t0) / steps
 
 
-def mlp_only(batch: int, width: int, steps: int) -> float:
+def mlp_only(batch: int, width: int, steps: int, device: torch.device = torch.device("cpu")) -> float:
     from leanrec.nn import MLP
 
-    mlp = MLP(width, [400, 400, 400], out_dim=1, dropout=0.2, batch_norm=True)
+    mlp = MLP(width, [400, 400, 400], out_dim=1, dropout=0.2, batch_norm=True).to(device)
     params = list(mlp.parameters())
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
-    x = torch.randn(batch, width)
-    y = torch.randint(0, 2, (batch,)).float()
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 2, (batch,), device=device).float()
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         out = mlp(x).reshape(-1)
@@ -64,6 +75,7 @@ def mlp_only(batch: int, width: int, steps: int) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         opt.step()
+    synchronize(device)
     return 1e3 * (time.perf_counter() - t0) / steps
 
 
@@ -77,8 +89,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--methods", nargs="+", default=["dnn", "deepfm"])
     ap.add_argument("--optimizers", nargs="+", default=["adam", "lazy_adam", "rowwise_adagrad"])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step"))
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     vocab = [v + 2 for v in criteo_like_vocab(args.fields, args.max_card)]   # + missing and OOV codes
@@ -86,11 +100,11 @@ def main() -> None:
     rows = args.batch * args.steps
     X = zipf_codes(rows + 1024, vocab, rng)
     y = (rng.random((rows + 1024, 1)) < 0.25).astype(np.float32)
-    train = Tensors.from_numpy(X[:rows], y[:rows], torch.device("cpu"))
-    valid = Tensors.from_numpy(X[rows:], y[rows:], torch.device("cpu"))
+    train = Tensors.from_numpy(X[:rows], y[:rows], device)
+    valid = Tensors.from_numpy(X[rows:], y[rows:], device)
     times: dict[str, list[float]] = {}
     for r in range(args.repeats):
-        times.setdefault("mlp-only", []).append(mlp_only(args.batch, 10 * args.fields, args.steps))
+        times.setdefault("mlp-only", []).append(mlp_only(args.batch, 10 * args.fields, args.steps, device))
         for method in args.methods:
             for opt in args.optimizers:
                 times.setdefault(f"{method} / {opt}", []).append(run_variant(method, opt, fields, train, valid,
@@ -99,10 +113,12 @@ def main() -> None:
               file=sys.stderr)
     med = {k: statistics.median(v) for k, v in times.items()}
     load = os.getloadavg()
+    where = (f"{args.threads} threads" if device.type == "cpu"
+             else f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     lines = [f"# Training step at Criteo shape ({args.fields} fields, {sum(vocab):,} embedding rows, batch "
-             f"{args.batch}, {args.threads} threads)", "",
+             f"{args.batch}, {where})", "",
              f"Command: `python benchmarks/bench_train_step.py --threads {args.threads} --steps {args.steps} "
-             f"--repeats {args.repeats} --max-card {args.max_card}`", "",
+             f"--repeats {args.repeats} --max-card {args.max_card} --device {args.device}`", "",
              f"Machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; "
              "variants interleaved per round, median over rounds.", "",
              "| variant | ms / step | samples / s | × MLP-only step |", "|---|---|---|---|"]

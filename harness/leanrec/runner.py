@@ -148,7 +148,8 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         "method": spec.name, "variant": spec.variant, "overrides": spec.overrides, "seed": seed,
         "family": method_cls.family, "is_baseline": method_cls.is_baseline, "paper": method_cls.paper,
         "budget": budget.to_dict(), "config": method.config.to_dict(), "plugin": _plugin_version(reg, spec.name),
-        "environment": environment(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {**environment(), "device": str(device)},   # where it trained (not part of the identity)
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress, memory_budget_bytes=memory_budget)
     rank, world = distributed.rank_world()
