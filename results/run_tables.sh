@@ -36,7 +36,7 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
-#                  | claims-criteo | claims-avazu | claims-movielens (issue 21's claim runs; not part of `all`)
+#                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -121,6 +121,15 @@ if [[ $what == claims-avazu ]]; then
     ssr-d:b=1 ssr-d:b=8,d_v=64 ssr-s:filter=dropout irazor:backbone=xdeepfm
   DATA=cross_fields=true MAXBS=256 run avazu irazor:zero_dim=false irazor-argmax:zero_dim=false irazor:cpt=0.1 \
     irazor:cpt=0.5 irazor:reg_lambda=0.01
+fi
+# SSR's ablations (Tables 4-5) on a reduced SSR (b = 8, d_v = 64: seconds a run instead of minutes; the claims
+# registry's SSR_D_SMALL checks), on both heads the paper's public ablations cover.
+SSR_SMALL="ssr-d:b=8,d_v=64 ssr-d:b=8,d_v=64,filter=none ssr-d:b=1,d_v=64 ssr-s:b=8,d_v=64 ssr-d:b=8,d_v=64,filter=topk
+  ssr-s:b=8,d_v=64,filter=dropout ssr-d:b=8,d_v=64,ics_iters=1 ssr-d:b=8,d_v=64,ics_iters=2
+  ssr-d:b=8,d_v=64,ics_alpha=0.5 ssr-d:b=8,d_v=64,ics_alpha=0.01 ssr-d:b=8,d_v=64,ics_gamma=false"
+if [[ $what == claims-ssr ]]; then
+  MAXBS=256 run criteo $SSR_SMALL
+  MAXBS=256 run avazu $SSR_SMALL
 fi
 if [[ $what == claims-movielens ]]; then  # ~2 min a run on one core (80K training rows)
   run movielens-100k adafs autofield dnn:embedding_dim=30 lasso mvfs optfs pca lightfmp-wide-deep:weight_transfer=false \

@@ -40,3 +40,21 @@ def test_kill_and_rerun_completes_grid(tmp_path, template_plugin_site):
     assert len(keys) == 6  # no duplicates
     assert out.stdout.count("already done") == done_before
     assert (results / "leaderboard.md").exists()
+
+
+def test_a_record_superseded_while_the_leaderboard_reads_is_skipped(tmp_path, monkeypatch):
+    """Another process moving a record to superseded/ between listing and reading does not break reading."""
+    from leanrec import records
+
+    for name in ("a__seed0.json", "b__seed0.json"):
+        records.write_record(tmp_path / "runs" / "d" / name, {"schema_version": records.SCHEMA_VERSION,
+                                                              "variant": name[0], "seed": 0})
+    read = records.read_record
+
+    def read_after_a_rerun_moved_it(path):
+        if path.name.startswith("a"):
+            path.unlink()   # what supersede() does to the old record of a run being redone
+        return read(path)
+
+    monkeypatch.setattr(records, "read_record", read_after_a_rerun_moved_it)
+    assert [r["variant"] for r in records.iter_records(tmp_path)] == ["b"]

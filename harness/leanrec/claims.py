@@ -172,11 +172,19 @@ class Claim:
 
 
 # ---- datasets: how to rerun, which run_tables.sh section made the records -----------------------------------
+SEEDS, MAX_EPOCHS = 5, 10   # what results/run_tables.sh runs (unless a dataset says otherwise)
+
+
 @dataclass(frozen=True)
 class DatasetRun:
     args: str               # `leanrec run` arguments naming the data
     section: str            # results/run_tables.sh section that runs this dataset's tables
     max_batch_size: Optional[int] = None
+    seeds: int = SEEDS
+    max_epochs: int = MAX_EPOCHS
+
+
+SYNTHETIC_1M = "synthetic[n_fields=30,n_rows=1000000]"   # the ground-truth study's log (run_tables.sh truth)
 
 
 DATASETS: dict[str, DatasetRun] = {
@@ -188,6 +196,8 @@ DATASETS: dict[str, DatasetRun] = {
     "avazu[cross_fields=true]": DatasetRun("-d avazu --data cross_fields=true", "fg-rest", 256),
     "movielens-100k[cross_fields=true]": DatasetRun("-d movielens-100k --data cross_fields=true", "fg-rest"),
     "frappe[cross_fields=true]": DatasetRun("-d frappe --data cross_fields=true", "fg"),
+    SYNTHETIC_1M: DatasetRun("-d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30", "ssr-scale",
+                             seeds=3, max_epochs=1),
 }
 # variants that results/run_tables.sh runs in a section other than their dataset's
 SECTION_OF_VARIANT: dict[tuple[str, str], str] = {
@@ -196,8 +206,11 @@ SECTION_OF_VARIANT: dict[tuple[str, str], str] = {
                                                 "irazor[backbone=xdeepfm]")},
     **{("criteo", v): "afe-options" for v in ("reaction[estimator=shuffle,lookahead=true]",
                                               "reaction-afe[estimator=shuffle,lookahead=true]")},
+    **{(d, v): "claims-ssr" for d in ("criteo", "avazu") for v in (
+        "ssr-d[b=8,d_v=64,filter=none]", "ssr-d[b=1,d_v=64]", "ssr-s[b=8,d_v=64]", "ssr-d[b=8,d_v=64,filter=topk]",
+        "ssr-s[b=8,d_v=64,filter=dropout]", "ssr-d[b=8,d_v=64,ics_iters=1]", "ssr-d[b=8,d_v=64,ics_iters=2]",
+        "ssr-d[b=8,d_v=64,ics_alpha=0.5]", "ssr-d[b=8,d_v=64,ics_alpha=0.01]", "ssr-d[b=8,d_v=64,ics_gamma=false]")},
 }
-SEEDS, MAX_EPOCHS = 5, 10   # what results/run_tables.sh runs
 
 
 def run_command(dataset: str, specs: Iterable[str]) -> str:
@@ -205,7 +218,7 @@ def run_command(dataset: str, specs: Iterable[str]) -> str:
     d = DATASETS.get(dataset) or DatasetRun(f"-d {dataset}", "?")
     ms = " ".join(f"-m '{s}'" if any(c in s for c in "[],") else f"-m {s}" for s in dict.fromkeys(specs))
     bs = f" --max-batch-size {d.max_batch_size}" if d.max_batch_size else ""
-    return f"leanrec run {d.args} {ms} --seeds {SEEDS} --max-epochs {MAX_EPOCHS}{bs} --results-dir results"
+    return f"leanrec run {d.args} {ms} --seeds {d.seeds} --max-epochs {d.max_epochs}{bs} --results-dir results"
 
 
 # ---- measuring ----------------------------------------------------------------------------------------------

@@ -176,6 +176,10 @@ def supersede(results_dir: Path, path: Path) -> Path:
 
 
 def iter_records(results_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every record under results_dir/runs (sorted for reproducible leaderboards)."""
+    """Every record under results_dir/runs (sorted for reproducible leaderboards). A record that disappears
+    between listing and reading (another process just moved it to superseded/ to redo that run) is skipped."""
     for path in sorted((Path(results_dir) / "runs").glob("*/*.json")):
-        yield read_record(path)
+        try:
+            yield read_record(path)
+        except FileNotFoundError:
+            continue
