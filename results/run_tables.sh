@@ -36,7 +36,7 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
-#                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr (issue 21's claim runs; not part of `all`)
+#                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -130,6 +130,19 @@ SSR_SMALL="ssr-d:b=8,d_v=64 ssr-d:b=8,d_v=64,filter=none ssr-d:b=1,d_v=64 ssr-s:
 if [[ $what == claims-ssr ]]; then
   MAXBS=256 run criteo $SSR_SMALL
   MAXBS=256 run avazu $SSR_SMALL
+fi
+# SSR's scaling claim (S15): on the ground-truth study's 1M-row synthetic log (one epoch per run, as there), SSR-S
+# with b = 2, 4, 8, 16 views (0.27M-2.1M backbone parameters) against DNNs with SSR's embedding dim 16 and three
+# hidden layers whose width matches each size (264, 408, 616, 912: claims_registry.dense_matched).
+if [[ $what == ssr-scale ]]; then
+  for attempt in 1 2 3; do
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 \
+      -m ssr-s:b=2 -m ssr-s:b=4 -m ssr-s:b=8 -m ssr-s -m 'dnn:embedding_dim=16,hidden=[264,264,264]' \
+      -m 'dnn:embedding_dim=16,hidden=[408,408,408]' -m 'dnn:embedding_dim=16,hidden=[616,616,616]' \
+      -m 'dnn:embedding_dim=16,hidden=[912,912,912]' --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results \
+      --no-progress --threads "${THREADS:-1}" && break
+    echo "attempt $attempt failed; resuming" >&2
+  done
 fi
 if [[ $what == claims-movielens ]]; then  # ~2 min a run on one core (80K training rows)
   run movielens-100k adafs autofield dnn:embedding_dim=30 lasso mvfs optfs pca lightfmp-wide-deep:weight_transfer=false \
