@@ -293,6 +293,11 @@ def cpu_floor(res: dict) -> list[str]:
               f"{floor:.3f} s of wall time even with decoding and counting perfectly overlapped, "
               f"{floor / decode:.2f}x the fastest decode ({decode:.3f} s) against the 1.3x target; the measured "
               f"{wall['leanrec_default'] / decode:.2f}x is {wall['leanrec_default'] / floor:.2f}x that floor."]
+    budget = 1.3 * decode * threads   # CPU seconds a call may use to finish within 1.3x the decode on `threads`
+    counting = cpu["leanrec_default"] - cpu["pyarrow_decode_batches"]
+    lines += ["", f"Within 1.3x of the decode on {threads} threads a call may use at most {budget:.3f} CPU s; with "
+              f"decoding's {cpu['pyarrow_decode_batches']:.3f}, that leaves {max(budget - cpu['pyarrow_decode_batches'], 0):.3f} "
+              f"CPU s for everything else (counting, checks, the report), which takes {counting:.3f} now."]
     return lines
 
 
