@@ -285,7 +285,7 @@ def cpu_floor(res: dict) -> list[str]:
     wall = {n: runs[k + n]["median_s"] for n in names if k + n in runs}
     decode = min(wall["pyarrow_decode_alone"], wall["pyarrow_decode_batches"])
     floor = cpu["leanrec_default"] / threads
-    lines = ["", f"## CPU per call (Parquet, warm; median CPU seconds of the process, all threads)", "",
+    lines = ["", "## CPU per call (Parquet, warm; median CPU seconds of the process, all threads)", "",
              "| run | wall s | CPU s |", "| --- | ---: | ---: |"]
     lines += [f"| {n} | {wall[n]:.3f} | {cpu[n]:.3f} |" for n in cpu]
     lines += ["", f"leanrec's default call needs {cpu['leanrec_default']:.3f} CPU s, of which decoding (the batch "
