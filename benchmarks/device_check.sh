@@ -31,7 +31,9 @@ say() { echo "$@" | tee -a "$OUT/summary.md"; }
 
 VENV="$OUT/venv"
 if [[ ! -x $VENV/bin/leanrec ]]; then
-  "$PY" -m venv --system-site-packages "$VENV" || { say "venv failed"; exit 1; }
+  # without ensurepip (some distributions), the machine's own pip serves the venv through its site packages
+  "$PY" -m venv --system-site-packages "$VENV" 2>/dev/null || { rm -rf "$VENV"; \
+    "$PY" -m venv --system-site-packages --without-pip "$VENV"; } || { say "venv failed"; exit 1; }
   if [[ -n ${EXTRA_SITE:-} ]]; then   # the CPU rehearsal: torch & co. from a folder of links (see above)
     echo "$EXTRA_SITE" > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_extra.pth"
   fi
