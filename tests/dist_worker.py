@@ -106,4 +106,6 @@ if __name__ == "__main__":
     except BaseException:
         distributed.shutdown()
         raise
-    distributed.shutdown(wait_for_peers=True)   # what `leanrec run` does after a grid every rank finished
+    if distributed.rank_world()[0] != 0:
+        distributed.leave_after_success()   # what `leanrec run` does on ranks > 0 after a finished grid
+    distributed.shutdown(wait_for_peers=True)

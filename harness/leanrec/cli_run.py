@@ -81,8 +81,7 @@ def _run_and_rank(datasets: list[str], methods: list[str], seeds: list[int], res
             except BaseException:
                 distributed.shutdown()
                 raise
-            distributed.shutdown(wait_for_peers=True)
-            return
+            distributed.leave_after_success()
     try:
         records = run_grid(datasets, specs, seeds, results_dir, budget=budget, data_overrides=data_overrides,
                            device=device, progress=progress, report=_report, memory_budget=memory_budget)

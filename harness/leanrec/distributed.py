@@ -106,6 +106,18 @@ def shutdown(wait_for_peers: bool = False) -> None:
         dist().destroy_process_group()
 
 
+def leave_after_success() -> None:
+    """End a rank other than 0 after a grid every rank finished: wait for the peers, close the process group,
+    flush the output and leave without the interpreter's teardown. gloo's threads and the process group's
+    C++ objects can abort a process during that teardown ("terminate called without an active exception"),
+    which torchrun reports as a failed job after a successful grid; rank 0 writes the records and the
+    leaderboard, so nothing is lost by skipping it here (records are fsync'd when written)."""
+    shutdown(wait_for_peers=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 FAILURE_GRACE_S = 5.0
 
 
