@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from leanrec.nn import MLP, FieldSpec
 from leanrec.plugins import registry
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_train_step import criteo_like_vocab, zipf_codes  # noqa: E402
+
 VARIANTS = ("eager fp32", "compiled fp32", "eager bf16 autocast", "compiled bf16 autocast")
 
 
@@ -105,9 +108,9 @@ def main() -> None:
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = [f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f in flags]
     rng = np.random.default_rng(0)
-    vocab = [int(v) + 2 for v in np.geomspace(3, 100_000, args.fields).round()]
+    vocab = [v + 2 for v in criteo_like_vocab(args.fields, 100_000)]   # + missing and OOV codes
     fields = [FieldSpec(f"C{i}", v) for i, v in enumerate(vocab)]
-    X = torch.from_numpy(np.stack([np.minimum(rng.zipf(1.2, 4096) - 1, v - 1) for v in vocab], 1).astype(np.int64))
+    X = torch.from_numpy(zipf_codes(4096, vocab, rng)).long()
     step: dict[str, list[float]] = {v: [] for v in VARIANTS}
     score: dict[str, list[float]] = {v: [] for v in VARIANTS}
     warm: dict[str, list[float]] = {v: [] for v in VARIANTS}

@@ -131,7 +131,9 @@ class Check:
     """One query over the records: on each of `datasets`, side A (`a`, a method spec as given to `leanrec run
     -m`, and `metric`) against side B (`b`, `b_metric`, default the same metric), claimed relation `op`:
     '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
-    `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one."""
+    `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
+    results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
+    say (see `SECTION_OF_VARIANT`)."""
 
     a: str
     op: str
@@ -142,6 +144,7 @@ class Check:
     margin: float = 0.0
     paper: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    section: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -206,10 +209,6 @@ SECTION_OF_VARIANT: dict[tuple[str, str], str] = {
                                                 "irazor[backbone=xdeepfm]")},
     **{("criteo", v): "afe-options" for v in ("reaction[estimator=shuffle,lookahead=true]",
                                               "reaction-afe[estimator=shuffle,lookahead=true]")},
-    **{(d, v): "claims-ssr" for d in ("criteo", "avazu") for v in (
-        "ssr-d[b=8,d_v=64,filter=none]", "ssr-d[b=1,d_v=64]", "ssr-s[b=8,d_v=64]", "ssr-d[b=8,d_v=64,filter=topk]",
-        "ssr-s[b=8,d_v=64,filter=dropout]", "ssr-d[b=8,d_v=64,ics_iters=1]", "ssr-d[b=8,d_v=64,ics_iters=2]",
-        "ssr-d[b=8,d_v=64,ics_alpha=0.5]", "ssr-d[b=8,d_v=64,ics_alpha=0.01]", "ssr-d[b=8,d_v=64,ics_gamma=false]")},
 }
 
 
@@ -344,9 +343,9 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     """Measure one check on one dataset from the records."""
     va, vb = variant(check.a), variant(check.b)
     m = Measured(claim, check, dataset, va, vb, NOT_RUN)
-    m.sections = sorted({SECTION_OF_VARIANT.get((dataset, v)) or (DATASETS[dataset].section
-                                                                  if dataset in DATASETS else "?")
-                         for v in (va, vb)})
+    m.sections = [check.section] if check.section else sorted(
+        {SECTION_OF_VARIANT.get((dataset, v)) or (DATASETS[dataset].section if dataset in DATASETS else "?")
+         for v in (va, vb)})
     proto = recs.protocol_for(dataset, (va, vb))
     if proto is None:
         missing = {v: spec for v, spec in ((va, check.a), (vb, check.b)) if not recs.protocols.get((dataset, v))}

@@ -9,6 +9,8 @@ runs MovieLens-100K; the papers' Criteo/Avazu are the full logs, leanrec runs th
 in no paper; its checks test whether a claim carries over to a third public dataset."""
 from __future__ import annotations
 
+from typing import Any
+
 from leanrec.claims import SYNTHETIC_1M, Check, Claim
 
 PAPER_TITLES = {
@@ -223,6 +225,11 @@ def dense_matched(width: int) -> str:
     return f"dnn:embedding_dim=16,hidden=[{width},{width},{width}]"
 
 
+def small_check(a: str, op: str, b: str, **kw: Any) -> Check:
+    """A check on the reduced SSR, on the two heads, run by `results/run_tables.sh claims-ssr`."""
+    return Check(a, op, b, (AVAZU, CRITEO), note=SMALL, section="claims-ssr", **kw)
+
+
 def small(spec: str, base: str = SSR_D_SMALL) -> str:
     """`spec`'s options on the reduced SSR: small('ssr-d:filter=none') == 'ssr-d:b=8,d_v=64,filter=none'."""
     _, _, opts = spec.partition(":")
@@ -255,33 +262,33 @@ SSR = [
     Claim("S5", S, "Table 4", "Sparse filtering is essential: removing it costs the most AUC.",
           "Δ AUC w/o sparse filtering: −0.50 pt (Avazu), −0.37 pt (industrial).",
           (Check("ssr-d", ">", "ssr-d:filter=none", (AVAZU, CRITEO), paper={AVAZU: 0.0050}),
-           Check(SSR_D_SMALL, ">", small("ssr-d:filter=none"), (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:filter=none")))),
     Claim("S6", S, "Table 4", "Multiple views matter: a single view (b = 1) loses AUC.",
           "Δ AUC w/o multi-view: −0.22 pt (Avazu), −0.15 pt (industrial).",
           (Check("ssr-d", ">", "ssr-d:b=1", (AVAZU, CRITEO), paper={AVAZU: 0.0022}),
-           Check(SSR_D_SMALL, ">", "ssr-d:b=1,d_v=64", (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_D_SMALL, ">", "ssr-d:b=1,d_v=64"))),
     Claim("S7", S, "Table 4", "Dynamic filtering (SSR-D, ICS) beats the static random filter (SSR-S).",
           "Δ AUC static vs dynamic: −0.12 pt (Avazu), −0.23 pt (industrial); Table 3: SSR-D / SSR-S 0.7835 / "
           "0.7827 Avazu, 0.8096 / 0.8098 Criteo.",
           (Check("ssr-d", ">", "ssr-s", (AVAZU, CRITEO), paper={AVAZU: 0.0012, CRITEO: 0.8096 - 0.8098}),
-           Check(SSR_D_SMALL, ">", SSR_S_SMALL, (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_D_SMALL, ">", SSR_S_SMALL))),
     Claim("S8", S, "Table 4", "ICS beats a straight-through Top-k filter.",
           "Δ AUC Top-k (STE) vs ICS: −0.18 pt (Avazu), −0.29 pt (industrial).",
           (Check("ssr-d", ">", "ssr-d:filter=topk", (AVAZU, CRITEO), paper={AVAZU: 0.0018}),
-           Check(SSR_D_SMALL, ">", small("ssr-d:filter=topk"), (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:filter=topk")))),
     Claim("S9", S, "Table 4", "The gain is not mere regularisation: Dropout instead of the sparse filter loses AUC.",
           "Δ AUC Dropout vs SSR-S: −0.32 pt (Avazu), −0.45 pt (industrial).",
           (Check("ssr-s", ">", "ssr-s:filter=dropout", (AVAZU, CRITEO), paper={AVAZU: 0.0032}),
-           Check(SSR_S_SMALL, ">", small("ssr-s:filter=dropout", SSR_S_SMALL), (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_S_SMALL, ">", small("ssr-s:filter=dropout", SSR_S_SMALL)))),
     Claim("S10", S, "Table 5(A)", "Iterating ICS (T = 5) beats single-step thresholding and gives more sparsity.",
           "Avazu AUC / sparsity: T = 1 0.7821 / 76.4%, T = 2 0.7826 / 88.6%, T = 5 0.7835 / 91.0%.",
           (Check("ssr-d", ">", "ssr-d:ics_iters=1", (AVAZU, CRITEO), paper={AVAZU: 0.7835 - 0.7821}),
            Check("ssr-d", ">", "ssr-d:ics_iters=2", (AVAZU, CRITEO), paper={AVAZU: 0.7835 - 0.7826}),
            Check("ssr-d", ">", "ssr-d:ics_iters=1", (AVAZU, CRITEO), metric="sparsity",
                  paper={AVAZU: 0.910 - 0.764}),
-           Check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=1"), (AVAZU, CRITEO), note=SMALL),
-           Check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=2"), (AVAZU, CRITEO), note=SMALL),
-           Check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=1"), (AVAZU, CRITEO), metric="sparsity", note=SMALL))),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=1")),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=2")),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:ics_iters=1"), metric="sparsity"))),
     Claim("S11", S, "Table 5(B)", "ICS is robust to its initial extinction rate (AUC stable over α ∈ [0.01, 0.5]) "
           "while α regulates sparsity.",
           "Avazu AUC / sparsity: α = 0.01 0.7832 / 80.4%, 0.1 0.7835 / 91.0%, 0.3 0.7833 / 93.3%, 0.5 0.7828 / 94.0%.",
@@ -291,14 +298,13 @@ SSR = [
                  paper={AVAZU: 0.7832 - 0.7835}),
            Check("ssr-d:ics_alpha=0.5", ">", "ssr-d", (AVAZU, CRITEO), metric="sparsity",
                  paper={AVAZU: 0.940 - 0.910}),
-           Check(small("ssr-d:ics_alpha=0.5"), "==", SSR_D_SMALL, (AVAZU, CRITEO), margin=AUC_MARGIN, note=SMALL),
-           Check(small("ssr-d:ics_alpha=0.01"), "==", SSR_D_SMALL, (AVAZU, CRITEO), margin=AUC_MARGIN, note=SMALL),
-           Check(small("ssr-d:ics_alpha=0.5"), ">", SSR_D_SMALL, (AVAZU, CRITEO), metric="sparsity",
-                 note=SMALL))),
+           small_check(small("ssr-d:ics_alpha=0.5"), "==", SSR_D_SMALL, margin=AUC_MARGIN),
+           small_check(small("ssr-d:ics_alpha=0.01"), "==", SSR_D_SMALL, margin=AUC_MARGIN),
+           small_check(small("ssr-d:ics_alpha=0.5"), ">", SSR_D_SMALL, metric="sparsity"))),
     Claim("S12", S, "Table 5(C)", "The learnable rescaling γ improves AUC.",
           "Avazu: w/ γ 0.7835, w/o γ 0.7832.",
           (Check("ssr-d", ">", "ssr-d:ics_gamma=false", (AVAZU, CRITEO), paper={AVAZU: 0.7835 - 0.7832}),
-           Check(SSR_D_SMALL, ">", small("ssr-d:ics_gamma=false"), (AVAZU, CRITEO), note=SMALL))),
+           small_check(SSR_D_SMALL, ">", small("ssr-d:ics_gamma=false")))),
     Claim("S13", S, "Sec. 4.4.2; Fig. 5", "ICS learns high sparsity, higher in the deeper layer.",
           "Fig. 5: sparsity ~75% in layer 1, ~90% in layer 2.",
           (Check("ssr-d", ">", "ssr-d", PUBLIC, metric="sparsity_l2", b_metric="sparsity_l1"),

@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ def shutdown(wait_for_peers: bool = False) -> None:
         dist().destroy_process_group()
 
 
-def leave_after_success() -> None:
+def leave_after_success() -> NoReturn:
     """End a rank other than 0 after a grid every rank finished: wait for the peers, close the process group,
     flush the output and leave without the interpreter's teardown. gloo's threads and the process group's
     C++ objects can abort a process during that teardown ("terminate called without an active exception"),
