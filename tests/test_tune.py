@@ -192,8 +192,38 @@ def test_several_processes_share_one_study_and_its_budget(tmp_path):
     procs = [_worker(tmp_path, url, log, trials, delay=0.2) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     study = optuna.load_study(study_name="toy", storage=open_storage(url))
-    assert len(study.get_trials()) == trials
     assert len(counted_trials(study, trials)) == trials
+    assert len(log.read_text().splitlines()) == trials   # exactly the budget was trained, over both processes
+    extra = [t for t in study.get_trials() if t not in counted_trials(study, trials)]
+    assert all(t.state.name == "FAIL" and t.user_attrs.get("surplus") for t in extra)   # lost races, untrained
+
+
+def test_a_trial_created_past_the_budget_by_a_racing_process_trains_nothing():
+    """The race the process test above can hit only by chance, forced: another process creates and finishes
+    the last trial of the budget between this process's budget check and its own trial's creation."""
+    from optuna.trial import TrialState
+
+    class RacingStorage(optuna.storages.InMemoryStorage):
+        race_at = 2   # when the study has this many trials, another process slips one in first
+
+        def create_new_trial(self, study_id, template_trial=None):
+            if len(self.get_all_trials(study_id, deepcopy=False)) == self.race_at:
+                self.race_at = -1
+                other = super().create_new_trial(study_id)
+                self.set_trial_state_values(other, TrialState.COMPLETE, [-9.0])
+            return super().create_new_trial(study_id, template_trial)
+
+    calls = []
+
+    def objective(p, report):
+        calls.append(p)
+        return toy_value(p)
+
+    study = run_study(RacingStorage(), "toy", TOY_SPACE, objective, trials=3, seed=0, poll_s=0.01)
+    assert len(calls) == 2   # the third config of the budget was the other process's
+    states = [(t.number, t.state.name, t.user_attrs.get("surplus", False)) for t in study.get_trials()]
+    assert states == [(0, "COMPLETE", False), (1, "COMPLETE", False), (2, "COMPLETE", False), (3, "FAIL", True)]
+    assert [t.number for t in counted_trials(study, 3)] == [0, 1, 2]
 
 
 # ---- errors --------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ the worst quarter at the same step. Trial 0 runs the method's defaults.
 Studies live in Optuna's SQLite storage (``<results>/tuning/studies.db``): a killed study resumes without
 repeating finished trials, and several processes (``--jobs``, or several shells) can work on one study.
 Every method gets the same number of trials: the first ``trials`` trials that finished (completed, pruned,
-or failed with an error of the config, e.g. a diverged loss) count, trials lost to a crash do not.
+or failed with an error of the config, e.g. a diverged loss) count, trials lost to a crash do not. Two
+processes can both see one trial of budget left and both create a trial; the later-numbered one fails at once
+as a surplus trial (no error recorded, nothing trained), so exactly ``trials`` configs are trained.
 
 The best config of each method is then run over the usual seeds by the normal runner
 (:func:`leanrec.runner.run_grid`) and measured on test like any run: a tuned run and a default run of the same
@@ -136,6 +138,11 @@ def counted_trials(study: Any, trials: int) -> list[Any]:
     return sorted((t for t in study.get_trials(deepcopy=False) if _counts(t)), key=lambda t: t.number)[:trials]
 
 
+class SurplusTrial(Exception):
+    """A trial created past the budget because several processes checked it at once. It fails without an
+    error recorded, so it uses no budget, and it trains nothing."""
+
+
 def _trial_seed(seed: int, n_finished: int) -> int:
     return (seed * 1_000_003 + n_finished) % 2**31
 
@@ -171,6 +178,13 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
     ran: list[int] = []   # numbers of the trials this process ran
 
     def wrapped(trial: Any) -> float:
+        # Another process may have created a trial between this loop's budget check and this trial's creation:
+        # a trial whose lower-numbered trials already use (or are running) the whole budget trains nothing.
+        ahead = [t for t in study.get_trials(deepcopy=False)
+                 if t.number < trial.number and (_counts(t) or t.state.name == "RUNNING")]
+        if len(ahead) >= trials:
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(f"trial {trial.number} is beyond the budget of {trials} (another process took it)")
         ran.append(trial.number)
         params = {key: suggest(trial, key, s) for key, s in space.items()}
         trial.set_user_attr("config", json.loads(canonical_json(thaw(params))))
