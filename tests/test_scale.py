@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from leanrec import batches, distributed
 from leanrec.batches import (InMemorySource, MappedRows, MappedSplit, MemoryBudgetError, StreamedSource,
-                             batch_source, parse_bytes, prefetched)
+                             batch_source, parse_bytes)
 from leanrec.context import RunContext
 from leanrec.data.dataset import Split
 from leanrec.measure import quality
@@ -173,22 +172,6 @@ def test_each_rank_reads_its_own_shard(tmp_path, monkeypatch):
             assert rows.min() >= lo and rows.max() < hi and len(np.unique(rows)) == hi - lo
             seen.append(rows)
         assert len(np.unique(np.concatenate(seen))) == n
-
-
-def test_prefetch_hands_over_errors_and_stops_its_thread():
-    def boom():
-        yield 1
-        raise ValueError("reader failed")
-
-    it = prefetched(boom, 2)
-    assert next(it) == 1
-    with pytest.raises(ValueError, match="reader failed"):
-        next(it)
-    before = threading.active_count()
-    it = prefetched(lambda: iter(range(10**9)), 2)
-    assert next(it) == 0
-    it.close()
-    assert threading.active_count() <= before
 
 
 # ---- training and scoring from the cache -------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def test_prefetching_reader_thread():
     (thread gone, at most `depth` + 2 items produced) when the consumer closes early."""
     import threading
 
-    from leanrec.stats.arrow_reader import prefetched
+    from leanrec.prefetch import prefetched
 
     def failing():
         yield 1
@@ -162,5 +162,5 @@ def test_prefetching_reader_thread():
     it = prefetched(many(), depth=2)
     assert [next(it), next(it)] == [0, 1]
     it.close()
-    assert not any(t.name == "leanrec-stats-reader" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name == "leanrec-prefetch" and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 2 + 2 + 1

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import mmap
 import os
-import queue
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from leanrec.errors import LeanrecError
+from leanrec.prefetch import prefetched
 
 DEFAULT_PREFETCH = 4          # batches read ahead of the one being computed
 BLOCK_SHARE = 8               # a block is at most budget / BLOCK_SHARE bytes (a few blocks are in flight at once)
@@ -204,7 +203,7 @@ class MappedRows:
             for lo in range(0, len(self), rows):
                 host = torch.from_numpy(self.read(lo, min(lo + rows, len(self))))
                 yield host.pin_memory() if self.device.type == "cuda" else host
-        for host in prefetched(produce, prefetch):
+        for host in prefetched(produce(), prefetch):
             yield host.to(self.device, non_blocking=True)
 
     def _check(self, n_rows: int, what: str) -> None:
@@ -285,49 +284,6 @@ def first_label(split: Any) -> np.ndarray:
     return split.y[:, 0].cpu().numpy()
 
 
-# ---- background prefetch ----------------------------------------------------------------------------------------
-_DONE = object()
-
-
-def prefetched(produce: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
-    """Iterate `produce()` in a background thread, `depth` items ahead. Closing the iterator (or leaving a
-    for-loop early) stops the thread; an exception in it is raised here."""
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in produce():
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer
-            put(exc)
-
-    thread = threading.Thread(target=run, name="leanrec-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 # ---- training batch sources -------------------------------------------------------------------------------------
 def batch_bounds(n: int, steps: int, batch_size: int, world: int) -> np.ndarray:
     """Row offsets [b_0 = 0, ..., b_steps] of one epoch's `steps` batches over `n` (shuffled) rows.
@@ -383,7 +339,7 @@ class StreamedSource:
     def epoch(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
         pin = self.device.type == "cuda"
-        for xb, yb in prefetched(lambda: self._host_batches(epoch_seed, pin), self.split.prefetch):
+        for xb, yb in prefetched(self._host_batches(epoch_seed, pin), self.split.prefetch):
             yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
 
     def _host_batches(self, epoch_seed: int, pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import io
-import queue
 import re
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 
@@ -116,45 +114,3 @@ def slices(batch: pa.RecordBatch, rows: int | None) -> Iterator[pa.RecordBatch]:
         yield batch.slice(start, rows)
 
 
-T = TypeVar("T")
-
-
-def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate `items` on a background thread, up to `depth` items ahead, so that producing the next
-    item (pyarrow decoding a batch, with the GIL released) overlaps consuming this one (counting it in
-    Rust, GIL released too). Exceptions of the producer are raised here; stopping early stops it."""
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((end, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((end, exc))
-
-    worker = threading.Thread(target=produce, name="leanrec-stats-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if item is end:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()

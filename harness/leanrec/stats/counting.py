@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from leanrec import _native
 from leanrec.errors import DataError
-from leanrec.stats.arrow_reader import ReadState, prefetched, read_batches, slices
+from leanrec.prefetch import prefetched
+from leanrec.stats.arrow_reader import ReadState, read_batches, slices
 from leanrec.stats.sources import DELIMITERS, BadRows, compression, file_format, header_columns, native_reads
 from leanrec.stats.spec import Spec, infer_spec, is_bytes
 from leanrec.stats.table import TableAccumulator
@@ -95,7 +96,7 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
         as_is: dict[pa.Schema, bool] = {}
         # the reader decodes the next batch on its own thread while this one is counted; closing() stops
         # it at once when counting stops early (a bad row), not when the traceback is dropped
-        with closing(prefetched(read_batches(path, file_fmt, names, on_bad_rows, state))) as batches:
+        with closing(prefetched(read_batches(path, file_fmt, names, on_bad_rows, state), name="leanrec-stats-reader")) as batches:
             for big in batches:
                 for batch in slices(big, batch_rows):
                     if acc is None:
