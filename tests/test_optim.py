@@ -1,6 +1,8 @@
-"""Row-wise embedding optimizers against torch's SparseAdam / a numpy Adagrad, sparse gradient clipping against
+"""Row-wise embedding optimizers against torch's SparseAdam / dense Adam / a numpy Adagrad, sparse gradient clipping against
 torch's dense clipping, and every registered method training with sparse embedding gradients."""
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -9,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from leanrec.methods import MethodConfig
-from leanrec.optim import (OptimizerChain, RowwiseAdagrad, RowwiseLazyAdam, clip_grad_norm, make_optimizer,
-                           resolve_embedding_optimizer, use_sparse_gradients)
+from leanrec.optim import (DeferredAdam, OptimizerChain, RowwiseAdagrad, RowwiseLazyAdam, clip_grad_norm,
+                           flush_deferred, make_optimizer, resolve_embedding_optimizer, use_sparse_gradients)
 
 
 def _sparse_steps(opt_factory, seed, steps=5, rows=30, dim=4):
@@ -58,6 +60,86 @@ def test_lazy_adam_touches_only_batch_rows_and_decays_only_them():
     opt.step()
     changed = (emb.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
     assert changed == [2, 7]
+
+
+def _adam_pair(seed, steps, rows, touched, *, lr=0.05, weight_decay=0.0, schedule=None, watch=True):
+    """The same sparse batches through DeferredAdam and torch's dense Adam (and RowwiseLazyAdam), from the same
+    weights; `touched` row indices per batch (a few of `rows`, so most rows sit out most steps). `watch`: the
+    deferred optimizer hooks the table's lookups (as the trainer has it do)."""
+    torch.manual_seed(seed)
+    embs = [nn.Embedding(rows, 3, sparse=True), nn.Embedding(rows, 3), nn.Embedding(rows, 3, sparse=True)]
+    for e in embs[1:]:
+        e.weight.data.copy_(embs[0].weight.data)
+    opts = [DeferredAdam(embs[0].parameters(), lr=lr, eps=1e-12, weight_decay=weight_decay),
+            torch.optim.Adam(embs[1].parameters(), lr=lr, eps=1e-12, weight_decay=weight_decay, foreach=False),
+            RowwiseLazyAdam(embs[2].parameters(), lr=lr, eps=1e-12, weight_decay=weight_decay)]
+    if watch:
+        opts[0].watch([embs[0]])
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        idx = schedule(step) if schedule else torch.randint(0, rows, (touched,), generator=gen)
+        for emb, opt in zip(embs, opts):
+            opt.zero_grad()
+            (emb(idx) ** 2 + emb(idx)).sum().backward()   # gradients of order 1: eps plays no part
+            opt.step()
+    return embs, opts
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 60), touched=st.integers(1, 6))
+def test_deferred_adam_equals_dense_adam_after_a_flush(seed, steps, touched):
+    """The oracle is torch's dense Adam, which moves every row at every step; DeferredAdam owes the untouched
+    rows those moves and pays them at their next batch or at flush. Gaps stay under SUM_TERMS: exact sums."""
+    (deferred, dense, lazy), (opt, _, _) = _adam_pair(seed, steps, rows=12, touched=touched)
+    opt.flush()
+    torch.testing.assert_close(deferred.weight, dense.weight, rtol=1e-4, atol=1e-5)   # float32 sums differ
+    synced = opt.state[deferred.weight]["synced_at"]
+    assert (synced == steps).all()
+    before = deferred.weight.detach().clone()
+    opt.flush()   # a second flush owes nothing
+    assert torch.equal(deferred.weight, before)
+
+
+def test_deferred_adam_long_gaps_use_the_closed_form_tail_and_lazy_adam_does_not_catch_up():
+    """A row trained for 5 steps, then left out for 300 (past SUM_TERMS), then trained again: the tail of the
+    deferred sum is summed in closed form; lazy Adam, which owes nothing, ends far from dense Adam."""
+    schedule = lambda step: torch.tensor([0, 1] if step < 5 or step >= 305 else [1])   # noqa: E731
+    (deferred, dense, lazy), (opt, _, _) = _adam_pair(0, 310, rows=3, touched=0, schedule=schedule)
+    opt.flush()   # row 2, never touched, owes nothing: m = v = 0
+    torch.testing.assert_close(deferred.weight, dense.weight, rtol=2e-4, atol=1e-5)
+    gap_dense = (dense.weight[0] - lazy.weight[0]).abs().max()
+    assert gap_dense > 100 * (dense.weight[0] - deferred.weight[0]).abs().max()
+
+
+def test_deferred_adam_without_lookup_hooks_is_near_dense_adam_and_far_closer_than_lazy_adam():
+    """Rows read without the hook catch up at their update, so their gradient comes from the weights before the
+    catch-up: not exact, but the weights stay well within lazy Adam's distance to dense Adam."""
+    (deferred, dense, lazy), (opt, _, _) = _adam_pair(7, 40, rows=12, touched=3, watch=False)
+    opt.flush()
+    off = (deferred.weight - dense.weight).abs().max()
+    assert 0 < off < 0.5 * (lazy.weight - dense.weight).abs().max()
+
+
+def test_deferred_adam_pays_its_debt_before_the_trainer_reads_the_weights():
+    """Before a flush, untouched rows lag dense Adam; flush_deferred (what the trainer calls before every
+    validation) catches them up, through an OptimizerChain too, and is a no-op for other optimizers."""
+    (deferred, dense, _), (opt, _, _) = _adam_pair(3, 8, rows=12, touched=2)
+    assert not torch.allclose(deferred.weight, dense.weight, rtol=1e-5, atol=1e-6)
+    flush_deferred(OptimizerChain([torch.optim.Adam([nn.Parameter(torch.zeros(1))]), opt]))
+    torch.testing.assert_close(deferred.weight, dense.weight, rtol=1e-4, atol=1e-5)
+    flush_deferred(torch.optim.Adam([nn.Parameter(torch.zeros(1))]))   # nothing to do, no error
+
+
+def test_deferred_adam_state_survives_a_state_dict_round_trip():
+    (a, _, _), (opt, _, _) = _adam_pair(5, 6, rows=8, touched=2)
+    b = nn.Embedding(8, 3, sparse=True)
+    b.weight.data.copy_(a.weight.data)
+    opt_b = DeferredAdam(b.parameters(), lr=0.05, eps=1e-12)
+    opt_b.load_state_dict(copy.deepcopy(opt.state_dict()))   # as a checkpoint would: torch shares tensors
+    assert opt_b.state[b.weight]["synced_at"].dtype == torch.int64
+    for o in (opt, opt_b):
+        o.flush()
+    torch.testing.assert_close(a.weight, b.weight)
 
 
 def test_rowwise_adagrad_matches_numpy():

@@ -41,7 +41,7 @@ class MethodConfig:
     weight_decay: float = 0.0      # L2 on non-embedding parameters
     embedding_l2: float = 0.0      # L2 on embedding rows (adam: every row, every step; row-wise: rows in the batch)
     grad_clip: float = 10.0        # max global gradient norm (0 = off)
-    embedding_optimizer: str = "auto"  # auto | adam (exact dense) | lazy_adam | rowwise_adagrad (leanrec.optim)
+    embedding_optimizer: str = "auto"  # auto | adam (exact dense) | lazy_adam | deferred_adam | rowwise_adagrad (leanrec.optim)
 
     def validate(self) -> None:
         """Raise ConfigError on values that make no sense. Subclasses extend it (call super())."""

@@ -10,6 +10,9 @@ follows the rows a batch touches, not the vocabulary.
 * ``"lazy_adam"``: the tables get sparse gradients and :class:`RowwiseLazyAdam` updates only the rows in
   the batch (moments of other rows are left as they are: TensorFlow's LazyAdam, torch's SparseAdam);
   ``embedding_l2`` decays only those rows. The rest of the model keeps fused dense Adam.
+* ``"deferred_adam"``: sparse gradients and :class:`DeferredAdam`: lazy Adam's cost per step, dense Adam's
+  updates (the moves dense Adam makes to rows a batch does not touch are applied, in closed form, when the row
+  is next looked up or at the trainer's flush before each validation).
 * ``"rowwise_adagrad"``: sparse gradients and one Adagrad accumulator per row (FBGEMM/TorchRec's
   EXACT_ROWWISE_ADAGRAD): the least optimizer state (one float per row).
 * ``"auto"`` (the default): ``"adam"`` while the model's tables hold fewer than ``AUTO_SPARSE_ROWS`` rows in
@@ -28,7 +31,7 @@ from torch import nn
 
 from leanrec.errors import ConfigError
 
-EMBEDDING_OPTIMIZERS = ("auto", "adam", "lazy_adam", "rowwise_adagrad")
+EMBEDDING_OPTIMIZERS = ("auto", "adam", "lazy_adam", "deferred_adam", "rowwise_adagrad")
 AUTO_SPARSE_ROWS = 1_000_000
 
 
@@ -81,6 +84,134 @@ class RowwiseLazyAdam(_RowwiseOptimizer):
         bc1, bc2 = 1 - b1 ** state["step"], 1 - b2 ** state["step"]
         denom = (v / bc2).sqrt_().add_(group["eps"])
         p.index_add_(0, rows, m.div_(denom), alpha=-group["lr"] / bc1)
+
+
+class DeferredAdam(_RowwiseOptimizer):
+    """Dense Adam's trajectory at lazy Adam's cost: the updates dense Adam makes to a row while batches do not
+    touch it are deferred until the row is next looked up (or :meth:`flush`) and applied then, in closed form.
+
+    A row untouched for k steps has a zero gradient in dense Adam, so over those steps its moments only decay
+    (m β1^j, v β2^j) and each step still moves it by lr·β1^j·m/bc1 / (sqrt(β2^j·v/bc2) + eps). With eps taken
+    out of the sum, the k moves add up to lr · m/(sqrt(v) + eps) · Σ_j (β1/√β2)^j · √bc2(s_j)/bc1(s_j): a
+    scalar per row. The first ``SUM_TERMS`` terms are summed exactly (they carry all but (β1/√β2)^SUM_TERMS
+    ≈ 0.1% of the sum), the rest in closed form at their first term's bias corrections.
+
+    :meth:`watch` puts a hook before each table's lookup that brings the looked-up rows up to date, so the
+    batch's forward pass sees the weights dense Adam would have; rows read another way catch up at their
+    update instead (their gradient then comes from the weights before the catch-up). The trainer flushes
+    before every validation, where the lr may change. With a constant lr between flushes and
+    ``weight_decay = 0`` this is dense Adam up to eps's place in the skipped steps (tested against torch's
+    Adam). Weight decay, as in lazy Adam, applies to touched rows only. State per row: the moments and the
+    step they were last brought up to date at.
+    """
+
+    SUM_TERMS = 64
+    FLUSH_ROWS = 65536   # rows brought up to date at a time by flush (bounds its temporary memory)
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim.Optimizer.step
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._state(p)["step"] += 1   # every step counts, touched or not (dense Adam's clock)
+        super().step(closure)
+
+    def _state(self, p: torch.Tensor) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+            state["synced_at"] = torch.zeros(p.shape[0], dtype=torch.int64, device=p.device)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 - torch.optim.Optimizer's
+        super().load_state_dict(state_dict)
+        for state in self.state.values():   # torch casts every floating-or-not state tensor to the param's dtype
+            if "synced_at" in state:
+                state["synced_at"] = state["synced_at"].to(torch.int64)
+
+    def _group(self, p: torch.Tensor) -> dict[str, Any]:
+        return next(g for g in self.param_groups if any(q is p for q in g["params"]))
+
+    def _catch_up(self, p: torch.Tensor, rows: torch.Tensor, until: int, group: dict[str, Any],
+                  state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply to `rows` of `p` dense Adam's zero-gradient steps after each row's last sync up to step
+        `until`; return the rows' moments decayed to `until` (not yet stored)."""
+        b1, b2 = group["betas"]
+        since = state["synced_at"].index_select(0, rows)
+        k = (until - since).to(p.dtype)                                   # skipped steps per row
+        m = state["exp_avg"].index_select(0, rows)
+        v = state["exp_avg_sq"].index_select(0, rows)
+        terms = min(int(k.max()) if k.numel() else 0, self.SUM_TERMS)
+        if terms == 0:
+            return m, v
+        r = b1 / b2 ** 0.5
+        j = torch.arange(1, terms + 1, dtype=p.dtype, device=p.device)
+        s = since.to(p.dtype).unsqueeze(1) + j                             # the skipped steps' numbers
+        weight = r ** j * (1 - b2 ** s).sqrt() / (1 - b1 ** s)
+        total = (weight * (j <= k.unsqueeze(1))).sum(dim=1)
+        beyond = (k - terms).clamp_(min=0)                                  # steps past the exact terms
+        first = since.to(p.dtype) + terms + 1
+        total += r ** (terms + 1) * (1 - r ** beyond) / (1 - r) * (1 - b2 ** first).sqrt() / (1 - b1 ** first)
+        p.index_add_(0, rows, m / (v.sqrt() + group["eps"]) * total.unsqueeze(1), alpha=-group["lr"])
+        m.mul_((b1 ** k).unsqueeze(1))
+        v.mul_((b2 ** k).unsqueeze(1))
+        return m, v
+
+    def _sync(self, p: torch.Tensor, rows: torch.Tensor) -> None:
+        """Bring `rows` of `p` up to the current step and store their moments."""
+        state = self._state(p)
+        m, v = self._catch_up(p, rows, state["step"], self._group(p), state)
+        state["exp_avg"].index_copy_(0, rows, m)
+        state["exp_avg_sq"].index_copy_(0, rows, v)
+        state["synced_at"].index_fill_(0, rows, state["step"])
+
+    def update_rows(self, p: torch.Tensor, rows: torch.Tensor, values: torch.Tensor, group: dict[str, Any],
+                    state: dict[str, Any]) -> None:
+        b1, b2 = group["betas"]
+        step = state["step"]
+        m, v = self._catch_up(p, rows, step - 1, group, state)   # no-op for rows synced at their lookup
+        m.mul_(b1).add_(values, alpha=1 - b1)
+        v.mul_(b2).addcmul_(values, values, value=1 - b2)
+        state["exp_avg"].index_copy_(0, rows, m)
+        state["exp_avg_sq"].index_copy_(0, rows, v)
+        state["synced_at"].index_fill_(0, rows, step)
+        bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
+        p.index_add_(0, rows, m.div_((v / bc2).sqrt_().add_(group["eps"])), alpha=-group["lr"] / bc1)
+
+    def watch(self, tables: Iterable[nn.Embedding]) -> None:
+        """Hook the lookups of those `tables` whose weights this optimizer updates (replacing earlier hooks):
+        before a lookup in training mode, the rows it reads are brought up to date. :meth:`unwatch` ends it."""
+        self.unwatch()
+        mine = {id(p) for g in self.param_groups for p in g["params"]}
+
+        @torch.no_grad()
+        def before_lookup(table: nn.Embedding, args: tuple[Any, ...]) -> None:
+            if table.training:
+                self._sync(table.weight, args[0].flatten().unique())
+
+        self._hooks = [t.register_forward_pre_hook(before_lookup) for t in tables if id(t.weight) in mine]
+
+    def unwatch(self) -> None:
+        """Remove the lookup hooks of :meth:`watch`."""
+        for handle in getattr(self, "_hooks", []):
+            handle.remove()
+        self._hooks = []
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Bring every row up to the current step (the weights dense Adam would hold now): call before the
+        weights are read (validation, saving) and before the lr changes."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self._state(p)
+                behind = (state["synced_at"] < state["step"]).nonzero().squeeze(1)
+                for lo in range(0, behind.numel(), self.FLUSH_ROWS):
+                    self._sync(p, behind[lo:lo + self.FLUSH_ROWS])
 
 
 class RowwiseAdagrad(_RowwiseOptimizer):
@@ -140,10 +271,22 @@ class OptimizerChain:
         for o, s in zip(self.optimizers, states):
             o.load_state_dict(s)
 
+    def flush(self) -> None:
+        """Bring deferred updates up to date (see :class:`DeferredAdam`); a no-op for the other optimizers."""
+        flush_deferred(*self.optimizers)
+
     def sparse_parameters(self) -> list[nn.Parameter]:
         """Parameters updated row-wise: their embedding modules may produce sparse gradients."""
         return [p for o in self.optimizers if isinstance(o, _RowwiseOptimizer)
                 for g in o.param_groups for p in g["params"]]
+
+
+def flush_deferred(*optimizers: Any) -> None:
+    """Apply the updates a :class:`DeferredAdam` (alone or in an :class:`OptimizerChain`) still owes to rows
+    untouched since their last batch, so the weights are dense Adam's; a no-op for every other optimizer."""
+    for o in optimizers:
+        if isinstance(o, (DeferredAdam, OptimizerChain)):
+            o.flush()
 
 
 def embedding_tables(model: nn.Module) -> list[nn.Embedding]:
@@ -179,7 +322,7 @@ def make_optimizer(model: nn.Module, cfg: Any, extra_groups: Sequence[dict[str, 
         return _adam([{"params": emb, "weight_decay": cfg.embedding_l2},
                       {"params": rest, "weight_decay": cfg.weight_decay}, *extra], cfg.lr)
     dense = _adam([{"params": rest, "weight_decay": cfg.weight_decay}, *extra], cfg.lr)
-    sparse_cls = RowwiseLazyAdam if kind == "lazy_adam" else RowwiseAdagrad
+    sparse_cls = {"lazy_adam": RowwiseLazyAdam, "deferred_adam": DeferredAdam, "rowwise_adagrad": RowwiseAdagrad}[kind]
     sparse = sparse_cls(emb, lr=cfg.lr, weight_decay=cfg.embedding_l2)
     return OptimizerChain([dense, sparse])
 
@@ -196,11 +339,15 @@ def _adam(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
 
 
 def use_sparse_gradients(model: nn.Module, optimizer: Any, on: bool) -> None:
-    """Switch the embedding modules whose weights a row-wise optimizer updates to sparse gradients (or back)."""
+    """Switch the embedding modules whose weights a row-wise optimizer updates to sparse gradients (or back),
+    and hook (or unhook) their lookups for a :class:`DeferredAdam`."""
     sparse = {id(p) for p in optimizer.sparse_parameters()} if isinstance(optimizer, OptimizerChain) else set()
-    for t in embedding_tables(model):
-        if id(t.weight) in sparse:
-            t.sparse = on
+    tables = [t for t in embedding_tables(model) if id(t.weight) in sparse]
+    for t in tables:
+        t.sparse = on
+    for o in optimizer.optimizers if isinstance(optimizer, OptimizerChain) else ():
+        if isinstance(o, DeferredAdam):
+            o.watch(tables) if on else o.unwatch()
 
 
 def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:

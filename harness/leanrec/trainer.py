@@ -17,7 +17,7 @@ from leanrec.batches import batch_source, first_label, row_chunks
 from leanrec.errors import LeanrecError
 from leanrec.methods import MethodConfig
 from leanrec.metrics import roc_auc
-from leanrec.optim import OptimizerChain, clip_grad_norm, make_optimizer, use_sparse_gradients
+from leanrec.optim import OptimizerChain, clip_grad_norm, flush_deferred, make_optimizer, use_sparse_gradients
 from leanrec.protocol import Budget, plan
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -183,6 +183,7 @@ def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, 
             mean_loss = float(total if sync is None else sync.mean_over_ranks(total)) / since_eval
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"training loss is {mean_loss} before step {step} (lr={cfg.lr})")
+            flush_deferred(optimizer)   # deferred row updates applied before the weights are read or the lr changes
             auc = validation_auc(model, valid, predict_fn, sync)
             history.append({"step": step, "epoch": round(step / sched.steps_per_epoch, 3), "train_loss": mean_loss,
                             "valid_auc": auc, "lr": optimizer.param_groups[0]["lr"]})
