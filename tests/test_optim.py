@@ -89,7 +89,7 @@ def _adam_pair(seed, steps, rows, touched, *, lr=0.05, weight_decay=0.0, schedul
 @given(seed=st.integers(0, 10_000), steps=st.integers(1, 60), touched=st.integers(1, 6))
 def test_deferred_adam_equals_dense_adam_after_a_flush(seed, steps, touched):
     """The oracle is torch's dense Adam, which moves every row at every step; DeferredAdam owes the untouched
-    rows those moves and pays them at their next batch or at flush. Gaps stay under SUM_TERMS: exact sums."""
+    rows those moves and pays them at their next lookup or at flush."""
     (deferred, dense, lazy), (opt, _, _) = _adam_pair(seed, steps, rows=12, touched=touched)
     opt.flush()
     torch.testing.assert_close(deferred.weight, dense.weight, rtol=1e-4, atol=1e-5)   # float32 sums differ
@@ -100,13 +100,13 @@ def test_deferred_adam_equals_dense_adam_after_a_flush(seed, steps, touched):
     assert torch.equal(deferred.weight, before)
 
 
-def test_deferred_adam_long_gaps_use_the_closed_form_tail_and_lazy_adam_does_not_catch_up():
-    """A row trained for 5 steps, then left out for 300 (past SUM_TERMS), then trained again: the tail of the
-    deferred sum is summed in closed form; lazy Adam, which owes nothing, ends far from dense Adam."""
+def test_deferred_adam_pays_a_long_gap_in_one_catch_up_and_lazy_adam_does_not():
+    """A row trained for 5 steps, then left out for 300, then trained again: one catch-up
+    pays 300 steps' moves; lazy Adam, which owes nothing, ends far from dense Adam."""
     schedule = lambda step: torch.tensor([0, 1] if step < 5 or step >= 305 else [1])   # noqa: E731
     (deferred, dense, lazy), (opt, _, _) = _adam_pair(0, 310, rows=3, touched=0, schedule=schedule)
     opt.flush()   # row 2, never touched, owes nothing: m = v = 0
-    torch.testing.assert_close(deferred.weight, dense.weight, rtol=2e-4, atol=1e-5)
+    torch.testing.assert_close(deferred.weight, dense.weight, rtol=1e-4, atol=1e-5)
     gap_dense = (dense.weight[0] - lazy.weight[0]).abs().max()
     assert gap_dense > 100 * (dense.weight[0] - deferred.weight[0]).abs().max()
 

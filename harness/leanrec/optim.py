@@ -24,6 +24,7 @@ densifying them.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -93,8 +94,8 @@ class DeferredAdam(_RowwiseOptimizer):
     A row untouched for k steps has a zero gradient in dense Adam, so over those steps its moments only decay
     (m β1^j, v β2^j) and each step still moves it by lr·β1^j·m/bc1 / (sqrt(β2^j·v/bc2) + eps). With eps taken
     out of the sum, the k moves add up to lr · m/(sqrt(v) + eps) · Σ_j (β1/√β2)^j · √bc2(s_j)/bc1(s_j): a
-    scalar per row. The first ``SUM_TERMS`` terms are summed exactly (they carry all but (β1/√β2)^SUM_TERMS
-    ≈ 0.1% of the sum), the rest in closed form at their first term's bias corrections.
+    scalar per row: the difference of two entries of a table over steps of the infinite sums
+    W[s] = Σ_{j≥1} (β1/√β2)^j · √bc2(s+j)/bc1(s+j), so a row costs one gather and three powers.
 
     :meth:`watch` puts a hook before each table's lookup that brings the looked-up rows up to date, so the
     batch's forward pass sees the weights dense Adam would have; rows read another way catch up at their
@@ -105,12 +106,13 @@ class DeferredAdam(_RowwiseOptimizer):
     step they were last brought up to date at.
     """
 
-    SUM_TERMS = 64
     FLUSH_ROWS = 65536   # rows brought up to date at a time by flush (bounds its temporary memory)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+        self._tail_tables: dict[tuple[float, float, str], torch.Tensor] = {}
+        self._hooks: list[Any] = []
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim.Optimizer.step
@@ -137,35 +139,42 @@ class DeferredAdam(_RowwiseOptimizer):
     def _group(self, p: torch.Tensor) -> dict[str, Any]:
         return next(g for g in self.param_groups if any(q is p for q in g["params"]))
 
-    def _catch_up(self, p: torch.Tensor, rows: torch.Tensor, until: int, group: dict[str, Any],
-                  state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply to `rows` of `p` dense Adam's zero-gradient steps after each row's last sync up to step
-        `until`; return the rows' moments decayed to `until` (not yet stored)."""
+    def _catch_up(self, since: torch.Tensor, m: torch.Tensor, v: torch.Tensor, until: int,
+                  group: dict[str, Any]) -> torch.Tensor:
+        """For rows last synced at steps `since` with moments `m`, `v`: return the move dense Adam's zero-gradient
+        steps up to step `until` made to them, and decay `m`, `v` (in place) to step `until`."""
         b1, b2 = group["betas"]
-        since = state["synced_at"].index_select(0, rows)
-        k = (until - since).to(p.dtype)                                   # skipped steps per row
-        m = state["exp_avg"].index_select(0, rows)
-        v = state["exp_avg_sq"].index_select(0, rows)
-        terms = min(int(k.max()) if k.numel() else 0, self.SUM_TERMS)
-        if terms == 0:
-            return m, v
-        r = b1 / b2 ** 0.5
-        j = torch.arange(1, terms + 1, dtype=p.dtype, device=p.device)
-        s = since.to(p.dtype).unsqueeze(1) + j                             # the skipped steps' numbers
-        weight = r ** j * (1 - b2 ** s).sqrt() / (1 - b1 ** s)
-        total = (weight * (j <= k.unsqueeze(1))).sum(dim=1)
-        beyond = (k - terms).clamp_(min=0)                                  # steps past the exact terms
-        first = since.to(p.dtype) + terms + 1
-        total += r ** (terms + 1) * (1 - r ** beyond) / (1 - r) * (1 - b2 ** first).sqrt() / (1 - b1 ** first)
-        p.index_add_(0, rows, m / (v.sqrt() + group["eps"]) * total.unsqueeze(1), alpha=-group["lr"])
-        m.mul_((b1 ** k).unsqueeze(1))
-        v.mul_((b2 ** k).unsqueeze(1))
-        return m, v
+        k = (until - since).to(m.dtype).unsqueeze(1)                       # skipped steps per row
+        decay1, decay2 = b1 ** k, b2 ** k
+        tails = self._tails(until, b1, b2, m.device)
+        # Σ_{j=1..k} r^j·ratio(since + j) = W[since] − r^k·W[until], with r^k = β1^k / √(β2^k)
+        total = tails.index_select(0, since).unsqueeze(1).to(m.dtype) - decay1 / decay2.sqrt() * tails[until].to(m.dtype)
+        move = m / (v.sqrt() + group["eps"]) * total * -group["lr"]
+        m.mul_(decay1)
+        v.mul_(decay2)
+        return move
+
+    def _tails(self, until: int, b1: float, b2: float, device: torch.device) -> torch.Tensor:
+        """W[s] = Σ_{j≥1} (β1/√β2)^j · ratio(s + j) for steps s = 0..`until` (and beyond: cached, grown 4096
+        steps at a time), float64; the terms are summed until they fall below 1e-16 of the first."""
+        key = (b1, b2, str(device))
+        table = self._tail_tables.get(key)
+        have = 0 if table is None else table.numel()
+        if have <= until:
+            r = b1 / b2 ** 0.5
+            j = torch.arange(1, math.ceil(math.log(1e-16) / math.log(r)) + 1, dtype=torch.float64, device=device)
+            s = torch.arange(have, max(until + 1, have + 4096), dtype=torch.float64, device=device).unsqueeze(1)
+            more = (r ** j * _bias_ratio(s + j, b1, b2)).sum(dim=1)
+            table = more if table is None else torch.cat([table, more])
+            self._tail_tables[key] = table
+        return table
 
     def _sync(self, p: torch.Tensor, rows: torch.Tensor) -> None:
         """Bring `rows` of `p` up to the current step and store their moments."""
         state = self._state(p)
-        m, v = self._catch_up(p, rows, state["step"], self._group(p), state)
+        m, v = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
+        p.index_add_(0, rows, self._catch_up(state["synced_at"].index_select(0, rows), m, v, state["step"],
+                                             self._group(p)))
         state["exp_avg"].index_copy_(0, rows, m)
         state["exp_avg_sq"].index_copy_(0, rows, v)
         state["synced_at"].index_fill_(0, rows, state["step"])
@@ -174,14 +183,17 @@ class DeferredAdam(_RowwiseOptimizer):
                     state: dict[str, Any]) -> None:
         b1, b2 = group["betas"]
         step = state["step"]
-        m, v = self._catch_up(p, rows, step - 1, group, state)   # no-op for rows synced at their lookup
+        m, v = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
+        # rows synced at their lookup owe nothing (a zero move); others catch up here, then take the step
+        move = self._catch_up(state["synced_at"].index_select(0, rows), m, v, step - 1, group)
         m.mul_(b1).add_(values, alpha=1 - b1)
         v.mul_(b2).addcmul_(values, values, value=1 - b2)
         state["exp_avg"].index_copy_(0, rows, m)
         state["exp_avg_sq"].index_copy_(0, rows, v)
         state["synced_at"].index_fill_(0, rows, step)
         bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
-        p.index_add_(0, rows, m.div_((v / bc2).sqrt_().add_(group["eps"])), alpha=-group["lr"] / bc1)
+        move.add_(m.div_((v / bc2).sqrt_().add_(group["eps"])), alpha=-group["lr"] / bc1)
+        p.index_add_(0, rows, move)
 
     def watch(self, tables: Iterable[nn.Embedding]) -> None:
         """Hook the lookups of those `tables` whose weights this optimizer updates (replacing earlier hooks):
@@ -198,7 +210,7 @@ class DeferredAdam(_RowwiseOptimizer):
 
     def unwatch(self) -> None:
         """Remove the lookup hooks of :meth:`watch`."""
-        for handle in getattr(self, "_hooks", []):
+        for handle in self._hooks:
             handle.remove()
         self._hooks = []
 
@@ -209,9 +221,11 @@ class DeferredAdam(_RowwiseOptimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 state = self._state(p)
-                behind = (state["synced_at"] < state["step"]).nonzero().squeeze(1)
-                for lo in range(0, behind.numel(), self.FLUSH_ROWS):
-                    self._sync(p, behind[lo:lo + self.FLUSH_ROWS])
+                for lo in range(0, p.shape[0], self.FLUSH_ROWS):   # slices: views, no gathers
+                    hi = lo + self.FLUSH_ROWS
+                    p[lo:hi].add_(self._catch_up(state["synced_at"][lo:hi], state["exp_avg"][lo:hi],
+                                                 state["exp_avg_sq"][lo:hi], state["step"], group))
+                state["synced_at"].fill_(state["step"])
 
 
 class RowwiseAdagrad(_RowwiseOptimizer):
@@ -227,6 +241,11 @@ class RowwiseAdagrad(_RowwiseOptimizer):
         acc = state["sum"].index_select(0, rows).add_(values.pow(2).mean(dim=1))
         state["sum"].index_copy_(0, rows, acc)
         p.index_add_(0, rows, values / (acc.sqrt().add_(group["eps"]).unsqueeze(1)), alpha=-group["lr"])
+
+
+def _bias_ratio(step: torch.Tensor, b1: float, b2: float) -> torch.Tensor:
+    """Adam's √(1 − β2^step) / (1 − β1^step): how bias correction scales a step taken at `step`."""
+    return (1 - b2 ** step).sqrt() / (1 - b1 ** step)
 
 
 def touched_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
