@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from leanrec.methods import MethodConfig
-from leanrec.optim import (DeferredAdam, OptimizerChain, RowwiseAdagrad, RowwiseLazyAdam, clip_grad_norm,
-                           flush_deferred, make_optimizer, resolve_embedding_optimizer, use_sparse_gradients)
+from leanrec.optim import (EMBEDDING_OPTIMIZERS, DeferredAdam, OptimizerChain, RowwiseAdagrad, RowwiseLazyAdam,
+                           clip_grad_norm, embedding_optimizer_name, flush_deferred, make_optimizer, resolve_embedding_optimizer, use_sparse_gradients)
 
 
 def _sparse_steps(opt_factory, seed, steps=5, rows=30, dim=4):
@@ -191,3 +191,15 @@ def test_auto_picks_dense_below_and_lazy_above_the_threshold(monkeypatch):
     assert small[0].sparse
     use_sparse_gradients(small, opt, False)
     assert not small[0].sparse
+
+
+def test_the_record_names_the_embedding_optimizer_auto_resolved_to(monkeypatch):
+    import leanrec.optim as optim
+
+    small = nn.Sequential(nn.Embedding(100, 4), nn.Linear(4, 1))
+    for choice in EMBEDDING_OPTIMIZERS:
+        opt = make_optimizer(small, MethodConfig(embedding_optimizer=choice))
+        assert embedding_optimizer_name(opt) == ("adam" if choice == "auto" else choice)
+    monkeypatch.setattr(optim, "AUTO_SPARSE_ROWS", 50)
+    assert embedding_optimizer_name(make_optimizer(small, MethodConfig())) == "lazy_adam"
+    assert embedding_optimizer_name(torch.optim.SGD(small.parameters(), lr=0.1)) == "SGD"

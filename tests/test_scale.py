@@ -207,6 +207,7 @@ def test_cli_memory_budget_reaches_the_record(tmp_path):
     assert rec["memory"] == {"budget_bytes": 300 << 10, "streamed_splits": ["train"]}
     assert rec["distributed"] == {"world_size": 1} and rec["status"] == "ok"
     assert rec["environment"]["device"] == "cpu"   # where it trained (the record of a GPU run says cuda:0)
+    assert [t["embedding_optimizer"] for t in rec["training"].values()] == ["adam"]   # "auto", resolved
 
 
 # ---- torchrun: 2 CPU processes -----------------------------------------------------------------------------------

@@ -308,6 +308,15 @@ def flush_deferred(*optimizers: Any) -> None:
             o.flush()
 
 
+def embedding_optimizer_name(optimizer: Any) -> str:
+    """Which embedding optimizer `optimizer` is (one of EMBEDDING_OPTIMIZERS but "auto", as resolved), for the
+    record: a run configured "auto" says what it trained with; another optimizer is named by its class."""
+    names = {RowwiseLazyAdam: "lazy_adam", DeferredAdam: "deferred_adam", RowwiseAdagrad: "rowwise_adagrad"}
+    if isinstance(optimizer, OptimizerChain):
+        return next((names[type(o)] for o in optimizer.optimizers if type(o) in names), "adam")
+    return "adam" if type(optimizer) is torch.optim.Adam else names.get(type(optimizer), type(optimizer).__name__)
+
+
 def embedding_tables(model: nn.Module) -> list[nn.Embedding]:
     return [m for m in model.modules() if isinstance(m, nn.Embedding)]
 

@@ -17,7 +17,8 @@ from leanrec.batches import batch_source, first_label, row_chunks
 from leanrec.errors import LeanrecError
 from leanrec.methods import MethodConfig
 from leanrec.metrics import roc_auc
-from leanrec.optim import OptimizerChain, clip_grad_norm, flush_deferred, make_optimizer, use_sparse_gradients
+from leanrec.optim import (OptimizerChain, clip_grad_norm, embedding_optimizer_name, flush_deferred, make_optimizer,
+                           use_sparse_gradients)
 from leanrec.protocol import Budget, plan
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,6 +60,7 @@ class TrainResult:
     stopped: str
     schedule: dict[str, int] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    embedding_optimizer: str = "adam"   # what trained the tables ("auto" resolved; leanrec.optim)
 
     @property
     def best_epoch(self) -> float:
@@ -70,7 +72,7 @@ class TrainResult:
         """The record's view of this call (history included: it is a few numbers per validation)."""
         return {"best_valid_auc": self.best_valid_auc, "best_step": self.best_step, "steps": self.steps,
                 "epochs_run": round(self.epochs_run, 3), "stopped": self.stopped, "schedule": self.schedule,
-                "history": self.history}
+                "embedding_optimizer": self.embedding_optimizer, "history": self.history}
 
 
 def bce_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -209,4 +211,5 @@ def _train(model: nn.Module, train: Tensors, valid: Tensors, cfg: MethodConfig, 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(best_auc, best_step, step, step / sched.steps_per_epoch, stopped, sched.to_dict(), history)
+    return TrainResult(best_auc, best_step, step, step / sched.steps_per_epoch, stopped, sched.to_dict(), history,
+                       embedding_optimizer_name(optimizer))
