@@ -74,8 +74,8 @@ timeout 1200 "$VENV/bin/python" benchmarks/bench_train_step.py --device "$DEVICE
   --out "$OUT/train_step" > "$OUT/train_step.log" 2>&1 && cat "$OUT/train_step.md" >> "$OUT/summary.md" \
   || say "bench_train_step failed: $OUT/train_step.log"
 
-say "## DNN, one epoch on $BIG_ROWS synthetic rows, dense vs lazy Adam ($DEVICE)"
-for opt in adam lazy_adam; do
+say "## DNN, one epoch on $BIG_ROWS synthetic rows, dense vs lazy vs deferred Adam ($DEVICE)"
+for opt in adam lazy_adam deferred_adam; do
   timeout 1200 "$LR" run -d synthetic --data synthetic.n_rows="$BIG_ROWS" -m "dnn:embedding_optimizer=$opt" \
     --seeds 1 --max-epochs 1 --device "$DEVICE" --results-dir "$OUT/big" --no-progress > "$OUT/big-$opt.log" 2>&1 \
     || { say "dnn $opt failed: $OUT/big-$opt.log"; failed=1; }
