@@ -203,3 +203,22 @@ def test_the_record_names_the_embedding_optimizer_auto_resolved_to(monkeypatch):
     monkeypatch.setattr(optim, "AUTO_SPARSE_ROWS", 50)
     assert embedding_optimizer_name(make_optimizer(small, MethodConfig())) == "lazy_adam"
     assert embedding_optimizer_name(torch.optim.SGD(small.parameters(), lr=0.1)) == "SGD"
+
+
+def test_deferred_adam_rows_synced_at_lookup_or_at_update_end_bit_identical():
+    """torchrun ranks look up different rows, so a row is synced by the lookup hook on one rank and at the update
+    on another; both must hold the same weights afterwards, to the bit."""
+    torch.manual_seed(0)
+    a, b = nn.Embedding(10, 3, sparse=True), nn.Embedding(10, 3, sparse=True)
+    b.weight.data.copy_(a.weight.data)
+    oa, ob = DeferredAdam(a.parameters(), lr=0.05), DeferredAdam(b.parameters(), lr=0.05)
+    oa.watch([a])   # b's rows catch up only at their update
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        idx = torch.randint(0, 10, (3,), generator=gen)
+        grad = torch.randn(3, 3, generator=gen)
+        for emb, opt in ((a, oa), (b, ob)):
+            opt.zero_grad()
+            (emb(idx) * grad).sum().backward()   # the same gradient values on both (they do not depend on w)
+            opt.step()
+    assert torch.equal(a.weight, b.weight)

@@ -184,16 +184,17 @@ class DeferredAdam(_RowwiseOptimizer):
         b1, b2 = group["betas"]
         step = state["step"]
         m, v = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
-        # rows synced at their lookup owe nothing (a zero move); others catch up here, then take the step
-        move = self._catch_up(state["synced_at"].index_select(0, rows), m, v, step - 1, group)
+        # rows synced at their lookup owe nothing (a zero move); others catch up here, then take the step. The
+        # catch-up is added on its own, as at a lookup, so both paths round alike (torchrun ranks look up
+        # different rows but must hold the same weights)
+        p.index_add_(0, rows, self._catch_up(state["synced_at"].index_select(0, rows), m, v, step - 1, group))
         m.mul_(b1).add_(values, alpha=1 - b1)
         v.mul_(b2).addcmul_(values, values, value=1 - b2)
         state["exp_avg"].index_copy_(0, rows, m)
         state["exp_avg_sq"].index_copy_(0, rows, v)
         state["synced_at"].index_fill_(0, rows, step)
         bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
-        move.add_(m.div_((v / bc2).sqrt_().add_(group["eps"])), alpha=-group["lr"] / bc1)
-        p.index_add_(0, rows, move)
+        p.index_add_(0, rows, m.div_((v / bc2).sqrt_().add_(group["eps"])), alpha=-group["lr"] / bc1)
 
     def watch(self, tables: Iterable[nn.Embedding]) -> None:
         """Hook the lookups of those `tables` whose weights this optimizer updates (replacing earlier hooks):
