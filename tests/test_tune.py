@@ -193,9 +193,34 @@ def test_several_processes_share_one_study_and_its_budget(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     study = optuna.load_study(study_name="toy", storage=open_storage(url))
     assert len(counted_trials(study, trials)) == trials
-    assert len(log.read_text().splitlines()) == trials   # exactly the budget was trained, over both processes
+    trained = [t for t in counted_trials(study, trials) if "duplicate_of" not in t.user_attrs]   # not reused
+    assert len(log.read_text().splitlines()) == len(trained)   # each counted trial trained once, no surplus one
     extra = [t for t in study.get_trials() if t not in counted_trials(study, trials)]
     assert all(t.state.name == "FAIL" and t.user_attrs.get("surplus") for t in extra)   # lost races, untrained
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_processes_drawing_at_once_draw_different_configs_in_parallel_mode(parallel):
+    """Another process drew trial 0 and is still training it when this one draws: seeded by finished trials
+    (one-process mode, for resumable determinism) both draw the same config; parallel mode seeds by the
+    trials created and draws another."""
+    import threading
+
+    from leanrec.space import suggest
+    from leanrec.tune import _trial_seed, open_study
+
+    storage = optuna.storages.InMemoryStorage()
+    open_study(storage, "toy", 2)
+    sampler = optuna.samplers.TPESampler(seed=_trial_seed(0, 0), n_startup_trials=3, constant_liar=parallel)
+    other = optuna.load_study(study_name="toy", storage=storage, sampler=sampler).ask()
+    theirs = {key: suggest(other, key, s) for key, s in TOY_SPACE.items()}
+    done = threading.Timer(0.5, lambda: storage.set_trial_state_values(other._trial_id, optuna.trial.TrialState.COMPLETE,
+                                                                        [toy_value(theirs)]))
+    done.start()
+    study = run_study(storage, "toy", TOY_SPACE, toy_objective, trials=2, seed=0, poll_s=0.05, parallel=parallel)
+    done.join()
+    ours = study.get_trials()[1].user_attrs["config"]
+    assert (ours == theirs) is not parallel
 
 
 def test_a_trial_created_past_the_budget_by_a_racing_process_trains_nothing():

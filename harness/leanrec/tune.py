@@ -222,8 +222,10 @@ def run_study(storage: Any, study_name: str, space: dict[str, Space], objective:
         if len(used) + len(running) >= trials:   # the rest is being run (or its dead process not yet noticed)
             time.sleep(poll_s)
             continue
-        sampler = optuna.samplers.TPESampler(seed=_trial_seed(seed, len(used)), n_startup_trials=n_start,
-                                             constant_liar=parallel)
+        # one process: seeded by the trials finished (a resumed study draws what an uninterrupted one would);
+        # several: by every trial created, so processes drawing at once do not draw the same config
+        sampler = optuna.samplers.TPESampler(seed=_trial_seed(seed, len(all_trials) if parallel else len(used)),
+                                             n_startup_trials=n_start, constant_liar=parallel)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
         before = len(ran)
         study.optimize(wrapped, n_trials=1, catch=(Exception,), gc_after_trial=False)
