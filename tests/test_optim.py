@@ -222,3 +222,21 @@ def test_deferred_adam_rows_synced_at_lookup_or_at_update_end_bit_identical():
             (emb(idx) * grad).sum().backward()   # the same gradient values on both (they do not depend on w)
             opt.step()
     assert torch.equal(a.weight, b.weight)
+
+
+def test_deferred_adam_catch_up_of_repeated_rows_equals_that_of_unique_rows():
+    """On CUDA the lookup hook catches up a batch's rows with their repeats (unique() would wait for the
+    device): every copy writes the same values, so the result is that of the unique rows, to the bit."""
+    (a, _, _), (oa, _, _) = _adam_pair(2, 12, rows=10, touched=3, watch=False)
+    b = nn.Embedding(10, 3, sparse=True)
+    b.weight.data.copy_(a.weight.data)
+    ob = DeferredAdam(b.parameters(), lr=0.05, eps=1e-12)
+    ob.load_state_dict(copy.deepcopy(oa.state_dict()))
+    rows = torch.tensor([4, 1, 4, 4, 7, 1, 0])
+    with torch.no_grad():
+        oa._sync(a.weight, rows.unique())
+        ob._sync(b.weight, rows)
+    assert torch.equal(a.weight, b.weight)
+    for key in ("exp_avg", "exp_avg_sq", "synced_at"):
+        assert torch.equal(oa.state[a.weight][key], ob.state[b.weight][key])
+    assert not torch.equal(a.weight, _adam_pair(2, 12, rows=10, touched=3, watch=False)[0][0].weight)   # it moved

@@ -170,11 +170,13 @@ class DeferredAdam(_RowwiseOptimizer):
         return table
 
     def _sync(self, p: torch.Tensor, rows: torch.Tensor) -> None:
-        """Bring `rows` of `p` up to the current step and store their moments."""
+        """Bring `rows` of `p` up to the current step and store their moments. `rows` may repeat (a batch's
+        lookups): every copy of a row computes the same values and writes them with index_copy_, so no
+        `unique` (a host-device sync on CUDA) is needed, and p + move rounds as index_add_ would."""
         state = self._state(p)
         m, v = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
-        p.index_add_(0, rows, self._catch_up(state["synced_at"].index_select(0, rows), m, v, state["step"],
-                                             self._group(p)))
+        move = self._catch_up(state["synced_at"].index_select(0, rows), m, v, state["step"], self._group(p))
+        p.index_copy_(0, rows, p.index_select(0, rows).add_(move))
         state["exp_avg"].index_copy_(0, rows, m)
         state["exp_avg_sq"].index_copy_(0, rows, v)
         state["synced_at"].index_fill_(0, rows, state["step"])
@@ -205,7 +207,10 @@ class DeferredAdam(_RowwiseOptimizer):
         @torch.no_grad()
         def before_lookup(table: nn.Embedding, args: tuple[Any, ...]) -> None:
             if table.training:
-                self._sync(table.weight, args[0].flatten().unique())
+                rows = args[0].flatten()
+                # on CPU, sorting out the repeats (Zipf codes: most of a batch) is cheaper than catching them up;
+                # on CUDA, unique() would wait for the device, repeats do not
+                self._sync(table.weight, rows.unique() if rows.device.type == "cpu" else rows)
 
         self._hooks = [t.register_forward_pre_hook(before_lookup) for t in tables if id(t.weight) in mine]
 
