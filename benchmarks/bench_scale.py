@@ -10,7 +10,8 @@
 2. leanrec, each stage in its own process (wall time, peak RSS): `leanrec stats FILE --dataset CARD`,
    `leanrec data prepare CARD` into a fresh cache; then, from that cache, one training epoch (batch 1024)
    of DNN [400,400,400] and of DeepFM with exact dense Adam (`embedding_optimizer=adam`) and with the
-   row-wise path (`lazy_adam`), with the harness trainer (`RunContext.train`: the same trainer `leanrec run`
+   row-wise path (`lazy_adam`; DNN also with `deferred_adam`, dense Adam's updates at row-wise cost), with the
+   harness trainer (`RunContext.train`: the same trainer `leanrec run`
    uses, without the record's extra measurements), one validation at the end of the epoch (timed apart and
    excluded from samples/s), then scoring of the test split; and an MLP-only step on the same shapes
    (benchmarks/bench_train_step.py's `mlp_only`: the compute bound).
@@ -64,7 +65,8 @@ CAT_COLS = [f"C{i}" for i in range(1, N_CAT + 1)]
 COLUMNS = ["label", *INT_COLS, *CAT_COLS]
 HIDDEN = [400, 400, 400]
 BATCH = 1024
-TRAIN_VARIANTS = [("dnn", "adam"), ("dnn", "lazy_adam"), ("deepfm", "adam"), ("deepfm", "lazy_adam")]
+TRAIN_VARIANTS = [("dnn", "adam"), ("dnn", "lazy_adam"), ("dnn", "deferred_adam"), ("deepfm", "adam"),
+                  ("deepfm", "lazy_adam")]
 STAGES = ["stats", "prepare", "mlp", *(f"{m}-{o}" for m, o in TRAIN_VARIANTS), "fuxictr-prep",
           "fuxictr-parquet", "fuxictr-npz"]
 # issue 18's targets (2 threads, 39 fields, ~2M embedding rows, DNN [400,400,400], batch 1024)
@@ -429,10 +431,11 @@ def summarize(stages: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]
 
     ratios: dict[str, Any] = {}
     for m in ("dnn", "deepfm"):
-        d, s = ms(f"{m}-adam"), ms(f"{m}-lazy_adam")
-        if d and s:
-            ratios[f"{m}: dense Adam ms/step / lazy Adam ms/step"] = d / s
-        for o in ("adam", "lazy_adam"):
+        for o, name in (("lazy_adam", "lazy Adam"), ("deferred_adam", "deferred Adam")):
+            d, s = ms(f"{m}-adam"), ms(f"{m}-{o}")
+            if d and s:
+                ratios[f"{m}: dense Adam ms/step / {name} ms/step"] = d / s
+        for o in ("adam", "lazy_adam", "deferred_adam"):
             if ms(f"{m}-{o}") and ms("mlp"):
                 ratios[f"{m} {o}: ms/step / MLP-only ms/step"] = ms(f"{m}-{o}") / ms("mlp")
             fux = [sps(k) for k in ("fuxictr-parquet", "fuxictr-npz") if sps(k)]
