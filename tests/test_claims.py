@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from leanrec import claims as C
-from leanrec.claims_registry import CLAIMS
+from leanrec.claims_registry import CLAIMS, CURVES
 from leanrec.errors import LeanrecError
 from leanrec.records import write_record
 
@@ -171,6 +171,10 @@ def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
         for k in c.checks:
             assert set(k.datasets) <= set(C.DATASETS), (c.id, k.datasets)
             assert set(k.paper) <= set(k.datasets), (c.id, k.paper)
+    specs |= {s for curve in CURVES for s in curve.specs()}
+    for curve in CURVES:
+        assert curve.claim in ids and curve.dataset in C.DATASETS, (curve.claim, curve.dataset)
+    assert len({C.curve_file(c) for c in CURVES}) == len(CURVES)   # one file each
     for s in sorted(specs):
         C.canonical_variant(s)   # raises on an unknown method or config key / bad value
 
@@ -196,6 +200,36 @@ def test_cli_writes_claims_and_plots(tmp_path):
     assert "R1" in criteo and "-m finalmlp" in criteo and "-m reaction-dtf " not in criteo
     with pytest.raises(LeanrecError):
         C.write_claims(tmp_path / "nothing", tmp_path / "x.md", plots=False)
+
+
+def test_curve_points_are_each_variants_seed_mean_and_std_in_one_protocol(tmp_path):
+    """A sweep curve's points against numpy: per x, the mean and std of the variant's test AUC over its seeds;
+    an x from a metric is that metric's mean; a variant with records of an older protocol only is left out;
+    a curve is linked from CLAIMS.md once it has two points, whether or not plots are drawn."""
+    aucs = {"s:k=1": [0.70, 0.72, 0.71], "s:k=2": [0.74, 0.73, 0.75], "s:k=3": [0.69, 0.70, 0.68]}
+    recs = [record(v, seed, auc, params=1000 * (i + 1)) for i, (v, vals) in enumerate(aucs.items())
+            for seed, auc in enumerate(vals)]
+    recs += [record("s:k=4", 0, 0.9, protocol=1), record("ref", 0, 0.6), record("ref", 1, 0.62)]
+    curve = C.Curve("R10", "criteo", "k sweep", "k", (("s", ((1, "s:k=1"), (2, "s:k=2"), (3, "s:k=3"),
+                                                             (4, "s:k=4"))),), reference=(("ref", "ref"),))
+    proto, series, refs = C.curve_points(curve, C.Records(recs), variant=lambda s: s)
+    assert proto == 2 and [p.x for p in series["s"]] == [1, 2, 3]   # k = 4: protocol 1 only, left out
+    for p, vals in zip(series["s"], aucs.values()):
+        assert p.mean == pytest.approx(np.mean(vals)) and p.std == pytest.approx(np.std(vals, ddof=1)) and p.seeds == 3
+    assert refs["ref"].mean == pytest.approx(0.61)
+    by_params = C.Curve("S15", "criteo", "by size", "params", curve.series, x_metric="backbone_params")
+    _, series, _ = C.curve_points(by_params, C.Records(recs), variant=lambda s: s)
+    assert [p.x for p in series["s"]] == [500, 1000, 1500]   # record(): backbone = params - params // 2
+
+    for r in recs:
+        write_record(tmp_path / "runs" / "criteo" / f"{r['variant']}__seed{r['seed']}.json", r)
+    lone = C.Curve("R10", "criteo", "one point", "k", (("s", ((1, "s:k=1"),)),))
+    for plots in (False, True):
+        text = C.write_claims(tmp_path, tmp_path / "CLAIMS.md", plots=plots, curves=[curve, lone],
+                              variant=lambda s: s)
+        r10 = text.split("### R10", 1)[1].split("###", 1)[0]
+        assert r10.count("](claims/curve_r10_criteo.png)") == 1 and "one point" not in r10
+    assert (tmp_path / "claims" / "curve_r10_criteo.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.skipif(not (ROOT / "results" / "runs").is_dir(), reason="no committed run records")

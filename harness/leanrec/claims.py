@@ -174,6 +174,26 @@ class Claim:
             raise ValueError(f"claim {self.id}: give either checks or the reason it is untestable (not both)")
 
 
+@dataclass(frozen=True)
+class Curve:
+    """A sweep or scaling curve drawn next to a claim (the papers' "curves only" figures): on `dataset`, each
+    series' test AUC (mean ± std over seeds) against x. A point is (x, method spec); with `x_metric` the x of a
+    point is that metric's mean over the point's records instead (e.g. backbone parameters). `reference`:
+    (label, spec) drawn as a horizontal line with its ±std band (e.g. the unpruned backbone)."""
+
+    claim: str
+    dataset: str
+    title: str
+    x_label: str
+    series: tuple[tuple[str, tuple[tuple[float, str], ...]], ...]
+    reference: tuple[tuple[str, str], ...] = ()
+    x_metric: Optional[str] = None
+    log_x: bool = False
+
+    def specs(self) -> list[str]:
+        return [spec for _, points in self.series for _, spec in points] + [spec for _, spec in self.reference]
+
+
 # ---- datasets: how to rerun, which run_tables.sh section made the records -----------------------------------
 SEEDS, MAX_EPOCHS = 5, 10   # what results/run_tables.sh runs (unless a dataset says otherwise)
 
@@ -402,6 +422,82 @@ def measure_all(claims: Iterable[Claim], records: Iterable[dict[str, Any]],
     return out
 
 
+# ---- curves ---------------------------------------------------------------------------------------------------
+@dataclass
+class CurvePoint:
+    x: float
+    variant: str
+    mean: float
+    std: float
+    seeds: int
+
+
+def curve_points(curve: Curve, recs: "Records", variant: Callable[[str], str] = canonical_variant
+                 ) -> tuple[Optional[int], dict[str, list[CurvePoint]], dict[str, CurvePoint]]:
+    """The protocol used and each series' points (and each reference) of `curve` from the records: test AUC mean
+    and std over a variant's seeds, in the newest protocol at least two of its variants have records of;
+    variants without records of it are left out (a curve never mixes protocols)."""
+    have = [recs.protocols.get((curve.dataset, v), set()) for v in dict.fromkeys(map(variant, curve.specs()))]
+    shared = [p for p in set().union(*have) if sum(p in h for h in have) >= 2]
+    if not shared:
+        return None, {}, {}
+    proto = max(shared)
+
+    def point(x: float, spec: str) -> Optional[CurvePoint]:
+        v = variant(spec)
+        if proto not in recs.protocols.get((curve.dataset, v), set()):
+            return None
+        auc = list(recs.side(curve.dataset, proto, v, "auc").values.values())
+        if curve.x_metric is not None:
+            xs = list(recs.side(curve.dataset, proto, v, curve.x_metric).values.values())
+            x = float(np.mean(xs)) if xs else math.nan
+        if not auc or math.isnan(x):
+            return None
+        return CurvePoint(x, v, float(np.mean(auc)), float(np.std(auc, ddof=1)) if len(auc) > 1 else 0.0, len(auc))
+
+    series = {label: [p for x, spec in points if (p := point(x, spec)) is not None]
+              for label, points in curve.series}
+    refs = {label: p for label, spec in curve.reference if (p := point(math.inf, spec)) is not None}
+    return proto, {k: v for k, v in series.items() if v}, refs
+
+
+def curve_file(curve: Curve) -> str:
+    """Where CLAIMS.md links a curve (relative to its folder)."""
+    return f"claims/curve_{curve.claim.lower()}_{file_slug(curve.dataset).lower()}.png"
+
+
+def curve_plot(curve: Curve, proto: int, series: dict[str, list[CurvePoint]], refs: dict[str, CurvePoint],
+               path: Path) -> None:
+    """Draw one curve: each series' mean test AUC with ±std bars against x, references as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, points in series.items():
+        points = sorted(points, key=lambda p: p.x)
+        ax.errorbar([p.x for p in points], [p.mean for p in points], yerr=[p.std for p in points], fmt="o-",
+                    capsize=3, ms=4, label=label)
+    for i, (label, p) in enumerate(refs.items()):
+        colour = f"C{len(series) + i}"
+        ax.axhline(p.mean, ls="--", lw=1, color=colour, label=f"{label} ({p.mean:.4f})")
+        ax.axhspan(p.mean - p.std, p.mean + p.std, color=colour, alpha=0.12)
+    if curve.log_x:
+        ax.set_xscale("log")
+    seeds = sorted({p.seeds for pts in series.values() for p in pts} | {p.seeds for p in refs.values()})
+    ax.set_xlabel(curve.x_label, fontsize=8)
+    ax.set_ylabel(f"test AUC, mean ± std over seeds ({'/'.join(map(str, seeds))})", fontsize=8)
+    ax.set_title(f"{curve.claim} on {curve.dataset} (protocol {proto})\n{curve.title}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 # ---- rendering ----------------------------------------------------------------------------------------------
 def _num(x: float, fmt: str, signed: bool = False) -> str:
     if x is None or math.isnan(x):
@@ -446,8 +542,9 @@ def _anchor(claim_id: str) -> str:
     return claim_id.lower()
 
 
-def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[str, str]) -> str:
-    """CLAIMS.md's text."""
+def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[str, str],
+           curves: Optional[dict[str, list[tuple[Curve, str]]]] = None) -> str:
+    """CLAIMS.md's text; `plots`: a forest plot per paper, `curves`: (curve, link) per claim id."""
     from leanrec import claims_registry as reg
 
     out = ["# The four papers' claims, measured by leanrec", "",
@@ -493,6 +590,8 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
         for c, v, summ, ms in rs:
             out += [f"### {c.id}", "", f"**{c.where}.** {c.text}", "", f"Paper: {c.numbers}", "",
                     f"Verdict: **{v}** — {summ}", ""]
+            for curve, link in (curves or {}).get(c.id, []):
+                out += [f"![{c.id} on {curve.dataset}: {curve.title}]({link})", ""]
             if not ms:
                 continue
             out += ["| dataset | check | seeds | A | B | Δ (95% CI) | paper Δ | p | DeLong A / B | protocol | verdict "
@@ -598,16 +697,18 @@ def forest_plot(paper: str, rows: list[Measured], path: Path) -> None:
 
 
 def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
-                 claims: Optional[Iterable[Claim]] = None,
+                 claims: Optional[Iterable[Claim]] = None, curves: Optional[Iterable[Curve]] = None,
                  variant: Callable[[str], str] = canonical_variant) -> str:
     """Measure every claim from results_dir's records, write `out` (Markdown) and, with plots, one forest plot
-    per paper under `<out's folder>/claims/`. Returns the Markdown."""
+    per paper and the registry's sweep and scaling curves under `<out's folder>/claims/`. Returns the
+    Markdown."""
     from leanrec.claims_registry import CLAIMS
 
     results_dir, out = Path(results_dir), Path(out)
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir}: no runs/ folder with run records (run `leanrec run` first)")
-    results = measure_all(CLAIMS if claims is None else claims, iter_records(results_dir), variant)
+    records = list(iter_records(results_dir))
+    results = measure_all(CLAIMS if claims is None else claims, records, variant)
     plot_links: dict[str, str] = {}   # linked whether or not this call draws them, so the text never depends on it
     by_paper: dict[str, list[Measured]] = defaultdict(list)
     for c, _, _, ms in results:
@@ -618,7 +719,18 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
             plot_links[paper] = name = f"claims/forest_{file_slug(paper).lower()}.png"
             if plots:
                 forest_plot(paper, rows, out.parent / name)
-    md = render(results, plot_links)
+    from leanrec.claims_registry import CURVES
+
+    recs = Records(records)
+    curve_links: dict[str, list[tuple[Curve, str]]] = defaultdict(list)
+    for curve in CURVES if curves is None else curves:
+        proto, series, refs = curve_points(curve, recs, variant)
+        if proto is None or sum(len(points) for points in series.values()) < 2:
+            continue   # a curve needs two points; linked or not by the records alone, never by `plots`
+        curve_links[curve.claim].append((curve, curve_file(curve)))
+        if plots:
+            curve_plot(curve, proto, series, refs, out.parent / curve_file(curve))
+    md = render(results, plot_links, curve_links)
     atomic_write_text(out, md + "\n")
     return md
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leanrec.claims import SYNTHETIC_1M, Check, Claim
+from leanrec.claims import SYNTHETIC_1M, Check, Claim, Curve
 
 PAPER_TITLES = {
     "REACTION": "Wu, Du, Jia, Dong. *REACTION: Parameter-Efficient Learning for Recommendation.* AAAI 2026 "
@@ -418,3 +418,35 @@ IRAZOR = [
 ]
 
 CLAIMS: list[Claim] = REACTION + LIGHTFMP + SSR + IRAZOR
+
+
+# ---- curves: the "curves only" figures, drawn from the records next to their claims ----------------------------
+DTF_TOWERS = ((1, "reaction-baseline"), (2, "reaction-dtf"),
+              (3, "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]"),
+              (4, "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"))
+PRUNE = tuple((r, f"lightfmp-xdeepfm:prune_ratio={r}") for r in (0.0, 0.25, 0.5, 0.75))
+SSR_VIEWS = tuple((b, f"ssr-s:b={b}") for b in (1, 2, 4, 8, 16))
+CURVES: list[Curve] = [
+    *(Curve("R10", d, "towers in the DTF cohort", "towers (1 = the single-tower baseline, 2 = REACTION's default)",
+            (("Baseline + DTF", DTF_TOWERS),)) for d in (CRITEO, AVAZU)),
+    *(Curve("L9", d, "pruning ratio (Fig. 2c)", "share of fields pruned", (("Light-FMP on xDeepFM", PRUNE),),
+            reference=(("xDeepFM, unpruned", "xdeepfm"),)) for d in (CRITEO, ML)),
+    Curve("L10", CRITEO, "pretraining subset (Fig. 2d)", "pretraining rows |D_S| (of 8K training rows)",
+          (("Light-FMP on xDeepFM", tuple((n, f"lightfmp-xdeepfm:pretrain_rows={n}") for n in (500, 2000, 4000))),),
+          reference=(("xDeepFM, unpruned", "xdeepfm"),)),
+    Curve("L10", FRAPPE, "pretraining subset (Fig. 2d)", "pretraining rows |D_S| (of 46K training rows)",
+          (("Light-FMP on DNN", tuple((n, f"lightfmp:pretrain_rows={n}") for n in (2000, 8000))),
+           ("Light-FMP on DeepFM", tuple((n, f"lightfmp-deepfm:pretrain_rows={n}") for n in (2000, 8000)))),
+          reference=(("DNN", "dnn"), ("DeepFM", "deepfm"))),
+    Curve("S14", CRITEO, "views b (Fig. 3)", "views b", (("SSR-S", SSR_VIEWS),), reference=(("DNN", "dnn"),),
+          log_x=True),
+    Curve("S15", SYNTHETIC_1M, "SSR against parameter-matched dense MLPs (Fig. 4)",
+          "backbone parameters (no embeddings), log scale",
+          (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
+           ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
+          x_metric="backbone_params", log_x=True),
+    *(Curve("I8", d, "cumulative-probability threshold (Fig. 4)", "cpt",
+            (("i-Razor", tuple((c, f"irazor:cpt={c}") for c in (0.1, 0.3, 0.5))),),
+            reference=(("argmax (cpt = 0)", "irazor-argmax"),)) for d in (FG[AVAZU], FG[ML])),
+]
+
