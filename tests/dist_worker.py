@@ -1,5 +1,5 @@
-"""A torchrun worker for tests/test_scale.py (not a test module): runs a tiny grid on every rank, or checks
-gradient averaging, under torch.distributed (gloo, CPU).
+"""A torchrun worker for tests/test_scale.py (not a test module): runs a tiny grid on every rank, checks
+gradient averaging, or saves each rank's trained weights, under torch.distributed (gloo, CPU).
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/dist_worker.py MODE RESULTS_DIR
 """
@@ -47,6 +47,18 @@ class RankFailsMethod(TinyMethod):
         return FitResult(model)
 
 
+class WeightSavingMethod(TinyMethod):
+    """tiny-dnn that saves each rank's trained weights (mode deferred: the replicas must stay bit-identical)."""
+
+    name = "tiny-dnn-saves"
+
+    def fit(self, data, ctx):
+        result = super().fit(data, ctx)
+        rank = distributed.rank_world()[0]
+        torch.save(result.model.state_dict(), Path(os.environ["DIST_TEST_OUT"]) / f"weights{rank}.pt")
+        return result
+
+
 class _Plugin:
     __name__ = "dist-test-plugin"
 
@@ -55,15 +67,17 @@ class _Plugin:
     def leanrec_register_methods(register):
         register(TinyMethod)
         register(RankFailsMethod)
+        register(WeightSavingMethod)
 
 
-def grid(results: Path, method: str, memory_budget: int | None) -> None:
+def grid(results: Path, method: str, memory_budget: int | None, **config) -> None:
     import leanrec.builtin_datasets as builtin
 
     reg = load_registry([_Plugin(), builtin], entry_points=False)
     overrides = {"synthetic": {"n_rows": 3000, "n_fields": 12}}
+    spec = MethodSpec(method, {"epochs": 2, "batch_size": 128, "lr": 0.01, **config})
     try:
-        run_grid([str(SYNTHETIC_CARD)], [MethodSpec(method, {"epochs": 2, "batch_size": 128, "lr": 0.01})], [0], results,
+        run_grid([str(SYNTHETIC_CARD)], [spec], [0], results,
                  budget=Budget(min_steps=10, eval_every=5), data_overrides=overrides, device="cpu",
                  progress=False, reg=reg, memory_budget=memory_budget)
     except distributed.RunAborted:
@@ -100,6 +114,9 @@ if __name__ == "__main__":
     try:
         if mode == "sync":
             check_sync(out)
+        elif mode == "deferred":   # every row-wise optimizer rank by rank; deferred Adam syncs rows at lookup
+            os.environ["DIST_TEST_OUT"] = str(out)
+            grid(out, "tiny-dnn-saves", None, embedding_optimizer="deferred_adam")
         else:
             grid(out, "tiny-dnn" if mode in ("ok", "stream") else "rank1-fails",
                  400_000 if mode == "stream" else None)

@@ -263,6 +263,21 @@ def test_two_ranks_train_record_and_resume(tmp_path):
 
 @pytest.mark.distributed
 @needs_gloo
+def test_two_ranks_with_deferred_adam_keep_bit_identical_replicas(tmp_path):
+    """Each rank looks up its own rows (its lookup hook brings them up to date) and catches the other rank's rows
+    up at the update: after training, both ranks hold the same weights to the bit."""
+    proc = _torchrun("deferred", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    w0, w1 = (torch.load(tmp_path / f"weights{r}.pt") for r in (0, 1))
+    assert w0.keys() == w1.keys()
+    for name in w0:
+        assert torch.equal(w0[name], w1[name]), name
+    (rec,) = [read_record(p) for p in (tmp_path / "runs").rglob("*.json")]
+    assert rec["status"] == "ok" and rec["training"]["train"]["embedding_optimizer"] == "deferred_adam"
+
+
+@pytest.mark.distributed
+@needs_gloo
 @pytest.mark.parametrize("mode", ["raise", "kill"])
 def test_a_failing_rank_fails_the_run_on_every_rank(tmp_path, mode):
     proc = _torchrun(mode, tmp_path)   # the timeout of _torchrun is the no-hang check
