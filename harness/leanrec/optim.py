@@ -34,6 +34,8 @@ from leanrec.errors import ConfigError
 
 EMBEDDING_OPTIMIZERS = ("auto", "adam", "lazy_adam", "deferred_adam", "rowwise_adagrad")
 AUTO_SPARSE_ROWS = 1_000_000
+# "auto" is part of a run's identity, not what it resolves to: changing this rule changes what an "auto" run
+# trains with, so it must change the identity too (records name the resolved optimizer: training.<stage>).
 
 
 class _RowwiseOptimizer(torch.optim.Optimizer):
