@@ -97,21 +97,31 @@ class DeferredAdam(_RowwiseOptimizer):
     (m β1^j, v β2^j) and each step still moves it by lr·β1^j·m/bc1 / (sqrt(β2^j·v/bc2) + eps). With eps taken
     out of the sum, the k moves add up to lr · m/(sqrt(v) + eps) · Σ_j (β1/√β2)^j · √bc2(s_j)/bc1(s_j): a
     scalar per row: the difference of two entries of a table over steps of the infinite sums
-    W[s] = Σ_{j≥1} (β1/√β2)^j · √bc2(s+j)/bc1(s+j), so a row costs one gather and three powers.
+    W[s] = Σ_{j≥1} (β1/√β2)^j · √bc2(s+j)/bc1(s+j), so a row costs one gather and three powers (float64, on
+    one number per row). The table stops where the bias corrections reach 1 in float64 (~37K steps at
+    β2 = 0.999): W is constant beyond.
 
     :meth:`watch` puts a hook before each table's lookup that brings the looked-up rows up to date, so the
     batch's forward pass sees the weights dense Adam would have; rows read another way catch up at their
-    update instead (their gradient then comes from the weights before the catch-up). The trainer flushes
-    before every validation, where the lr may change. With a constant lr between flushes and
-    ``weight_decay = 0`` this is dense Adam up to eps's place in the skipped steps (tested against torch's
-    Adam). Weight decay, as in lazy Adam, applies to touched rows only. State per row: the moments and the
-    step they were last brought up to date at.
+    update instead (their gradient then comes from the weights before the catch-up; and a read that autograd
+    saves, followed by a hooked lookup of the same table in one forward pass, fails in backward). The trainer
+    flushes before every validation, where the lr may change. With a constant lr between flushes and
+    ``weight_decay = 0`` this is dense Adam except for eps: in the skipped steps it acts as
+    eps·β2^(j/2)/√bc2 instead of eps, which matters only while √v̂ is near eps (the first steps of training,
+    rows whose gradients have fallen to ~1e-6): there the weights differ from dense Adam's by less than a
+    tenth of one step in the tests (against torch's Adam, also at the default eps). Weight decay, as in lazy
+    Adam, applies to touched rows only. State per row: the moments and the step they were last brought up to
+    date at. A step counts for a table only when it has a gradient, as in torch's Adam.
     """
 
     FLUSH_ROWS = 65536   # rows brought up to date at a time by flush (bounds its temporary memory)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
+        b1, b2 = betas
+        if not (0.0 <= b1 < b2 ** 0.5 < 1.0):
+            raise ConfigError(f"deferred_adam needs 0 <= beta1 < sqrt(beta2) < 1 (the deferred moves must form a "
+                              f"converging series), got betas={tuple(betas)}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         self._tail_tables: dict[tuple[float, float, str], torch.Tensor] = {}
         self._hooks: list[Any] = []
@@ -120,7 +130,8 @@ class DeferredAdam(_RowwiseOptimizer):
     def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim.Optimizer.step
         for group in self.param_groups:
             for p in group["params"]:
-                self._state(p)["step"] += 1   # every step counts, touched or not (dense Adam's clock)
+                if p.grad is not None:   # a step with no gradient for p does not exist for it (torch's Adam)
+                    self._state(p)["step"] += 1
         super().step(closure)
 
     def _state(self, p: torch.Tensor) -> dict[str, Any]:
@@ -133,10 +144,15 @@ class DeferredAdam(_RowwiseOptimizer):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 - torch.optim.Optimizer's
-        super().load_state_dict(state_dict)
-        for state in self.state.values():   # torch casts every floating-or-not state tensor to the param's dtype
-            if "synced_at" in state:
-                state["synced_at"] = state["synced_at"].to(torch.int64)
+        # torch casts every state tensor to its parameter's dtype (bf16 would round step numbers): keep them apart
+        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        synced = {i: s["synced_at"] for i, s in state_dict["state"].items() if "synced_at" in s}
+        super().load_state_dict({**state_dict, "state": {i: {k: v for k, v in s.items() if k != "synced_at"}
+                                                        for i, s in state_dict["state"].items()}})
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in zip(ids, params):
+            if i in synced:
+                self.state[p]["synced_at"] = synced[i].to(device=p.device, dtype=torch.int64)
 
     def _group(self, p: torch.Tensor) -> dict[str, Any]:
         return next(g for g in self.param_groups if any(q is p for q in g["params"]))
@@ -146,28 +162,36 @@ class DeferredAdam(_RowwiseOptimizer):
         """For rows last synced at steps `since` with moments `m`, `v`: return the move dense Adam's zero-gradient
         steps up to step `until` made to them, and decay `m`, `v` (in place) to step `until`."""
         b1, b2 = group["betas"]
-        k = (until - since).to(m.dtype).unsqueeze(1)                       # skipped steps per row
-        decay1, decay2 = b1 ** k, b2 ** k
-        tails = self._tails(until, b1, b2, m.device)
-        # Σ_{j=1..k} r^j·ratio(since + j) = W[since] − r^k·W[until], with r^k = β1^k / √(β2^k)
-        total = tails.index_select(0, since).unsqueeze(1).to(m.dtype) - decay1 / decay2.sqrt() * tails[until].to(m.dtype)
-        move = m / (v.sqrt() + group["eps"]) * total * -group["lr"]
-        m.mul_(decay1)
-        v.mul_(decay2)
+        k = (until - since).to(torch.float64)                              # skipped steps per row
+        if b1 > 0:
+            last = _constant_from(b1, b2)                                 # W is constant from this step on
+            tails = self._tails(min(until, last), b1, b2, m.device)
+            # Σ_{j=1..k} r^j·ratio(since + j) = W[since] − r^k·W[until]
+            total = tails.index_select(0, since.clamp(max=last)) - (b1 / b2 ** 0.5) ** k * tails[min(until, last)]
+            move = m / (v.sqrt() + group["eps"]) * (total * -group["lr"]).to(m.dtype).unsqueeze(1)
+        else:   # no momentum: dense Adam does not move a row without a gradient
+            move = torch.zeros_like(m)
+        m.mul_((b1 ** k).to(m.dtype).unsqueeze(1))
+        v.mul_((b2 ** k).to(m.dtype).unsqueeze(1))
         return move
 
-    def _tails(self, until: int, b1: float, b2: float, device: torch.device) -> torch.Tensor:
-        """W[s] = Σ_{j≥1} (β1/√β2)^j · ratio(s + j) for steps s = 0..`until` (and beyond: cached, grown 4096
-        steps at a time), float64; the terms are summed until they fall below 1e-16 of the first."""
+    def _tails(self, upto: int, b1: float, b2: float, device: torch.device) -> torch.Tensor:
+        """W[s] = Σ_{j≥1} (β1/√β2)^j · ratio(s + j) for steps s = 0..`upto` (at least; cached, grown 4096 steps
+        at a time up to where W is constant), float64; the terms are summed until they fall below 1e-16 of the
+        first, a bounded block of steps at a time."""
         key = (b1, b2, str(device))
         table = self._tail_tables.get(key)
         have = 0 if table is None else table.numel()
-        if have <= until:
+        if have <= upto:
             r = b1 / b2 ** 0.5
             j = torch.arange(1, math.ceil(math.log(1e-16) / math.log(r)) + 1, dtype=torch.float64, device=device)
-            s = torch.arange(have, max(until + 1, have + 4096), dtype=torch.float64, device=device).unsqueeze(1)
-            more = (r ** j * _bias_ratio(s + j, b1, b2)).sum(dim=1)
-            table = more if table is None else torch.cat([table, more])
+            end = min(max(upto + 1, have + 4096), _constant_from(b1, b2) + 1)
+            block = max(1, (1 << 22) // j.numel())   # steps per block: 32 MB of float64 terms
+            parts = [] if table is None else [table]
+            for lo in range(have, end, block):
+                s = torch.arange(lo, min(lo + block, end), dtype=torch.float64, device=device).unsqueeze(1)
+                parts.append((r ** j * _bias_ratio(s + j, b1, b2)).sum(dim=1))
+            table = torch.cat(parts)
             self._tail_tables[key] = table
         return table
 
@@ -211,7 +235,7 @@ class DeferredAdam(_RowwiseOptimizer):
             if table.training:
                 rows = args[0].flatten()
                 # on CPU, sorting out the repeats (Zipf codes: most of a batch) is cheaper than catching them up;
-                # on CUDA, unique() would wait for the device, repeats do not
+                # on CUDA, unique() would add a wait for the device (the sparse gradient's coalesce has one)
                 self._sync(table.weight, rows.unique() if rows.device.type == "cpu" else rows)
 
         self._hooks = [t.register_forward_pre_hook(before_lookup) for t in tables if id(t.weight) in mine]
@@ -249,6 +273,12 @@ class RowwiseAdagrad(_RowwiseOptimizer):
         acc = state["sum"].index_select(0, rows).add_(values.pow(2).mean(dim=1))
         state["sum"].index_copy_(0, rows, acc)
         p.index_add_(0, rows, values / (acc.sqrt().add_(group["eps"]).unsqueeze(1)), alpha=-group["lr"])
+
+
+def _constant_from(b1: float, b2: float) -> int:
+    """The step from which Adam's bias corrections are 1 in float64 (β^s < 2^-54 for both betas), so that
+    DeferredAdam's tail sums W[s] no longer change."""
+    return math.ceil(54 * math.log(2) / -math.log(max(b1, b2))) + 1
 
 
 def _bias_ratio(step: torch.Tensor, b1: float, b2: float) -> torch.Tensor:
@@ -377,11 +407,13 @@ def _adam(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
 def use_sparse_gradients(model: nn.Module, optimizer: Any, on: bool) -> None:
     """Switch the embedding modules whose weights a row-wise optimizer updates to sparse gradients (or back),
     and hook (or unhook) their lookups for a :class:`DeferredAdam`."""
-    sparse = {id(p) for p in optimizer.sparse_parameters()} if isinstance(optimizer, OptimizerChain) else set()
+    optimizers = optimizer.optimizers if isinstance(optimizer, OptimizerChain) else [optimizer]
+    sparse = {id(p) for o in optimizers if isinstance(o, _RowwiseOptimizer) for g in o.param_groups
+              for p in g["params"]}
     tables = [t for t in embedding_tables(model) if id(t.weight) in sparse]
     for t in tables:
         t.sparse = on
-    for o in optimizer.optimizers if isinstance(optimizer, OptimizerChain) else ():
+    for o in optimizers:
         if isinstance(o, DeferredAdam):
             o.watch(tables) if on else o.unwatch()
 
