@@ -11,7 +11,7 @@ The verdict rule is :data:`VERDICT_RULE` (written into CLAIMS.md's header)."""
 from __future__ import annotations
 
 import dataclasses
-import io
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from scipy import stats as sps
 
 from leanrec.errors import LeanrecError
 from leanrec.leaderboard import Row, build_rows, paired_p_value, table_name
+from leanrec.plots import png_bytes
 from leanrec.protocol import PROTOCOL_VERSION
 from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
 
@@ -404,17 +405,11 @@ def claim_verdict(claim: Claim, measured: list[Measured]) -> tuple[str, str]:
     return INCONCLUSIVE, summary
 
 
-def measure_all(claims: Iterable[Claim], records: Iterable[dict[str, Any]],
+def measure_all(claims: Iterable[Claim], records: "Records | Iterable[dict[str, Any]]",
                 variant: Callable[[str], str] = canonical_variant) -> list[tuple[Claim, str, str, list[Measured]]]:
-    """Every claim with its verdict, summary and measured checks."""
-    recs = Records(records)
-    cache: dict[str, str] = {}
-
-    def cached(spec: str) -> str:
-        if spec not in cache:
-            cache[spec] = variant(spec)
-        return cache[spec]
-
+    """Every claim with its verdict, summary and measured checks (`records`: run records, or them grouped)."""
+    recs = records if isinstance(records, Records) else Records(records)
+    cached = functools.lru_cache(maxsize=None)(variant)
     out = []
     for c in claims:
         ms = [measure_check(c, chk, d, recs, cached) for chk in c.checks for d in chk.datasets]
@@ -491,11 +486,8 @@ def curve_plot(curve: Curve, proto: int, series: dict[str, list[CurvePoint]], re
     ax.set_title(f"{curve.claim} on {curve.dataset} (protocol {proto})\n{curve.title}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, png_bytes(fig, dpi=PLOT_DPI, metadata={"Software": None}))
 
 
 # ---- rendering ----------------------------------------------------------------------------------------------
@@ -646,6 +638,7 @@ def missing_runs(results: list[tuple[Claim, str, str, list[Measured]]]) -> list[
 
 
 _COLOURS = {REPRODUCED: "tab:green", CONTRADICTED: "tab:red", INCONCLUSIVE: "tab:gray"}
+PLOT_DPI = 110
 PLOT_LIMIT = 0.05   # forest plots cut the Δ axis here (a collapsed seed can stretch an interval to ±1)
 
 
@@ -689,11 +682,8 @@ def forest_plot(paper: str, rows: list[Measured], path: Path) -> None:
                   f"(axis cut at ±{lim:.3g}; an arrowhead at the edge: the interval runs on)", fontsize=8)
     ax.set_title(f"{paper}: claims on test AUC (green reproduced, red contradicted, grey inconclusive)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, png_bytes(fig, dpi=PLOT_DPI, metadata={"Software": None}))
 
 
 def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
@@ -707,8 +697,9 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
     results_dir, out = Path(results_dir), Path(out)
     if not (results_dir / "runs").is_dir():
         raise LeanrecError(f"{results_dir}: no runs/ folder with run records (run `leanrec run` first)")
-    records = list(iter_records(results_dir))
-    results = measure_all(CLAIMS if claims is None else claims, records, variant)
+    recs = Records(iter_records(results_dir))
+    variant = functools.lru_cache(maxsize=None)(variant)   # specs parsed once, for the claims and the curves
+    results = measure_all(CLAIMS if claims is None else claims, recs, variant)
     plot_links: dict[str, str] = {}   # linked whether or not this call draws them, so the text never depends on it
     by_paper: dict[str, list[Measured]] = defaultdict(list)
     for c, _, _, ms in results:
@@ -721,7 +712,6 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
                 forest_plot(paper, rows, out.parent / name)
     from leanrec.claims_registry import CURVES
 
-    recs = Records(records)
     curve_links: dict[str, list[tuple[Curve, str]]] = defaultdict(list)
     for curve in CURVES if curves is None else curves:
         proto, series, refs = curve_points(curve, recs, variant)

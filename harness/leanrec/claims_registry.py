@@ -34,6 +34,8 @@ AUC_MARGIN = 0.001   # "a 0.001-level AUC difference is significant" (REACTION, 
 # ---- REACTION -----------------------------------------------------------------------------------------------
 R = "REACTION"
 DTF_CONTROL = "reaction-dtf:alpha=0,beta=0,gamma=0"   # DTF's towers, fusion losses off
+DTF_3 = "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]"              # a cohort of 3 towers
+DTF_4 = "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"   # and of 4
 REACTION = [
     Claim("R1", R, "Abstract; Table 1", "REACTION outperforms existing methods in accuracy on four benchmarks (highest "
           "AUC). Counterpart: REACTION against FinalMLP, the strongest of Table 1's baselines that leanrec has "
@@ -95,10 +97,10 @@ REACTION = [
     Claim("R10", R, "Tables 5-6", "Baseline + DTF improves as the tower cohort grows (2 → 4 towers), with "
           "diverse towers.",
           "Criteo Baseline+DTF AUC by row: 0.8154, 0.8167, 0.8178, 0.8187; UGC 0.8057, 0.8070, 0.8081, 0.8090.",
-          (Check("reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]", ">", "reaction-dtf", (CRITEO, AVAZU),
+          (Check(DTF_3, ">", "reaction-dtf", (CRITEO, AVAZU),
                  paper={CRITEO: 0.8167 - 0.8154}),
-           Check("reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]", ">",
-                 "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]", (CRITEO, AVAZU),
+           Check(DTF_4, ">",
+                 DTF_3, (CRITEO, AVAZU),
                  paper={CRITEO: 0.8178 - 0.8167}))),
     Claim("R11", R, "Tables 5-6", "The gain of DTF over independently trained towers grows with the cohort size.",
           "Criteo Rel. Imp 0.0022, 0.0025, 0.0029, 0.0031 (rows 1-4).",
@@ -422,8 +424,8 @@ CLAIMS: list[Claim] = REACTION + LIGHTFMP + SSR + IRAZOR
 
 # ---- curves: the "curves only" figures, drawn from the records next to their claims ----------------------------
 DTF_TOWERS = ((1, "reaction-baseline"), (2, "reaction-dtf"),
-              (3, "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]"),
-              (4, "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"))
+              (3, DTF_3),
+              (4, DTF_4))
 PRUNE = tuple((r, f"lightfmp-xdeepfm:prune_ratio={r}") for r in (0.0, 0.25, 0.5, 0.75))
 SSR_VIEWS = tuple((b, f"ssr-s:b={b}") for b in (1, 2, 4, 8, 16))
 CURVES: list[Curve] = [
@@ -449,4 +451,3 @@ CURVES: list[Curve] = [
             (("i-Razor", tuple((c, f"irazor:cpt={c}") for c in (0.1, 0.3, 0.5))),),
             reference=(("argmax (cpt = 0)", "irazor-argmax"),)) for d in (FG[AVAZU], FG[ML])),
 ]
-

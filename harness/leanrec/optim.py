@@ -275,6 +275,10 @@ class RowwiseAdagrad(_RowwiseOptimizer):
         p.index_add_(0, rows, values / (acc.sqrt().add_(group["eps"]).unsqueeze(1)), alpha=-group["lr"])
 
 
+ROWWISE_OPTIMIZERS: dict[str, type[_RowwiseOptimizer]] = {
+    "lazy_adam": RowwiseLazyAdam, "deferred_adam": DeferredAdam, "rowwise_adagrad": RowwiseAdagrad}
+
+
 def _constant_from(b1: float, b2: float) -> int:
     """The step from which Adam's bias corrections are 1 in float64 (β^s < 2^-54 for both betas), so that
     DeferredAdam's tail sums W[s] no longer change."""
@@ -328,28 +332,32 @@ class OptimizerChain:
         for o, s in zip(self.optimizers, states):
             o.load_state_dict(s)
 
-    def flush(self) -> None:
-        """Bring deferred updates up to date (see :class:`DeferredAdam`); a no-op for the other optimizers."""
-        flush_deferred(*self.optimizers)
-
     def sparse_parameters(self) -> list[nn.Parameter]:
         """Parameters updated row-wise: their embedding modules may produce sparse gradients."""
-        return [p for o in self.optimizers if isinstance(o, _RowwiseOptimizer)
-                for g in o.param_groups for p in g["params"]]
+        return _rowwise_parameters(self.optimizers)
 
 
-def flush_deferred(*optimizers: Any) -> None:
+def _members(optimizer: Any) -> list[Any]:
+    """The optimizers `optimizer` is made of: an :class:`OptimizerChain`'s, or itself."""
+    return optimizer.optimizers if isinstance(optimizer, OptimizerChain) else [optimizer]
+
+
+def _rowwise_parameters(optimizers: Iterable[Any]) -> list[nn.Parameter]:
+    return [p for o in optimizers if isinstance(o, _RowwiseOptimizer) for g in o.param_groups for p in g["params"]]
+
+
+def flush_deferred(optimizer: Any) -> None:
     """Apply the updates a :class:`DeferredAdam` (alone or in an :class:`OptimizerChain`) still owes to rows
     untouched since their last batch, so the weights are dense Adam's; a no-op for every other optimizer."""
-    for o in optimizers:
-        if isinstance(o, (DeferredAdam, OptimizerChain)):
+    for o in _members(optimizer):
+        if isinstance(o, DeferredAdam):
             o.flush()
 
 
 def embedding_optimizer_name(optimizer: Any) -> str:
     """Which embedding optimizer `optimizer` is (one of EMBEDDING_OPTIMIZERS but "auto", as resolved), for the
     record: a run configured "auto" says what it trained with; another optimizer is named by its class."""
-    names = {RowwiseLazyAdam: "lazy_adam", DeferredAdam: "deferred_adam", RowwiseAdagrad: "rowwise_adagrad"}
+    names = {cls: name for name, cls in ROWWISE_OPTIMIZERS.items()}
     if isinstance(optimizer, OptimizerChain):
         return next((names[type(o)] for o in optimizer.optimizers if type(o) in names), "adam")
     return "adam" if type(optimizer) is torch.optim.Adam else names.get(type(optimizer), type(optimizer).__name__)
@@ -388,8 +396,7 @@ def make_optimizer(model: nn.Module, cfg: Any, extra_groups: Sequence[dict[str, 
         return _adam([{"params": emb, "weight_decay": cfg.embedding_l2},
                       {"params": rest, "weight_decay": cfg.weight_decay}, *extra], cfg.lr)
     dense = _adam([{"params": rest, "weight_decay": cfg.weight_decay}, *extra], cfg.lr)
-    sparse_cls = {"lazy_adam": RowwiseLazyAdam, "deferred_adam": DeferredAdam, "rowwise_adagrad": RowwiseAdagrad}[kind]
-    sparse = sparse_cls(emb, lr=cfg.lr, weight_decay=cfg.embedding_l2)
+    sparse = ROWWISE_OPTIMIZERS[kind](emb, lr=cfg.lr, weight_decay=cfg.embedding_l2)
     return OptimizerChain([dense, sparse])
 
 
@@ -407,9 +414,8 @@ def _adam(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
 def use_sparse_gradients(model: nn.Module, optimizer: Any, on: bool) -> None:
     """Switch the embedding modules whose weights a row-wise optimizer updates to sparse gradients (or back),
     and hook (or unhook) their lookups for a :class:`DeferredAdam`."""
-    optimizers = optimizer.optimizers if isinstance(optimizer, OptimizerChain) else [optimizer]
-    sparse = {id(p) for o in optimizers if isinstance(o, _RowwiseOptimizer) for g in o.param_groups
-              for p in g["params"]}
+    optimizers = _members(optimizer)
+    sparse = {id(p) for p in _rowwise_parameters(optimizers)}
     tables = [t for t in embedding_tables(model) if id(t.weight) in sparse]
     for t in tables:
         t.sparse = on

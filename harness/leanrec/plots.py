@@ -173,12 +173,12 @@ def auc_vs_params_figure(rows: Sequence[Row], title: str) -> Figure | None:
     return fig
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG bytes (closed afterwards)."""
+def png_bytes(fig: Figure, *, dpi: int = DPI, metadata: dict | None = None) -> bytes:
+    """The figure as PNG bytes (closed afterwards); `metadata` as matplotlib's savefig takes it."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=dpi, metadata=metadata)
     plt.close(fig)
     return buf.getvalue()
 
