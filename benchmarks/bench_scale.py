@@ -10,7 +10,7 @@
 2. leanrec, each stage in its own process (wall time, peak RSS): `leanrec stats FILE --dataset CARD`,
    `leanrec data prepare CARD` into a fresh cache; then, from that cache, one training epoch (batch 1024)
    of DNN [400,400,400] and of DeepFM with exact dense Adam (`embedding_optimizer=adam`) and with the
-   row-wise path (`lazy_adam`; DNN also with `deferred_adam`, dense Adam's updates at row-wise cost), with the
+   row-wise path (`lazy_adam`, and `deferred_adam`: dense Adam's updates at row-wise cost), with the
    harness trainer (`RunContext.train`: the same trainer `leanrec run`
    uses, without the record's extra measurements), one validation at the end of the epoch (timed apart and
    excluded from samples/s), then scoring of the test split; and an MLP-only step on the same shapes
@@ -66,8 +66,9 @@ COLUMNS = ["label", *INT_COLS, *CAT_COLS]
 HIDDEN = [400, 400, 400]
 BATCH = 1024
 TRAIN_VARIANTS = [("dnn", "adam"), ("dnn", "lazy_adam"), ("dnn", "deferred_adam"), ("deepfm", "adam"),
-                  ("deepfm", "lazy_adam")]
-STAGES = ["stats", "prepare", "mlp", *(f"{m}-{o}" for m, o in TRAIN_VARIANTS), "fuxictr-prep",
+                  ("deepfm", "lazy_adam"), ("deepfm", "deferred_adam")]
+TRAIN_STAGES = [f"{m}-{o}" for m, o in TRAIN_VARIANTS]
+STAGES = ["stats", "prepare", "mlp", *TRAIN_STAGES, "fuxictr-prep",
           "fuxictr-parquet", "fuxictr-npz"]
 # issue 18's targets (2 threads, 39 fields, ~2M embedding rows, DNN [400,400,400], batch 1024)
 TARGET_SAMPLES_PER_S = 40_000.0
@@ -435,6 +436,8 @@ def summarize(stages: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]
             d, s = ms(f"{m}-adam"), ms(f"{m}-{o}")
             if d and s:
                 ratios[f"{m}: dense Adam ms/step / {name} ms/step"] = d / s
+        if ms(f"{m}-deferred_adam") and ms(f"{m}-lazy_adam"):
+            ratios[f"{m}: deferred Adam ms/step / lazy Adam ms/step"] = ms(f"{m}-deferred_adam") / ms(f"{m}-lazy_adam")
         for o in ("adam", "lazy_adam", "deferred_adam"):
             if ms(f"{m}-{o}") and ms("mlp"):
                 ratios[f"{m} {o}: ms/step / MLP-only ms/step"] = ms(f"{m}-{o}") / ms("mlp")
@@ -554,7 +557,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def expand_stages(text: str, skip_fuxictr: bool) -> list[str]:
-    groups = {"leanrec": ["stats", "prepare", "mlp", *STAGES[3:7]], "train": STAGES[3:7],
+    groups = {"leanrec": ["stats", "prepare", "mlp", *TRAIN_STAGES], "train": TRAIN_STAGES,
               "fuxictr": ["fuxictr-prep", "fuxictr-parquet", "fuxictr-npz"]}
     want: list[str] = []
     for item in (x.strip() for x in text.split(",") if x.strip()):
