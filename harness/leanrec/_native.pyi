@@ -63,6 +63,11 @@ def count_delimited(path: str | PathLike[str], *, offset: int, first_line: int, 
                     gzip: bool = False) -> tuple[int, int, tuple[int, int | None, str] | None]:
     """Count a CSV/TSV file from byte `offset` straight into the accumulators; returns (rows counted, bad rows
     skipped, first bad row as (line, column index or None, message))."""
+def count_parquet(path: str | PathLike[str], *, labels: list[str], fields: list[tuple[FieldAccumulator, str, bool]],
+                  numeric: list[tuple[NumericAccumulator, str]], threads: int | None = None,
+                  progress: Callable[[int, int], object] | None = None) -> str | None:
+    """Count a Parquet file of integer columns straight into the accumulators; None when counted, else why the
+    file was declined (the accumulators may then hold part of it)."""
 def dropout(x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], p: float, seed: int) -> None:
     """Inverted dropout of contiguous float32 `x` into `out` with a counter-based mask drawn from `seed`."""
 def count_arrow_batch(fields: list[tuple[FieldAccumulator, Any, bool]], numeric: list[tuple[NumericAccumulator, Any]],

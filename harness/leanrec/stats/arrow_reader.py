@@ -92,7 +92,14 @@ def read_batches(path: Path, fmt: str, names: Sequence[str] | None, on_bad_rows:
 
         # pre_buffer=False: read column chunks as batches need them instead of a whole row group's
         # bytes at once (peak reader memory ~230 MB instead of ~730 MB on 1M-row, 21-column row groups)
-        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=65536)
+        rows = 0
+        try:
+            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=65536):
+                yield batch
+                rows += batch.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:  # a damaged file: which one, and after how many good rows
+            raise DataError(f"cannot read the Parquet file after row {rows}: {exc}".replace("\n", " "),
+                            path=state.path) from None
     else:
         import pyarrow.ipc as ipc
 

@@ -75,6 +75,49 @@ def count_delimited(path: Path, fmt: str, names: Sequence[str] | None, acc: Tabl
     acc.bad_rows += bad
 
 
+def _signed_int(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) and pa.types.is_signed_integer(t)
+
+
+def _parquet_spec(path: Path, spec_args: dict[str, Any]) -> Spec | None:
+    """The field spec of a Parquet file whose columns are all integers, from its schema alone (inference looks
+    only at the types then); None for other files (the first batch decides, on the Arrow path)."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    if not all(pa.types.is_integer(t) for t in schema.types):
+        return None
+    empty = pa.record_batch([pa.array([], type=t) for t in schema.types], schema=schema)
+    return infer_spec(empty, path=str(path), **spec_args)
+
+
+def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any) -> TableAccumulator | None:
+    """Count a Parquet file of signed integer columns natively (leanrec_core::parquet: pages decoded in Rust,
+    dictionary pages counted by index), into a fresh accumulator; None when the file is not such a file
+    (another column type, pairs, a null or non-0/1 label, ...) and the Arrow path must count it. Both paths
+    give the same accumulator (tests/test_stats_parquet.py)."""
+    import pyarrow.parquet as pq
+
+    if spec.pairs or spec.strings:
+        return None
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None   # the Arrow path reports it
+    for col in (*spec.labels, *spec.fields):
+        i = schema.get_field_index(col)
+        if i < 0 or not _signed_int(schema.field(i).type):
+            return None
+    acc = TableAccumulator(spec, threads)
+    declined = _native.count_parquet(
+        str(path), labels=list(spec.labels), fields=[(acc.cat[f], f, f in acc.numeric_set) for f in spec.fields],
+        numeric=[(acc.num[f], f) for f in spec.numeric], threads=threads, progress=progress)
+    return None if declined else acc
+
+
 def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] | None, spec: Spec | None,
                 spec_args: dict[str, Any], threads: int | None, on_bad_rows: BadRows,
                 batch_rows: int | None = None, progress: Any = None, reader: str = "native") -> TableAccumulator:
@@ -93,6 +136,15 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
                 acc = TableAccumulator(spec or infer_spec(first, path=str(path), **spec_args), threads)
             count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
             continue
+        if file_fmt == "parquet" and reader == "native":
+            file_spec = acc.spec if acc is not None else spec or _parquet_spec(path, spec_args)
+            counted = count_parquet(path, file_spec, threads, progress) if file_spec is not None else None
+            if counted is not None:
+                if acc is None:
+                    acc = counted
+                else:
+                    acc.merge(counted)
+                continue
         as_is: dict[pa.Schema, bool] = {}
         # the reader decodes the next batch on its own thread while this one is counted; closing() stops
         # it at once when counting stops early (a bad row), not when the traceback is dropped

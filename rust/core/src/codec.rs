@@ -11,10 +11,17 @@ pub const VERSION: u16 = 1;
 /// Pair blobs are version 2: null sides are stored as flags (version 1 folded nulls into the key
 /// u64::MAX, which collided with the integer -1), so version-1 pair blobs are rejected.
 pub const VERSION_PAIR: u16 = 2;
+/// Numeric blobs are version 2: integers are summed exactly apart from the other values (version 1 held
+/// float moments only), so version-1 numeric blobs are rejected.
+pub const VERSION_NUM: u16 = 2;
 
 /// Format version written and required for an accumulator kind.
 pub fn version(kind: u8) -> u16 {
-    if kind == KIND_PAIR { VERSION_PAIR } else { VERSION }
+    match kind {
+        KIND_PAIR => VERSION_PAIR,
+        KIND_NUM => VERSION_NUM,
+        _ => VERSION,
+    }
 }
 
 pub const KIND_CAT: u8 = 1;

@@ -258,6 +258,43 @@ impl FieldCounter {
         self.acc.update(keys, valid, pats, raw)
     }
 
+    /// Add the counts of a dictionary-encoded chunk of integers counted elsewhere (a Parquet column chunk):
+    /// `counts` holds one row of 2^L cells per slot (slot 0: null rows, slot j + 1: `values[j]`), keyed by
+    /// `map`; `rows`: the rows counted. The entries go to the dense table when their values fit it (as
+    /// [`count_ints_in`](Self::count_ints_in) counts them), else to the accumulator under the same keys.
+    pub fn add_dictionary_counts(&mut self, rows: u64, counts: &[u64], values: &[i64], map: KeyMap) -> Result<()> {
+        let p = 1usize << self.acc.config().n_labels;
+        let used = |c: &[u64]| c.iter().any(|&x| x != 0);
+        let slots: Vec<(usize, &[u64])> = counts.chunks_exact(p).enumerate().filter(|(_, c)| used(c)).collect();
+        let (lo, hi) = slots.iter().filter(|(s, _)| *s > 0)
+            .fold((i64::MAX, i64::MIN), |(lo, hi), (s, _)| (lo.min(values[s - 1]), hi.max(values[s - 1])));
+        let direct = rows < u32::MAX as u64 && self.start(rows as usize, map);
+        if direct && (slots.iter().all(|(s, _)| *s == 0) || (lo >= 0 && self.fits(hi as u64))) {
+            let top = if hi >= 0 { hi as usize + 2 } else { 1 };
+            self.dense.reserve(top, self.acc.config().dense_capacity() as usize + 1);
+            for (s, c) in &slots {
+                let code = if *s == 0 { 0 } else { values[s - 1] as usize + 1 };
+                self.dense.add(code, c);
+            }
+            self.pending += rows;
+            return Ok(());
+        }
+        if !direct {
+            self.rows += rows;
+        }
+        let mut nulls = vec![0u64; p];
+        for (s, c) in slots {
+            if s == 0 {
+                nulls.iter_mut().zip(c).for_each(|(a, &b)| *a += b);
+            } else {
+                let v = values[s - 1];
+                let key = if map == KeyMap::Float { float_key(v as f64) } else { v as u64 };
+                self.acc.add_counts(key, c, None)?;
+            }
+        }
+        self.acc.add_nulls(&nulls)
+    }
+
     /// Count a dictionary-encoded column: the rows' dictionary indices (`valid` clear = null) are counted
     /// into a table of the dictionary's size, then each used entry is added once under `key(j)` (None: a
     /// null dictionary value) with raw bytes `raw(j)` when values are kept. For dictionaries no larger
@@ -389,6 +426,14 @@ impl DenseCounter {
                     *o += x;
                 }
             }
+        }
+    }
+
+    /// Add `counts` (one per label pattern) to code `code`'s cells (room for it must be reserved).
+    pub(crate) fn add(&mut self, code: usize, counts: &[u64]) {
+        let base = code << self.shift;
+        for (k, &c) in counts.iter().enumerate() {
+            self.cells[base + k] += c as u32;
         }
     }
 

@@ -24,6 +24,7 @@ pub mod info;
 pub mod mask;
 pub mod matrix;
 pub mod numeric;
+pub mod parquet;
 pub mod pair;
 pub mod sum;
 

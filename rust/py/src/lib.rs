@@ -154,12 +154,13 @@ struct NumericAccumulator {
 
 fn num_dict<'py>(py: Python<'py>, s: &core::NumericAcc) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("count", s.count)?;
+    let m = s.summary();
+    d.set_item("count", m.count)?;
     d.set_item("nulls", s.nulls)?;
-    d.set_item("mean", if s.count > 0 { s.mean } else { f64::NAN })?;
+    d.set_item("mean", if m.count > 0 { m.mean } else { f64::NAN })?;
     d.set_item("variance", s.variance())?;
-    d.set_item("min", if s.count > 0 { s.min } else { f64::NAN })?;
-    d.set_item("max", if s.count > 0 { s.max } else { f64::NAN })?;
+    d.set_item("min", if m.count > 0 { m.min } else { f64::NAN })?;
+    d.set_item("max", if m.count > 0 { m.max } else { f64::NAN })?;
     d.set_item("zero_share", s.zero_share())?;
     Ok(d)
 }
@@ -463,6 +464,63 @@ fn count_delimited(
     Ok((out.rows, out.bad_rows, out.first_bad.map(|b| (b.line, b.column, b.message))))
 }
 
+/// Count a Parquet file of integer columns straight into the accumulators (see `leanrec_core::parquet`):
+/// `labels` are column names in label-bit order; `fields` (accumulator, column, counted by float value) and
+/// `numeric` (summary, column; each also in `fields`). `progress(rows, 0)` is called after each row group.
+/// Returns None when counted, or why the file was declined (another column type or encoding, a null or
+/// non-0/1 label, ...): the accumulators may then hold part of the file, so pass fresh ones and drop them.
+#[pyfunction]
+#[pyo3(signature = (path, *, labels, fields, numeric, threads=None, progress=None))]
+fn count_parquet(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    labels: Vec<String>,
+    fields: Vec<(Py<FieldAccumulator>, String, bool)>,
+    numeric: Vec<(Py<NumericAccumulator>, String)>,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Option<String>> {
+    if let Some((_, c)) = numeric.iter().find(|(_, c)| !fields.iter().any(|f| &f.1 == c)) {
+        return Err(PyValueError::new_err(format!("numeric column {c:?} is not among the fields")));
+    }
+    let mut cat = Vec::new();
+    for (acc, _, _) in &fields {
+        cat.push(take_cat(py, acc)?);
+    }
+    let mut num: Vec<core::NumericAcc> = numeric.iter().map(|(a, _)| take_num(py, a)).collect();
+    let mut interrupted: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let mut sums: Vec<Option<&mut core::NumericAcc>> = num.iter_mut().map(Some).collect();
+        let mut jobs: Vec<core::parquet::Job> = fields.iter().zip(cat.iter_mut()).map(|((_, column, is_num), counter)| {
+            let summary = numeric.iter().position(|(_, c)| c == column).and_then(|i| sums[i].take());
+            core::parquet::Job { column: column.clone(), counter, numeric: *is_num, summary }
+        }).collect();
+        let mut report = |rows: u64| -> core::Result<()> {
+            Python::attach(|py| -> PyResult<()> {
+                py.check_signals()?;
+                if let Some(cb) = &progress {
+                    cb.call1(py, (rows, 0u64))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| {
+                interrupted = Some(e);
+                core::Error::Input("interrupted".into())
+            })
+        };
+        core::with_threads(threads, || core::parquet::count_file(&path, &labels, &mut jobs, &mut report)).and_then(|r| r)
+    });
+    restore(py, fields.iter().map(|f| &f.0).zip(cat), numeric.iter().map(|f| &f.0).zip(num), std::iter::empty());
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    match result {
+        Ok(_) => Ok(None),
+        Err(core::Error::Unsupported(why)) => Ok(Some(why)),
+        Err(e) => Err(err(e)),
+    }
+}
+
 // ---------------------------------------------------------------- 1-D measures
 
 fn keys_no_nulls(x: PyArray, what: &str) -> PyResult<Vec<u64>> {
@@ -687,6 +745,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(update_batch, m)?,
         wrap_pyfunction!(count_arrow_batch, m)?,
         wrap_pyfunction!(count_delimited, m)?,
+        wrap_pyfunction!(count_parquet, m)?,
         wrap_pyfunction!(entropy, m)?,
         wrap_pyfunction!(mutual_info, m)?,
         wrap_pyfunction!(conditional_mutual_info, m)?,
