@@ -28,8 +28,8 @@ def stats_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress indicator."),
     estimator: str = typer.Option("plugin", "--estimator",
                                   help="plugin | miller-madow (bias-corrected; plug-in MI favours many-valued fields)."),
-    reader: str = typer.Option("native", "--reader", help="CSV/TSV reader: native (parsed and counted in Rust) | "
-                               "arrow (pyarrow record batches); same results."),
+    reader: str = typer.Option("native", "--reader", help="File reader: native (CSV/TSV parsed and Parquet integer "
+                               "pages counted in Rust) | arrow (pyarrow record batches); same results."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Count the shard files on a local Dask cluster of N worker processes "
                                           "(one task per file; same result as one process)."),

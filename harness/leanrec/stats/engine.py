@@ -56,8 +56,9 @@ def compute(source: str | Path | Sequence[str | Path] | None = None, *, dataset:
     on_bad_rows: 'error' raises DataError naming file, line and column; 'skip' counts them in
         `report.bad_rows`.  batch_rows: re-slice batches (results do not depend on it).
     estimator: "plugin" (default) or "miller-madow" (bias-corrected entropy/MI, see docs/stats.md).
-    reader: CSV/TSV reader: "native" (default; parsed and counted in Rust, several times faster) or
-        "arrow" (pyarrow record batches). Both give the same counts, bad-row rules and messages.
+    reader: "native" (default; CSV/TSV parsed and counted in Rust, and Parquet files of integer columns
+        read page by page in Rust, several times faster) or "arrow" (pyarrow record batches). Both give the
+        same results, bad-row rules and messages.
     """
     if on_bad_rows not in ("error", "skip"):
         raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
