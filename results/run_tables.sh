@@ -36,7 +36,8 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
-#                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale (issue 21's claim runs; not part of `all`)
+#                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
+#                  | claims-fg (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -148,6 +149,21 @@ if [[ $what == claims-movielens ]]; then  # ~2 min a run on one core (80K traini
   run movielens-100k adafs autofield dnn:embedding_dim=30 lasso mvfs optfs pca lightfmp-wide-deep:weight_transfer=false \
     lightfmp-xdeepfm:prune_ratio=0.0 lightfmp-xdeepfm:prune_ratio=0.25 lightfmp-xdeepfm:prune_ratio=0.75 \
     reaction-afe:keep_ratio=0.5
+fi
+# SSR-D at its paper defaults (b = 16, d_v = 256: ~20M backbone parameters, ~70 s a seed on the Avazu head,
+# minutes on Frappe and MovieLens) and its Table 4-5 ablations on the Avazu head (CLAIMS.md S2, S5-S13; the
+# Criteo head's are in claims-criteo).
+if [[ $what == claims-ssr-d ]]; then
+  MAXBS=256 run avazu ssr-d ssr-d:filter=none ssr-d:filter=topk ssr-d:ics_alpha=0.01 ssr-d:ics_alpha=0.5 \
+    ssr-d:ics_gamma=false ssr-d:ics_iters=1 ssr-d:ics_iters=2
+  run frappe ssr-d
+  run movielens-100k ssr-d
+fi
+# i-Razor's cpt / lambda sweep on MovieLens-FG (I8; ~6 min a run on one core) and its variants without the
+# 0-dim candidate on Criteo-FG (I6; ~2.5 min a run).
+if [[ $what == claims-fg ]]; then
+  DATA=cross_fields=true MAXBS=256 run criteo irazor-argmax:zero_dim=false irazor:zero_dim=false
+  DATA=cross_fields=true run movielens-100k irazor:cpt=0.1 irazor:cpt=0.5 irazor:reg_lambda=0.01
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["__version__", "HASH_SEED", "FieldAccumulator", "NumericAccumulator", "PairAccumulator", "update_batch",
-           "count_delimited", "entropy", "mutual_info", "conditional_mutual_info", "chi2", "independence_bias",
+           "count_delimited", "count_parquet", "entropy", "mutual_info", "conditional_mutual_info", "chi2", "independence_bias",
            "value_counts", "matrix_field_stats", "matrix_pair_stats", "dropout", "count_arrow_batch"]
 
 __version__: str

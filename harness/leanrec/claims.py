@@ -134,7 +134,7 @@ class Check:
     '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
     `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
     results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
-    say (see `SECTION_OF_VARIANT`)."""
+    say (see `SECTION_SPECS`)."""
 
     a: str
     op: str
@@ -223,14 +223,53 @@ DATASETS: dict[str, DatasetRun] = {
     SYNTHETIC_1M: DatasetRun("-d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30", "ssr-scale",
                              seeds=3, max_epochs=1),
 }
-# variants that results/run_tables.sh runs in a section other than their dataset's
-SECTION_OF_VARIANT: dict[tuple[str, str], str] = {
-    **{("criteo", v): "ssr-scaling" for v in ("ssr-s[b=1]", "ssr-s[b=2]", "ssr-s[b=4]", "ssr-s[b=8]")},
-    **{("criteo", v): "criteo-extra" for v in ("ssr-d", "irazor[backbone=deepfm]", "irazor[backbone=ipnn]",
-                                                "irazor[backbone=xdeepfm]")},
-    **{("criteo", v): "afe-options" for v in ("reaction[estimator=shuffle,lookahead=true]",
-                                              "reaction-afe[estimator=shuffle,lookahead=true]")},
+# variants that results/run_tables.sh runs in a section other than their dataset's: section -> dataset -> the
+# `-m` specs as that section passes them (canonicalised when first looked up, see `section_of`)
+_SSR_D_PAPER = ("ssr-d:filter=none", "ssr-d:filter=topk", "ssr-d:ics_alpha=0.01", "ssr-d:ics_alpha=0.5",
+                "ssr-d:ics_gamma=false", "ssr-d:ics_iters=1", "ssr-d:ics_iters=2")
+_SELECTORS_ADDED = ("adafs", "autofield", "lasso", "mvfs", "optfs", "pca")
+SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ssr-scaling": {"criteo": ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8")},
+    "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},
+    "afe-options": {"criteo": ("reaction:estimator=shuffle,lookahead=true",
+                               "reaction-afe:estimator=shuffle,lookahead=true")},
+    "claims-criteo": {"criteo": (
+        "dnn:embedding_dim=30", "dnn:hidden=[1024,1024,1024]", "irazor:candidates=[0,1,3,6,10,15,21,28]",
+        "irazor:candidates=[0,4,8,12,16,20,24,28]", "lightfmp-wide-deep:weight_transfer=false",
+        "lightfmp-xdeepfm:pretrain_rows=4000", "lightfmp-xdeepfm:pretrain_rows=500", "lightfmp-xdeepfm:prune_ratio=0.0",
+        "lightfmp-xdeepfm:prune_ratio=0.25", "lightfmp-xdeepfm:prune_ratio=0.75", "reaction-afe:keep_ratio=0.5",
+        "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]",
+        "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]", "ssr-d:b=1", *_SSR_D_PAPER, "ssr-s:filter=dropout")},
+    "claims-avazu": {"avazu": (
+        "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm", "dnn:embedding_dim=30",
+        "dnn:hidden=[1024,1024,1024]", "irazor:candidates=[0,1,3,6,10,15,21,28]",
+        "irazor:candidates=[0,4,8,12,16,20,24,28]", "lightfmp-wide-deep:weight_transfer=false",
+        "reaction-afe:keep_ratio=0.5", "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]",
+        "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]", "ssr-d:b=1", "ssr-d:b=8,d_v=64",
+        "ssr-s:filter=dropout", "fwfm", "wide-deep", "ipnn", "xdeepfm", "dcnv2", "autoint-plus", "fibinet",
+        "finalmlp", "wukong", "rankmixer", "reaction-er", "reaction-kd", "reaction-dtf",
+        "reaction-dtf:alpha=0,beta=0,gamma=0", "reaction-afe", "lightfmp-wide-deep", "lightfmp-ipnn",
+        "lightfmp-xdeepfm", "lightfmp:weight_transfer=false", *_SELECTORS_ADDED),
+        "avazu[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false", "irazor:cpt=0.1",
+                                     "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
+    "claims-movielens": {"movielens-100k": (
+        "dnn:embedding_dim=30", "lightfmp-wide-deep:weight_transfer=false", "lightfmp-xdeepfm:prune_ratio=0.0",
+        "lightfmp-xdeepfm:prune_ratio=0.25", "lightfmp-xdeepfm:prune_ratio=0.75", "reaction-afe:keep_ratio=0.5",
+        *_SELECTORS_ADDED)},
+    "claims-ssr-d": {"avazu": ("ssr-d", *_SSR_D_PAPER), "frappe": ("ssr-d",), "movielens-100k": ("ssr-d",)},
+    "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
+                  "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }
+_SECTION_OF: dict[tuple[str, str], str] = {}
+
+
+def section_of(dataset: str, variant: str) -> str:
+    """The results/run_tables.sh section that runs `variant` (canonical) on `dataset`."""
+    if not _SECTION_OF:
+        _SECTION_OF.update({(d, canonical_variant(spec)): section for section, by_dataset in SECTION_SPECS.items()
+                            for d, specs in by_dataset.items() for spec in specs})
+    found = _SECTION_OF.get((dataset, variant))
+    return found or (DATASETS[dataset].section if dataset in DATASETS else "?")
 
 
 def run_command(dataset: str, specs: Iterable[str]) -> str:
@@ -365,8 +404,7 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     va, vb = variant(check.a), variant(check.b)
     m = Measured(claim, check, dataset, va, vb, NOT_RUN)
     m.sections = [check.section] if check.section else sorted(
-        {SECTION_OF_VARIANT.get((dataset, v)) or (DATASETS[dataset].section if dataset in DATASETS else "?")
-         for v in (va, vb)})
+        {section_of(dataset, v) for v in (va, vb)})
     proto = recs.protocol_for(dataset, (va, vb))
     if proto is None:
         missing = {v: spec for v, spec in ((va, check.a), (vb, check.b)) if not recs.protocols.get((dataset, v))}
