@@ -310,14 +310,14 @@ fn plain_ints(data: &[u8], physical: Physical, n: usize) -> Result<Vec<i64>> {
     })
 }
 
-/// Values of the page's non-null rows spread over its rows (nulls as 0).
-fn spread(values: Vec<i64>, lv: &Levels) -> Vec<i64> {
+/// Values of the page's non-null rows spread over its rows (nulls as 0: for dictionary slots, the null slot).
+fn spread<T: Copy + Default>(values: Vec<T>, lv: &Levels) -> Vec<T> {
     let Some(bits) = &lv.valid else { return values };
-    let mut out = vec![0i64; lv.rows];
+    let mut out = vec![T::default(); lv.rows];
     let mut it = values.into_iter();
     for (r, o) in out.iter_mut().enumerate() {
         if (bits[r / 8] >> (r % 8)) & 1 == 1 {
-            *o = it.next().unwrap_or(0);
+            *o = it.next().unwrap_or_default();
         }
     }
     out
@@ -329,19 +329,6 @@ enum Step<'a> {
     Dictionary(Vec<i64>),
     /// A data page starting at row `r0` of the row group, with its levels.
     Data(usize, &'a Page, &'a Levels),
-}
-
-/// Dictionary slots (index + 1) of the page's non-null rows spread over its rows (nulls as slot 0).
-fn spread_slots(slots: Vec<u32>, lv: &Levels) -> Vec<u32> {
-    let Some(bits) = &lv.valid else { return slots };
-    let mut out = vec![0u32; lv.rows];
-    let mut it = slots.into_iter();
-    for (r, o) in out.iter_mut().enumerate() {
-        if (bits[r / 8] >> (r % 8)) & 1 == 1 {
-            *o = it.next().unwrap_or(0);
-        }
-    }
-    out
 }
 
 /// Walk a column chunk's pages: the dictionary, then each data page with its levels.
@@ -445,7 +432,7 @@ fn count_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], job: &mut Jo
             e if is_dictionary(e) => {
                 let mut idx = indices(page, lv, dict.len())?;
                 idx.iter_mut().for_each(|i| *i += 1);
-                let slots = spread_slots(idx, lv);
+                let slots = spread(idx, lv);
                 table.count_with(|r| slots[r] as usize, 0, lv.rows, rows);
                 dict_rows += lv.rows as u64;
             }
