@@ -129,3 +129,20 @@ def test_corrupt_file_is_a_data_error_naming_the_file(tmp_path: Path):
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match="broken.parquet"):
         S.compute(path, label="label", progress=False)
+
+
+def test_progress_bar_knows_parquet_rows(tmp_path: Path):
+    from leanrec.stats.progress import parquet_rows, progress_bar
+
+    for i, n in enumerate([300, 450]):
+        pq.write_table(pa.table({"label": [0, 1] * (n // 2), "a": list(range(n))}), tmp_path / f"p{i}.parquet",
+                       row_group_size=100)
+    files = sorted(tmp_path.glob("*.parquet"))
+    assert parquet_rows(files, None) == 750
+    (tmp_path / "t.csv").write_text("label,a\n0,1\n")
+    assert parquet_rows([*files, tmp_path / "t.csv"], None) is None
+    (tmp_path / "t.csv").unlink()
+    with progress_bar(files, None, "native") as advance:  # advances by rows (the reader reports no bytes)
+        advance(100, 0)
+    report = S.compute(tmp_path, label="label", format="parquet", progress=True)
+    assert report.rows == 750
