@@ -146,3 +146,47 @@ def test_progress_bar_knows_parquet_rows(tmp_path: Path):
         advance(100, 0)
     report = S.compute(tmp_path, label="label", format="parquet", progress=True)
     assert report.rows == 750
+
+
+def test_late_decline_takes_its_progress_back(tmp_path: Path):
+    """A label that is not 0/1 in the last row group: the native reader has reported the earlier row groups,
+    declines, and the Arrow path reports the error; the progress never counts a row twice."""
+    lab = np.zeros(1000, dtype=np.int64)
+    lab[::3] = 1
+    lab[-1] = 2
+    pq.write_table(pa.table({"label": lab, "a": np.arange(1000) % 7}), tmp_path / "t.parquet", row_group_size=100)
+    seen: list[int] = []
+    counted = counting.count_parquet(tmp_path / "t.parquet", counting._parquet_spec(
+        tmp_path / "t.parquet", dict(labels=["label"], fields=None, numeric=None, pairs=False, budget=1 << 26,
+                                     hll_precision=12)), 2, lambda rows, nbytes: seen.append(rows))
+    assert counted is None and sum(seen) == 0 and max(seen) > 0
+
+
+def test_empty_and_dictionary_typed_files_go_the_arrow_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    pq.write_table(pa.table({"label": pa.array([], pa.int64()), "a": pa.array([], pa.int64())}), tmp_path / "e.parquet")
+    assert counting.count_parquet(tmp_path / "e.parquet", counting._parquet_spec(
+        tmp_path / "e.parquet", dict(labels=["label"], fields=None, numeric=None, pairs=False, budget=1 << 26,
+                                     hll_precision=12)), 2, None) is None
+    # an Arrow dictionary of integers: the native reader takes the file only where pyarrow reads the column
+    # back as integers, and both paths agree either way
+    t = pa.table({"label": [0, 1, 1, 0] * 50, "a": pa.array([3, 5, 3, 9] * 50).dictionary_encode()})
+    pq.write_table(t, tmp_path / "d.parquet")
+    native, counted, arrow = compute_both(tmp_path / "d.parquet", monkeypatch, label="label")
+    assert counted == pa.types.is_integer(pq.ParquetFile(tmp_path / "d.parquet").schema_arrow.field("a").type)
+    assert_same(native, arrow)
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_required_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, dictionary: bool):
+    """Non-nullable columns: pages without definition levels."""
+    rng = np.random.default_rng(11)
+    schema = pa.schema([pa.field("label", pa.int32(), nullable=False), pa.field("a", pa.int64(), nullable=False),
+                        pa.field("b", pa.int16(), nullable=False)])
+    t = pa.table({"label": rng.integers(0, 2, 2000).astype(np.int32), "a": rng.integers(-50, 5000, 2000),
+                  "b": rng.integers(0, 3, 2000).astype(np.int16)}, schema=schema)
+    pq.write_table(t, tmp_path / "r.parquet", data_page_version=version, use_dictionary=dictionary,
+                   data_page_size=512, row_group_size=700)
+    native, counted, arrow = compute_both(tmp_path / "r.parquet", monkeypatch, label="label", threads=2)
+    assert counted
+    assert_same(native, arrow)

@@ -104,17 +104,28 @@ def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any) ->
     if spec.pairs or spec.strings:
         return None
     try:
-        schema = pq.read_schema(path)
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow   # the types the Arrow path reads (dictionary, timestamp, ... kept)
     except (pa.ArrowInvalid, OSError):
         return None   # the Arrow path reports it
+    if file.metadata.num_rows == 0:
+        return None   # no batches: the Arrow path skips the file, as it does any empty file
     for col in (*spec.labels, *spec.fields):
         i = schema.get_field_index(col)
         if i < 0 or not _signed_int(schema.field(i).type):
             return None
     acc = TableAccumulator(spec, threads)
+    reported = [0]
+
+    def advance(rows: int, nbytes: int) -> None:
+        reported[0] += rows
+        progress(rows, nbytes)
     declined = _native.count_parquet(
         str(path), labels=list(spec.labels), fields=[(acc.cat[f], f, f in acc.numeric_set) for f in spec.fields],
-        numeric=[(acc.num[f], f) for f in spec.numeric], threads=threads, progress=progress)
+        numeric=[(acc.num[f], f) for f in spec.numeric], threads=threads,
+        progress=advance if progress is not None else None)
+    if declined and progress is not None:
+        progress(-reported[0], 0)   # the Arrow path counts these rows again
     return None if declined else acc
 
 

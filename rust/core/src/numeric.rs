@@ -33,6 +33,12 @@ impl Default for Moments {
 impl Moments {
     /// Chan et al.'s pairwise merge.
     pub fn merge(&mut self, o: &Moments) {
+        if self.count == 0 {
+            // nothing to weigh against: take the other as it is (the formula below would round its mean, and
+            // give NaN where d * d overflows)
+            *self = Moments { min: self.min.min(o.min), max: self.max.max(o.max), ..*o };
+            return;
+        }
         let n = self.count + o.count;
         if o.count > 0 {
             let d = o.mean - self.mean;
@@ -148,15 +154,22 @@ impl ExactInts {
         self.zeros += o.zeros;
     }
 
-    /// Mean and sum of squared deviations, each computed from the exact sums with one or two roundings
-    /// (m2 = (n * Σx² - (Σx)²) / n, its numerator exact in 256 bits).
+    /// Mean and sum of squared deviations, computed from the exact sums with a few roundings at the end
+    /// (m2 = (n * Σx² - (Σx)²) / n, its numerator exact in 256 bits and rounded once per 64-bit limb).
     pub fn moments(&self) -> Moments {
         if self.count == 0 {
             return Moments::default();
         }
         let n = self.count as i128;
-        let (q, r) = (self.sum.div_euclid(n), self.sum.rem_euclid(n));
-        let mean = q as f64 + r as f64 / n as f64;
+        // |sum| <= 2^53: one correctly rounded division; beyond, on the magnitude (so the sign never changes
+        // the rounding): its whole part is exact (|mean| <= 2^53) and the remainder adds the fraction
+        let mean = if self.sum.unsigned_abs() <= EXACT_LIMIT as u128 {
+            self.sum as f64 / self.count as f64
+        } else {
+            let (q, r) = (self.sum.unsigned_abs() / n as u128, self.sum.unsigned_abs() % n as u128);
+            let m = q as f64 + r as f64 / n as f64;
+            if self.sum < 0 { -m } else { m }
+        };
         let sq = [self.sq_lo as u64, (self.sq_lo >> 64) as u64, self.sq_hi, 0];
         let num = sub_u256(mul_u256_u64(sq, self.count), square_u128(self.sum.unsigned_abs()));
         Moments { count: self.count, mean, m2: u256_f64(num) / n as f64, min: self.min as f64, max: self.max as f64 }
@@ -220,7 +233,7 @@ impl Bitmap<'_> {
 
 /// Visit `values` in chunks of 64 with the chunk's index and validity word (bit j = value j valid; NaN not
 /// yet excluded).
-#[inline]
+#[inline(always)]
 fn chunks<T: NumValue>(values: &[T], valid: Option<Bitmap>, mut f: impl FnMut(usize, &[T], u64)) {
     for (c, chunk) in values.chunks(64).enumerate() {
         let all = if chunk.len() == 64 { u64::MAX } else { (1u64 << chunk.len()) - 1 };
@@ -317,13 +330,15 @@ fn exact_block(v: &mut [i64], ok: &[u64]) -> ExactInts {
         return ExactInts::default();
     }
     let (mut mn, mut mx, mut zeros) = (i64::MAX, i64::MIN, 0u64);
-    for (r, x) in v.iter_mut().enumerate() {
-        let bit = ((ok[r / 64] >> (r % 64)) & 1) as i64;
-        let m = -bit; // all ones when usable
-        zeros += ((*x == 0) as i64 & bit) as u64;
-        mn = mn.min((*x & m) | (i64::MAX & !m));
-        mx = mx.max((*x & m) | (i64::MIN & !m));
-        *x &= m;
+    for (run, &w) in v.chunks_mut(64).zip(ok) {
+        for (j, x) in run.iter_mut().enumerate() {
+            let bit = ((w >> j) & 1) as i64;
+            let m = -bit; // all ones when usable
+            zeros += ((*x == 0) as i64 & bit) as u64;
+            mn = mn.min((*x & m) | (i64::MAX & !m));
+            mx = mx.max((*x & m) | (i64::MIN & !m));
+            *x &= m;
+        }
     }
     let mut e = ExactInts { count, sum: 0, sq_lo: 0, sq_hi: 0, min: mn, max: mx, zeros };
     if mn.unsigned_abs().max(mx.unsigned_abs()) < 1 << 26 {
@@ -371,42 +386,65 @@ fn summarise_fast<T: NumValue>(v: &[T], ok: &[u64]) -> Moments {
     summarise(v, ok)
 }
 
-/// Summary of one piece: each block of 1024 rows gets its usable-row words (validity, NaN cleared), split
-/// into exact integers and the rest, is summarised while in cache and merged in order.
+/// Summary of one piece: each block of 1024 rows gets its usable-row words (validity, NaN cleared), is
+/// split into exact integers and the rest, summarised while in cache and merged in order. The split is
+/// decided per block by two reductions (are all usable rows exact integers, is any?), so whole-integer and
+/// whole-fraction blocks (nearly every block of a real column) never build per-row masks.
 #[inline(always)]
 fn piece<T: NumValue>(values: &[T], valid: Option<Bitmap>) -> NumericAcc {
     const BLOCK: usize = 1024; // rows summarised together: 16 validity words
     let mut b = NumericAcc::default();
-    let (mut int_ok, mut flt_ok) = ([0u64; BLOCK / 64], [0u64; BLOCK / 64]);
+    let mut ok = [0u64; BLOCK / 64];
     let mut ints = [0i64; BLOCK];
     for (i, block) in values.chunks(BLOCK).enumerate() {
         let n_words = block.len().div_ceil(64);
         chunks(block, valid.map(|m| Bitmap { bits: m.bits, offset: m.offset + i * BLOCK }), |c, run, w| {
-            // NaN counts as null: clear its bit; exact integers and the rest apart (branch-free folds the
-            // compiler vectorises)
+            // NaN counts as null: clear its bit (a branch-free fold the compiler vectorises)
             let nan = if T::FLOAT { run.iter().enumerate().fold(0u64, |a, (j, v)| a | ((v.f64().is_nan() as u64) << j)) } else { 0 };
-            let mut exact = 0u64;
-            for (j, v) in run.iter().enumerate() {
-                let (x, is) = v.exact();
-                ints[c * 64 + j] = x;
-                exact |= (is as u64) << j;
-            }
-            int_ok[c] = w & !nan & exact;
-            flt_ok[c] = w & !nan & !exact;
+            ok[c] = w & !nan;
         });
-        if flt_ok[..n_words].iter().any(|&w| w != 0) {
-            b.floats.merge(&summarise(block, &flt_ok[..n_words]));
+        let ok = &ok[..n_words];
+        // usable rows that are not exact integers (bad) and that are (good), as OR-reductions of 0/1 words
+        let (mut bad, mut good) = (0u64, 0u64);
+        for (c, (run, slots)) in block.chunks(64).zip(ints.chunks_mut(64)).enumerate() {
+            let w = ok[c];
+            for (j, (v, slot)) in run.iter().zip(slots.iter_mut()).enumerate() {
+                let (x, is) = v.exact();
+                *slot = x;
+                let (u, e) = ((w >> j) & 1, is as u64);
+                bad |= (e ^ 1) & u;
+                good |= e & u;
+            }
         }
-        b.ints.merge(&exact_block(&mut ints[..block.len()], &int_ok[..n_words]));
+        let (all, any) = (bad == 0, good != 0);
+        let ints = &mut ints[..block.len()];
+        if !any {
+            b.floats.merge(&summarise(block, ok));
+        } else if all {
+            b.ints.merge(&exact_block(ints, ok));
+        } else {
+            // a block mixing exact integers with other values: per-row masks for each part
+            let mut int_ok = [0u64; BLOCK / 64];
+            let mut flt_ok = [0u64; BLOCK / 64];
+            for (r, v) in block.iter().enumerate() {
+                let bit = ((v.exact().1 as u64) << (r % 64)) & ok[r / 64];
+                int_ok[r / 64] |= bit;
+            }
+            for c in 0..n_words {
+                flt_ok[c] = ok[c] & !int_ok[c];
+            }
+            b.floats.merge(&summarise(block, &flt_ok[..n_words]));
+            b.ints.merge(&exact_block(ints, &int_ok[..n_words]));
+        }
     }
     b.nulls = values.len() as u64 - b.count();
     b
 }
 
-/// [`piece`] compiled for AVX2 (4 f64 lanes per instruction instead of SSE2's 2) on CPUs that have it,
-/// and for 64-bit integers with AVX-512 DQ/VL where present (its int64 -> f64 conversion is one
-/// instruction per 4 values; AVX2 converts them one by one). Same operations in the same lane order
-/// and no FMA contraction, so bit-identical results.
+/// [`piece`] compiled for AVX-512 DQ/VL where present (f64 <-> int64 conversions, 64-bit integer min / max
+/// and multiplies, one instruction per lane group: the exact-integer split and sums need them), else for
+/// AVX2 (4 f64 lanes per instruction instead of SSE2's 2). Same operations in the same lane order and no
+/// FMA contraction, so bit-identical results.
 fn piece_fast<T: NumValue>(values: &[T], valid: Option<Bitmap>) -> NumericAcc {
     #[cfg(target_arch = "x86_64")]
     {
@@ -418,7 +456,7 @@ fn piece_fast<T: NumValue>(values: &[T], valid: Option<Bitmap>) -> NumericAcc {
         unsafe fn avx512<T: NumValue>(values: &[T], valid: Option<Bitmap>) -> NumericAcc {
             piece(values, valid)
         }
-        if T::WIDE_INT && std::arch::is_x86_feature_detected!("avx512dq") && std::arch::is_x86_feature_detected!("avx512vl") {
+        if std::arch::is_x86_feature_detected!("avx512dq") && std::arch::is_x86_feature_detected!("avx512vl") {
             // SAFETY: the CPU supports AVX-512 F/DQ/VL (checked just above).
             return unsafe { avx512(values, valid) };
         }
@@ -696,6 +734,15 @@ mod tests {
         a.update(&[-3i64, -4, EXACT_LIMIT, -EXACT_LIMIT], None);
         assert_eq!((a.ints.count, a.ints.sum, a.ints.min, a.ints.max), (4, -7, -EXACT_LIMIT, EXACT_LIMIT));
         assert_eq!(a.summary().mean, -7.0 / 4.0);
+        // a mean rounds as the division does, whatever the sign
+        let (mut neg, mut pos) = (NumericAcc::default(), NumericAcc::default());
+        neg.update(&[-1i64, 0, 0], None);
+        pos.update(&[1i64, 0, 0], None);
+        assert_eq!((neg.summary().mean, pos.summary().mean), (-1.0 / 3.0, 1.0 / 3.0));
+        // floats merged into an empty summary stay as they are
+        let mut f = NumericAcc::default();
+        f.update(&[1e200f64 + 0.5e200, 1e200 + 0.5e200], None);
+        assert_eq!(f.variance(), 0.0);
     }
 
     #[test]

@@ -84,6 +84,10 @@ impl ChunkReader for Positional {
 
 type Reader = SerializedFileReader<Positional>;
 
+/// Cells (dictionary entries x label patterns) up to which a chunk's dictionary pages are counted by index
+/// even when the dictionary outnumbers the chunk's rows (64 MiB of u32 cells).
+const MAX_DICTIONARY_CELLS: usize = 1 << 24;
+
 fn declined(why: impl std::fmt::Display) -> Error {
     Error::Unsupported(why.to_string())
 }
@@ -118,6 +122,9 @@ pub fn count_file(path: &Path, labels: &[String], jobs: &mut [Job], progress: &m
     for rg in 0..reader.num_row_groups() {
         let group = reader.get_row_group(rg).map_err(|e| declined(format!("parquet: {e}")))?;
         let n = usize::try_from(group.metadata().num_rows()).map_err(|_| declined("a negative row count"))?;
+        if n as u64 >= u32::MAX as u64 {
+            return Err(declined("a row group of 2^32 rows or more")); // the tables' u32 cells
+        }
         let mut pats = vec![0u8; n];
         for (bit, &c) in label_cols.iter().enumerate() {
             let (values, any_null) = read_chunk_values(&reader, rg, c, n)?;
@@ -259,8 +266,9 @@ fn unpack_hybrid(mut data: &[u8], bit_width: u32, out: &mut [u32]) -> Result<()>
             i = end;
         } else {
             // groups of 8 bit-packed values, least significant bit first
-            let count = (header >> 1) as usize * 8;
-            let nbytes = (header >> 1) as usize * bit_width as usize;
+            let groups = usize::try_from(header >> 1).map_err(|_| truncated())?;
+            let count = groups.checked_mul(8).ok_or_else(truncated)?;
+            let nbytes = groups.checked_mul(bit_width as usize).ok_or_else(truncated)?;
             let bytes = data.get(..nbytes).ok_or_else(truncated)?;
             data = &data[nbytes..];
             let take = count.min(out.len() - i);
@@ -337,10 +345,14 @@ fn for_each_page(reader: &Reader, rg: usize, col: usize, rows: usize,
     let group = reader.get_row_group(rg).map_err(|e| declined(format!("parquet: {e}")))?;
     let desc = reader.metadata().file_metadata().schema_descr().column(col);
     let pages = group.get_column_page_reader(col).map_err(|e| declined(format!("parquet: {e}")))?;
-    let mut r0 = 0;
+    let (mut r0, mut seen_dictionary) = (0, false);
     for page in pages {
         let page = page.map_err(|e| declined(format!("parquet: {e}")))?;
         if let Page::DictionaryPage { buf, num_values, encoding, .. } = &page {
+            if r0 > 0 || seen_dictionary {
+                return Err(declined("a dictionary page after the chunk's first page"));
+            }
+            seen_dictionary = true;
             if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
                 return Err(declined(format!("a dictionary encoded {encoding}")));
             }
@@ -360,9 +372,14 @@ fn for_each_page(reader: &Reader, rg: usize, col: usize, rows: usize,
     Ok(())
 }
 
+/// The bytes of a page after its levels.
+fn values_of<'p>(page: &'p Page, lv: &Levels) -> Result<&'p [u8]> {
+    page.buffer().get(lv.values_at..).ok_or_else(|| declined("a truncated page"))
+}
+
 /// Dictionary indices of a page's non-null rows, checked against the dictionary's size.
 fn indices(page: &Page, lv: &Levels, dict_len: usize) -> Result<Vec<u32>> {
-    let data = page.buffer().get(lv.values_at..).ok_or_else(|| declined("a truncated page"))?;
+    let data = values_of(page, lv)?;
     let (&bw, rest) = data.split_first().ok_or_else(|| declined("a truncated page"))?;
     let mut idx = vec![0u32; lv.non_null];
     if lv.non_null > 0 {
@@ -395,7 +412,7 @@ fn read_chunk_values(reader: &Reader, rg: usize, col: usize, rows: usize) -> Res
         any_null |= lv.valid.is_some();
         let values = match page.encoding() {
             e if is_dictionary(e) => indices(page, lv, dict.len())?.into_iter().map(|i| dict[i as usize]).collect(),
-            Encoding::PLAIN => plain_ints(&page.buffer()[lv.values_at..], physical, lv.non_null)?,
+            Encoding::PLAIN => plain_ints(values_of(page, lv)?, physical, lv.non_null)?,
             e => return Err(declined(format!("values encoded {e}"))),
         };
         out.extend(spread(values, lv));
@@ -414,21 +431,45 @@ fn count_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], job: &mut Jo
     let mut table = DenseCounter::new(n_labels);
     table.reserve(1, 1);
     let mut dict_rows = 0u64;
+    let mut by_index = true;
     let Job { counter, summary, numeric, .. } = job;
+    let numeric = *numeric;
+    // a page of decoded values (plain, or a large dictionary's), counted as an integer column
+    let mut count_plain = |values: &[i64], lv: &Levels, rows: &[u8]| -> Result<()> {
+        if numeric && values.iter().any(|v| v.unsigned_abs() > EXACT_LIMIT as u64) {
+            return Err(declined("an integer beyond ±2^53 in a numeric field"));
+        }
+        let valid = lv.valid.as_deref().map(|bits| Bitmap { bits, offset: 0 });
+        counter.count_ints_in(values, valid, rows, map, None)?;
+        if let Some(s) = summary.as_deref_mut() {
+            s.update(values, valid);
+        }
+        Ok(())
+    };
     for_each_page(reader, rg, col, pats.len(), |step| {
         let (r0, page, lv) = match step {
             Step::Dictionary(d) => {
-                if *numeric && d.iter().any(|v| v.unsigned_abs() > EXACT_LIMIT as u64) {
+                if numeric && d.iter().any(|v| v.unsigned_abs() > EXACT_LIMIT as u64) {
                     return Err(declined("an integer beyond ±2^53 in a numeric field"));
                 }
-                table.reserve(d.len() + 1, d.len() + 1);
+                // a table of the dictionary's size only while it is small next to the chunk; else its pages
+                // are decoded to values and counted as plain ones (the memory the Arrow path would use)
+                by_index = ((d.len() + 1) << n_labels) <= MAX_DICTIONARY_CELLS.max(pats.len());
+                if by_index {
+                    table.reserve(d.len() + 1, d.len() + 1);
+                }
                 dict = d;
                 return Ok(());
             }
             Step::Data(r0, page, lv) => (r0, page, lv),
         };
         let rows = &pats[r0..r0 + lv.rows];
-        match page.encoding() {
+        let encoding = page.encoding();
+        if is_dictionary(encoding) && !by_index {
+            let values = spread(indices(page, lv, dict.len())?.into_iter().map(|i| dict[i as usize]).collect(), lv);
+            return count_plain(&values, lv, rows);
+        }
+        match encoding {
             e if is_dictionary(e) => {
                 let mut idx = indices(page, lv, dict.len())?;
                 idx.iter_mut().for_each(|i| *i += 1);
@@ -437,15 +478,8 @@ fn count_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], job: &mut Jo
                 dict_rows += lv.rows as u64;
             }
             Encoding::PLAIN => {
-                let values = spread(plain_ints(&page.buffer()[lv.values_at..], physical, lv.non_null)?, lv);
-                if *numeric && values.iter().any(|v| v.unsigned_abs() > EXACT_LIMIT as u64) {
-                    return Err(declined("an integer beyond ±2^53 in a numeric field"));
-                }
-                let valid = lv.valid.as_deref().map(|bits| Bitmap { bits, offset: 0 });
-                counter.count_ints_in(&values, valid, rows, map, None)?;
-                if let Some(s) = summary.as_deref_mut() {
-                    s.update(&values, valid);
-                }
+                let values = spread(plain_ints(values_of(page, lv)?, physical, lv.non_null)?, lv);
+                count_plain(&values, lv, rows)?;
             }
             e => return Err(declined(format!("values encoded {e}"))),
         }
