@@ -79,29 +79,36 @@ def _signed_int(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) and pa.types.is_signed_integer(t)
 
 
+def _plain_bytes(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_binary(t)
+
+
 def _parquet_spec(path: Path, spec_args: dict[str, Any]) -> Spec | None:
-    """The field spec of a Parquet file whose columns are all integers, from its schema alone (inference looks
-    only at the types then); None for other files (the first batch decides, on the Arrow path)."""
+    """The field spec of a Parquet file as the Arrow path infers it: from the schema alone when every column is
+    an integer (inference looks only at the types then), else from the first batch (text columns that parse
+    as numbers are numeric); None when the file cannot be read or has no rows (the Arrow path decides)."""
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+        if all(pa.types.is_integer(t) for t in schema.types):
+            first = pa.record_batch([pa.array([], type=t) for t in schema.types], schema=schema)
+        else:
+            first = next(iter(file.iter_batches(batch_size=65536)), None)
     except (pa.ArrowInvalid, OSError):
         return None
-    if not all(pa.types.is_integer(t) for t in schema.types):
-        return None
-    empty = pa.record_batch([pa.array([], type=t) for t in schema.types], schema=schema)
-    return infer_spec(empty, path=str(path), **spec_args)
+    return None if first is None else infer_spec(first, path=str(path), **spec_args)
 
 
 def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any) -> TableAccumulator | None:
-    """Count a Parquet file of signed integer columns natively (leanrec_core::parquet: pages decoded in Rust,
-    dictionary pages counted by index), into a fresh accumulator; None when the file is not such a file
-    (another column type, pairs, a null or non-0/1 label, ...) and the Arrow path must count it. Both paths
-    give the same accumulator (tests/test_stats_parquet.py)."""
+    """Count a Parquet file of signed integer and text columns natively (leanrec_core::parquet: pages decoded
+    in Rust, dictionary pages counted by index), into a fresh accumulator; None when the file is not such a
+    file (another column type, pairs, a null or non-0/1 label, ...) and the Arrow path must count it. Both
+    paths give the same accumulator (tests/test_stats_parquet.py)."""
     import pyarrow.parquet as pq
 
-    if spec.pairs or spec.strings:
+    if spec.pairs:
         return None
     try:
         file = pq.ParquetFile(path)
@@ -112,7 +119,8 @@ def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any) ->
         return None   # no batches: the Arrow path skips the file, as it does any empty file
     for col in (*spec.labels, *spec.fields):
         i = schema.get_field_index(col)
-        if i < 0 or not _signed_int(schema.field(i).type):
+        text = col in spec.strings
+        if i < 0 or not (_plain_bytes(schema.field(i).type) if text else _signed_int(schema.field(i).type)):
             return None
     acc = TableAccumulator(spec, threads)
     reported = [0]

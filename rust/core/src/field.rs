@@ -282,14 +282,30 @@ impl FieldCounter {
         if !direct {
             self.rows += rows;
         }
-        let mut nulls = vec![0u64; p];
-        for (s, c) in slots {
+        let key = |j: usize| if map == KeyMap::Float { float_key(values[j] as f64) } else { values[j] as u64 };
+        self.add_slots(&slots, key, |_| None)
+    }
+
+    /// Add the counts of a dictionary-encoded chunk counted elsewhere, entry by entry: `counts` as in
+    /// [`add_dictionary_counts`](Self::add_dictionary_counts), entry j added under `key(j)` with its raw bytes
+    /// `raw(j)` (for an accumulator that keeps values).
+    pub fn add_keyed_counts<'r>(&mut self, rows: u64, counts: &[u64], key: impl Fn(usize) -> u64,
+                                raw: impl Fn(usize) -> Option<&'r [u8]>) -> Result<()> {
+        let p = 1usize << self.acc.config().n_labels;
+        self.rows += rows;
+        let slots: Vec<(usize, &[u64])> = counts.chunks_exact(p).enumerate().filter(|(_, c)| c.iter().any(|&x| x != 0)).collect();
+        self.add_slots(&slots, key, raw)
+    }
+
+    /// The used slots of a dictionary chunk's counts added to the accumulator (slot 0: null rows).
+    fn add_slots<'r>(&mut self, slots: &[(usize, &[u64])], key: impl Fn(usize) -> u64,
+                     raw: impl Fn(usize) -> Option<&'r [u8]>) -> Result<()> {
+        let mut nulls = vec![0u64; 1usize << self.acc.config().n_labels];
+        for &(s, c) in slots {
             if s == 0 {
                 nulls.iter_mut().zip(c).for_each(|(a, &b)| *a += b);
             } else {
-                let v = values[s - 1];
-                let key = if map == KeyMap::Float { float_key(v as f64) } else { v as u64 };
-                self.acc.add_counts(key, c, None)?;
+                self.acc.add_counts(key(s - 1), c, raw(s - 1))?;
             }
         }
         self.acc.add_nulls(&nulls)

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::field::{DenseCounter, FieldCounter};
-use crate::hash::KeyMap;
+use crate::hash::{hash_bytes, KeyMap};
 use crate::numeric::{Bitmap, ExactInts, NumericAcc, EXACT_LIMIT};
 
 /// A file read with positional reads (pread), so the row group's column chunks can be read from several
@@ -106,18 +106,20 @@ pub fn count_file(path: &Path, labels: &[String], jobs: &mut [Job], progress: &m
     let file = File::open(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
     let reader = SerializedFileReader::new(Positional(Arc::new(file))).map_err(|e| declined(format!("parquet: {e}")))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    let column = |name: &str| -> Result<usize> {
+    let column = |name: &str, bytes: bool| -> Result<(usize, Kind)> {
         let i = (0..schema.num_columns())
             .find(|&i| schema.column(i).path().parts().len() == 1 && schema.column(i).name() == name)
             .ok_or_else(|| declined(format!("no flat column {name:?}")))?;
-        check_integer_column(&schema.column(i))?;
-        Ok(i)
+        Ok((i, column_kind(&schema.column(i), bytes)?))
     };
     if labels.is_empty() || labels.len() > 8 {
         return Err(declined("1 to 8 label columns"));
     }
-    let label_cols = labels.iter().map(|l| column(l)).collect::<Result<Vec<_>>>()?;
-    let cols = jobs.iter().map(|j| column(&j.column)).collect::<Result<Vec<_>>>()?;
+    let label_cols = labels.iter().map(|l| column(l, false).map(|c| c.0)).collect::<Result<Vec<_>>>()?;
+    let cols = jobs.iter().map(|j| column(&j.column, j.counter.peek().keeps_values())).collect::<Result<Vec<_>>>()?;
+    if jobs.iter().zip(&cols).any(|(j, (_, k))| j.numeric && *k != Kind::Int) {
+        return Err(declined("a numeric field of text (the Arrow path parses it)"));
+    }
     let mut rows = 0u64;
     for rg in 0..reader.num_row_groups() {
         let group = reader.get_row_group(rg).map_err(|e| declined(format!("parquet: {e}")))?;
@@ -138,32 +140,49 @@ pub fn count_file(path: &Path, labels: &[String], jobs: &mut [Job], progress: &m
                 *p |= (v as u8) << bit;
             }
         }
-        jobs.par_iter_mut().zip(&cols).with_max_len(1).try_for_each(|(job, &c)| count_chunk(&reader, rg, c, &pats, job))?;
+        jobs.par_iter_mut().zip(&cols).with_max_len(1).try_for_each(|(job, &(c, kind))| match kind {
+            Kind::Int => count_chunk(&reader, rg, c, &pats, job),
+            Kind::Bytes { utf8 } => count_bytes_chunk(&reader, rg, c, &pats, job.counter, utf8),
+        })?;
         rows += n as u64;
         progress(n as u64)?;
     }
     Ok(rows)
 }
 
-/// Integer columns whose values the Arrow path reads as signed integers of the stored value.
-fn check_integer_column(c: &ColumnDescriptor) -> Result<()> {
+/// How a column's values are read: integers (the Arrow path reads them as signed integers of the stored
+/// value), or raw bytes (BYTE_ARRAY as binary, or as UTF-8 strings, checked as the Arrow path checks them).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Int,
+    Bytes { utf8: bool },
+}
+
+fn column_kind(c: &ColumnDescriptor, bytes: bool) -> Result<Kind> {
     if c.max_rep_level() != 0 || c.max_def_level() > 1 {
         return Err(declined(format!("column {:?} is nested", c.name())));
     }
-    if !matches!(c.physical_type(), Physical::INT32 | Physical::INT64) {
-        return Err(declined(format!("column {:?} is {}", c.name(), c.physical_type())));
-    }
-    let logical_ok = match c.logical_type_ref() {
-        None => true,
-        Some(LogicalType::Integer(int)) => int.is_signed,
-        Some(_) => false,
+    let logical = c.logical_type_ref();
+    let kind = match (c.physical_type(), bytes) {
+        (Physical::INT32 | Physical::INT64, false) => {
+            let logical_ok = match logical {
+                None => true,
+                Some(LogicalType::Integer(int)) => int.is_signed,
+                Some(_) => false,
+            };
+            let converted_ok = matches!(c.converted_type(), ConvertedType::NONE | ConvertedType::INT_8
+                | ConvertedType::INT_16 | ConvertedType::INT_32 | ConvertedType::INT_64);
+            (logical_ok && converted_ok).then_some(Kind::Int)
+        }
+        (Physical::BYTE_ARRAY, true) => match (logical, c.converted_type()) {
+            (None, ConvertedType::NONE) => Some(Kind::Bytes { utf8: false }),
+            (None | Some(LogicalType::String), ConvertedType::NONE | ConvertedType::UTF8) => Some(Kind::Bytes { utf8: true }),
+            _ => None,
+        },
+        _ => None,
     };
-    let converted_ok = matches!(c.converted_type(), ConvertedType::NONE | ConvertedType::INT_8 | ConvertedType::INT_16
-        | ConvertedType::INT_32 | ConvertedType::INT_64);
-    if !(logical_ok && converted_ok) {
-        return Err(declined(format!("column {:?} is not a plain signed integer", c.name())));
-    }
-    Ok(())
+    kind.ok_or_else(|| declined(format!("column {:?} is {} ({})", c.name(), c.physical_type(),
+                                        if bytes { "counted as text" } else { "counted as integers" })))
 }
 
 /// A page's rows: which are valid (None: all) and where the values start.
@@ -333,8 +352,8 @@ fn spread<T: Copy + Default>(values: Vec<T>, lv: &Levels) -> Vec<T> {
 
 /// One step of a column chunk's walk.
 enum Step<'a> {
-    /// The dictionary page's values.
-    Dictionary(Vec<i64>),
+    /// The dictionary page: its (plain-encoded) bytes and number of entries.
+    Dictionary(&'a Bytes, usize),
     /// A data page starting at row `r0` of the row group, with its levels.
     Data(usize, &'a Page, &'a Levels),
 }
@@ -356,7 +375,7 @@ fn for_each_page(reader: &Reader, rg: usize, col: usize, rows: usize,
             if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
                 return Err(declined(format!("a dictionary encoded {encoding}")));
             }
-            step(Step::Dictionary(plain_ints(buf, desc.physical_type(), *num_values as usize)?))?;
+            step(Step::Dictionary(buf, *num_values as usize))?;
             continue;
         }
         let lv = levels(&page, desc.max_def_level())?;
@@ -403,8 +422,8 @@ fn read_chunk_values(reader: &Reader, rg: usize, col: usize, rows: usize) -> Res
     let mut any_null = false;
     for_each_page(reader, rg, col, rows, |step| {
         let (page, lv) = match step {
-            Step::Dictionary(d) => {
-                dict = d;
+            Step::Dictionary(buf, n) => {
+                dict = plain_ints(buf, physical, n)?;
                 return Ok(());
             }
             Step::Data(_, page, lv) => (page, lv),
@@ -448,7 +467,8 @@ fn count_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], job: &mut Jo
     };
     for_each_page(reader, rg, col, pats.len(), |step| {
         let (r0, page, lv) = match step {
-            Step::Dictionary(d) => {
+            Step::Dictionary(buf, n) => {
+                let d = plain_ints(buf, physical, n)?;
                 if numeric && d.iter().any(|v| v.unsigned_abs() > EXACT_LIMIT as u64) {
                     return Err(declined("an integer beyond ±2^53 in a numeric field"));
                 }
@@ -509,6 +529,78 @@ fn count_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], job: &mut Jo
         s.merge(&part);
     }
     Ok(())
+}
+
+/// (start, length) of `n` plain-encoded byte arrays (a 4-byte little-endian length, then the bytes) in
+/// `data`, each checked to be UTF-8 when `utf8`.
+fn byte_entries(data: &[u8], n: usize, utf8: bool) -> Result<Vec<(usize, usize)>> {
+    let mut out = Vec::with_capacity(n);
+    let mut at = 0;
+    for _ in 0..n {
+        let len = data.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| declined("a truncated byte array"))?;
+        let bytes = data.get(at + 4..at + 4 + len).ok_or_else(|| declined("a truncated byte array"))?;
+        if utf8 && std::str::from_utf8(bytes).is_err() {
+            return Err(declined("a string that is not UTF-8 (the Arrow path reports it)"));
+        }
+        out.push((at + 4, len));
+        at += 4 + len;
+    }
+    Ok(out)
+}
+
+/// Count one column chunk of raw bytes (strings, binary) into `counter` (which keeps the values): keys are
+/// the values' hashes as on the Arrow path; dictionary pages by index as for integers, each used entry added
+/// once with its bytes; plain pages value by value.
+fn count_bytes_chunk(reader: &Reader, rg: usize, col: usize, pats: &[u8], counter: &mut FieldCounter, utf8: bool) -> Result<()> {
+    let n_labels = counter.peek().config().n_labels;
+    let (mut dict_buf, mut dict) = (Bytes::new(), Vec::new());
+    let mut table = DenseCounter::new(n_labels);
+    table.reserve(1, 1);
+    let (mut dict_rows, mut by_index) = (0u64, true);
+    for_each_page(reader, rg, col, pats.len(), |step| {
+        let (r0, page, lv) = match step {
+            Step::Dictionary(buf, n) => {
+                dict = byte_entries(buf, n, utf8)?;
+                dict_buf = buf.clone();
+                by_index = ((dict.len() + 1) << n_labels) <= MAX_DICTIONARY_CELLS.max(pats.len());
+                if by_index {
+                    table.reserve(dict.len() + 1, dict.len() + 1);
+                }
+                return Ok(());
+            }
+            Step::Data(r0, page, lv) => (r0, page, lv),
+        };
+        let rows = &pats[r0..r0 + lv.rows];
+        let encoding = page.encoding();
+        if is_dictionary(encoding) && by_index {
+            let mut idx = indices(page, lv, dict.len())?;
+            idx.iter_mut().for_each(|i| *i += 1);
+            let slots = spread(idx, lv);
+            table.count_with(|r| slots[r] as usize, 0, lv.rows, rows);
+            dict_rows += lv.rows as u64;
+            return Ok(());
+        }
+        // value by value: each row's (start, length) in `buf` (nulls: empty, key 0 as on the Arrow path)
+        let (buf, entries): (&[u8], Vec<(usize, usize)>) = match encoding {
+            e if is_dictionary(e) => (&dict_buf, indices(page, lv, dict.len())?.into_iter().map(|i| dict[i as usize]).collect()),
+            Encoding::PLAIN => {
+                let data = values_of(page, lv)?;
+                (data, byte_entries(data, lv.non_null, utf8)?)
+            }
+            e => return Err(declined(format!("values encoded {e}"))),
+        };
+        let entries = spread(entries, lv);
+        let raw = |i: usize| &buf[entries[i].0..entries[i].0 + entries[i].1];
+        let valid: Option<Vec<bool>> = lv.valid.as_ref().map(|bits| (0..lv.rows).map(|r| (bits[r / 8] >> (r % 8)) & 1 == 1).collect());
+        let keys: Vec<u64> = (0..lv.rows).map(|i| if valid.as_ref().is_some_and(|v| !v[i]) { 0 } else { hash_bytes(raw(i)) }).collect();
+        counter.count_keys(&keys, valid.as_deref(), rows, Some(&raw))
+    })?;
+    if dict_rows == 0 {
+        return Ok(());
+    }
+    let entry = |j: usize| &dict_buf[dict[j].0..dict[j].0 + dict[j].1];
+    counter.add_keyed_counts(dict_rows, &table.into_counts(), |j| hash_bytes(entry(j)), |j| Some(entry(j)))
 }
 
 #[cfg(test)]
