@@ -83,7 +83,7 @@ def _plain_bytes(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_binary(t)
 
 
-def _parquet_spec(path: Path, spec_args: dict[str, Any]) -> Spec | None:
+def _parquet_spec(path: Path, spec_args: dict[str, Any], batch_rows: int | None = None) -> Spec | None:
     """The field spec of a Parquet file as the Arrow path infers it: from the schema alone when every column is
     an integer (inference looks only at the types then), else from the first batch (text columns that parse
     as numbers are numeric); None when the file cannot be read or has no rows (the Arrow path decides)."""
@@ -96,6 +96,7 @@ def _parquet_spec(path: Path, spec_args: dict[str, Any]) -> Spec | None:
             first = pa.record_batch([pa.array([], type=t) for t in schema.types], schema=schema)
         else:
             first = next(iter(file.iter_batches(batch_size=65536)), None)
+            first = None if first is None else next(slices(first, batch_rows))  # the batch the Arrow path infers from
     except (pa.ArrowInvalid, OSError):
         return None
     return None if first is None else infer_spec(first, path=str(path), **spec_args)
@@ -156,7 +157,7 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
             count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
             continue
         if file_fmt == "parquet" and reader == "native":
-            file_spec = acc.spec if acc is not None else spec or _parquet_spec(path, spec_args)
+            file_spec = acc.spec if acc is not None else spec or _parquet_spec(path, spec_args, batch_rows)
             counted = count_parquet(path, file_spec, threads, progress) if file_spec is not None else None
             if counted is not None:
                 if acc is None:
