@@ -665,12 +665,16 @@ def missing_runs(results: list[tuple[Claim, str, str, list[Measured]]]) -> list[
         return []
     out = ["## Runs that no record covers yet", "",
            "Method variants that some check needs and that have no record on that dataset (any protocol), with the "
-           "claims waiting for them. One line per dataset runs them all (results/run_tables.sh does not run them yet).",
+           "claims waiting for them. One line per dataset runs them all; the results/run_tables.sh sections that "
+           "run them (and resume) are named where there are some.",
            ""]
     for dataset in sorted(need):
         specs = need[dataset]
         waiting = sorted({i for ids in specs.values() for i in ids}, key=lambda i: (i[0], int(i[1:])))
-        out += [f"* `{dataset}` ({', '.join(waiting)}): `{run_command(dataset, sorted(specs))}`"]
+        sections = sorted({section_of(dataset, canonical_variant(spec)) for spec in specs}
+                          - {DATASETS[dataset].section if dataset in DATASETS else "?"})
+        where = f" (`results/run_tables.sh {' '.join(sections)}`)" if sections else ""
+        out += [f"* `{dataset}` ({', '.join(waiting)}): `{run_command(dataset, sorted(specs))}`{where}"]
     out.append("")
     return out
 
