@@ -626,4 +626,47 @@ mod tests {
         assert_eq!(out, (0..8).collect::<Vec<u32>>());
         assert!(unpack_hybrid(&data[2..4], 3, &mut out).is_err(), "truncated data is refused");
     }
+
+    /// Bit-pack `vals` at `bw` bits as one hybrid bit-packed run (groups of 8, least significant bit first).
+    fn packed(vals: &[u32], bw: usize) -> Vec<u8> {
+        let groups = vals.len().div_ceil(8);
+        let mut bits = vec![0u8; groups * bw + 8];
+        for (k, &v) in vals.iter().enumerate() {
+            for b in 0..bw {
+                if (v >> b) & 1 == 1 {
+                    let at = k * bw + b;
+                    bits[at / 8] |= 1 << (at % 8);
+                }
+            }
+        }
+        bits.truncate(groups * bw);
+        let mut out = vec![((groups << 1) | 1) as u8];
+        out.extend(bits);
+        out
+    }
+
+    #[test]
+    fn every_bit_width_and_the_word_fast_path() {
+        for bw in [0usize, 1, 2, 7, 8, 13, 31, 32] {
+            let mask = if bw == 32 { u32::MAX } else { (1u32 << bw) - 1 };
+            let vals: Vec<u32> = (0..120u32).map(|i| i.wrapping_mul(2_654_435_761) & mask).collect();
+            let mut out = vec![0u32; vals.len()];
+            unpack_hybrid(&packed(&vals, bw), bw as u32, &mut out).unwrap();
+            assert_eq!(out, vals, "bit width {bw}");
+        }
+        // a header varint that never ends, and one whose group count overflows, are refused (no panic)
+        let mut out = vec![0u32; 8];
+        assert!(unpack_hybrid(&[0xff; 12], 3, &mut out).is_err());
+        assert!(unpack_hybrid(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 3, &mut out).is_err());
+    }
+
+    #[test]
+    fn a_single_run_of_ones_means_no_nulls() {
+        assert!(one_run_of_ones(&[10 << 1, 1], 10));
+        assert!(one_run_of_ones(&[0xc8, 0x01, 1], 100)); // header 200 (a run of 100) as a two-byte varint
+        assert!(!one_run_of_ones(&[10 << 1, 0], 10), "a run of zeros: all null");
+        assert!(!one_run_of_ones(&[9 << 1, 1], 10), "shorter than the page");
+        assert!(!one_run_of_ones(&[(1 << 1) | 1, 0xff], 8), "bit-packed");
+        assert!(!one_run_of_ones(&[], 1));
+    }
 }
