@@ -193,6 +193,12 @@ pub trait NumValue: Copy + Send + Sync {
     fn f64(self) -> f64;
     /// The value as an integer, and whether it is one within ±[`EXACT_LIMIT`] (then it is summed exactly).
     fn exact(self) -> (i64, bool);
+    /// `self.exact().1`, without the conversion where a cheaper test exists (floats: trunc and compare,
+    /// which AVX2 vectorises).
+    #[inline(always)]
+    fn is_exact(self) -> bool {
+        self.exact().1
+    }
 }
 macro_rules! num_value {
     ($float:expr, $wide:expr, |$x:ident| $exact:expr; $($t:ty),*) => {$(impl NumValue for $t {
@@ -205,10 +211,23 @@ macro_rules! num_value {
 num_value!(false, false, |x| (x as i64, true); i8, i16, i32, u8, u16, u32);
 num_value!(false, true, |x| (x, x.unsigned_abs() <= EXACT_LIMIT as u64); i64);
 num_value!(false, true, |x| (x as i64, x <= EXACT_LIMIT as u64); u64);
-num_value!(true, false, |x| {
-    let (f, i) = (x as f64, x as i64); // saturating; NaN gives 0
-    (i, (i as f64 == f) & (i.unsigned_abs() <= EXACT_LIMIT as u64))
-}; f32, f64);
+macro_rules! float_value {
+    ($($t:ty),*) => {$(impl NumValue for $t {
+        const FLOAT: bool = true;
+        const WIDE_INT: bool = false;
+        #[inline] fn f64(self) -> f64 { self as f64 }
+        #[inline(always)] fn exact(self) -> (i64, bool) {
+            let (f, i) = (self as f64, self as i64); // saturating; NaN gives 0
+            (i, (i as f64 == f) & (i.unsigned_abs() <= EXACT_LIMIT as u64))
+        }
+        #[inline(always)] fn is_exact(self) -> bool {
+            // the same answer as exact(): integral (NaN fails), and within the limit (inf fails)
+            let f = self as f64;
+            (f.trunc() == f) & (f.abs() <= EXACT_LIMIT as f64)
+        }
+    })*};
+}
+float_value!(f32, f64);
 
 /// An Arrow validity bitmap: bit `offset + i` (LSB first) set = row i is valid.
 #[derive(Clone, Copy, Debug)]
@@ -406,18 +425,21 @@ fn piece<T: NumValue>(values: &[T], valid: Option<Bitmap>) -> NumericAcc {
         let ok = &ok[..n_words];
         // usable rows that are not exact integers (bad) and that are (good), as OR-reductions of 0/1 words
         let (mut bad, mut good) = (0u64, 0u64);
-        for (c, (run, slots)) in block.chunks(64).zip(ints.chunks_mut(64)).enumerate() {
+        for (c, run) in block.chunks(64).enumerate() {
             let w = ok[c];
-            for (j, (v, slot)) in run.iter().zip(slots.iter_mut()).enumerate() {
-                let (x, is) = v.exact();
-                *slot = x;
-                let (u, e) = ((w >> j) & 1, is as u64);
+            for (j, v) in run.iter().enumerate() {
+                let (u, e) = ((w >> j) & 1, v.is_exact() as u64);
                 bad |= (e ^ 1) & u;
                 good |= e & u;
             }
         }
         let (all, any) = (bad == 0, good != 0);
         let ints = &mut ints[..block.len()];
+        if any {
+            for (slot, v) in ints.iter_mut().zip(block) {
+                *slot = v.exact().0;
+            }
+        }
         if !any {
             b.floats.merge(&summarise(block, ok));
         } else if all {
