@@ -83,14 +83,25 @@ def _plain_bytes(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_binary(t)
 
 
-def _parquet_spec(path: Path, spec_args: dict[str, Any], batch_rows: int | None = None) -> Spec | None:
-    """The field spec of a Parquet file as the Arrow path infers it: from the schema alone when every column is
-    an integer (inference looks only at the types then), else from the first batch (text columns that parse
-    as numbers are numeric); None when the file cannot be read or has no rows (the Arrow path decides)."""
+def _open_parquet(path: Path) -> Any:
+    """The file's pyarrow ParquetFile (its footer read once), or None when it cannot be read (the Arrow path
+    reports that)."""
     import pyarrow.parquet as pq
 
     try:
-        file = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _parquet_spec(path: Path, spec_args: dict[str, Any], batch_rows: int | None = None, file: Any = None) -> Spec | None:
+    """The field spec of a Parquet file as the Arrow path infers it: from the schema alone when every column is
+    an integer (inference looks only at the types then), else from the first batch (text columns that parse
+    as numbers are numeric); None when the file cannot be read or has no rows (the Arrow path decides)."""
+    file = file if file is not None else _open_parquet(path)
+    if file is None:
+        return None
+    try:
         schema = file.schema_arrow
         if all(pa.types.is_integer(t) for t in schema.types):
             first = pa.record_batch([pa.array([], type=t) for t in schema.types], schema=schema)
@@ -102,20 +113,17 @@ def _parquet_spec(path: Path, spec_args: dict[str, Any], batch_rows: int | None 
     return None if first is None else infer_spec(first, path=str(path), **spec_args)
 
 
-def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any) -> TableAccumulator | None:
+def count_parquet(path: Path, spec: Spec, threads: int | None, progress: Any, file: Any = None) -> TableAccumulator | None:
     """Count a Parquet file of signed integer and text columns natively (leanrec_core::parquet: pages decoded
     in Rust, dictionary pages counted by index), into a fresh accumulator; None when the file is not such a
     file (another column type, pairs, a null or non-0/1 label, ...) and the Arrow path must count it. Both
     paths give the same accumulator (tests/test_stats_parquet.py)."""
-    import pyarrow.parquet as pq
-
     if spec.pairs:
         return None
-    try:
-        file = pq.ParquetFile(path)
-        schema = file.schema_arrow   # the types the Arrow path reads (dictionary, timestamp, ... kept)
-    except (pa.ArrowInvalid, OSError):
+    file = file if file is not None else _open_parquet(path)
+    if file is None:
         return None   # the Arrow path reports it
+    schema = file.schema_arrow   # the types the Arrow path reads (dictionary, timestamp, ... kept)
     if file.metadata.num_rows == 0:
         return None   # no batches: the Arrow path skips the file, as it does any empty file
     for col in (*spec.labels, *spec.fields):
@@ -157,8 +165,9 @@ def count_files(files: Sequence[Path], *, fmt: str | None, names: Sequence[str] 
             count_delimited(path, file_fmt, names, acc, on_bad_rows, progress)
             continue
         if file_fmt == "parquet" and reader == "native":
-            file_spec = acc.spec if acc is not None else spec or _parquet_spec(path, spec_args, batch_rows)
-            counted = count_parquet(path, file_spec, threads, progress) if file_spec is not None else None
+            file = _open_parquet(path)   # one footer read for the spec and the count
+            file_spec = acc.spec if acc is not None else spec or _parquet_spec(path, spec_args, batch_rows, file)
+            counted = count_parquet(path, file_spec, threads, progress, file) if file_spec is not None and file is not None else None
             if counted is not None:
                 if acc is None:
                     acc = counted
