@@ -37,7 +37,7 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
-#                  | claims-fg (issue 21's claim runs; not part of `all`)
+#                  | claims-fg | claims-afe | claims-dense (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -164,6 +164,25 @@ fi
 if [[ $what == claims-fg ]]; then
   DATA=cross_fields=true MAXBS=256 run criteo irazor-argmax:zero_dim=false irazor:zero_dim=false
   DATA=cross_fields=true run movielens-100k irazor:cpt=0.1 irazor:cpt=0.5 irazor:reg_lambda=0.01
+fi
+# REACTION's Table 4 on one common backbone (R9; seconds a run): LASSO, PCA and AutoField keep AFE's share of
+# fields (0.75) and retrain REACTION's baseline tower (embedding 16, MLP [80,80,80]), as reaction-afe does.
+AFE_RIVALS="lasso pca autofield"
+if [[ $what == claims-afe ]]; then
+  rivals=(); for s in $AFE_RIVALS; do rivals+=("$s:backbone=reaction-baseline,embedding_dim=16,keep_ratio=0.75"); done
+  MAXBS=256 run criteo "${rivals[@]}"
+  MAXBS=256 run avazu "${rivals[@]}"
+  run movielens-100k "${rivals[@]}"
+  run frappe "${rivals[@]}"
+fi
+# REACTION's Fig. 1(c) and SSR's Fig. 1 (R14, S16; seconds a run): the zoo DNN trained as its own row, then
+# one-shot magnitude pruning of its dense-layer weights (magprune keeps the share `keep`); the record holds the
+# pruned and unpruned test AUC and the trained weights' sparsity statistics.
+if [[ $what == claims-dense ]]; then
+  MAXBS=256 run criteo magprune:keep=0.05 magprune:keep=0.1 magprune:keep=0.2 magprune:keep=0.5
+  MAXBS=256 run avazu magprune:keep=0.05 magprune:keep=0.1 magprune:keep=0.2 magprune:keep=0.5
+  run movielens-100k magprune:keep=0.1 magprune:keep=0.2
+  run frappe magprune:keep=0.1 magprune:keep=0.2
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:

@@ -162,11 +162,32 @@ def test_claim_verdict_combines_checks():
         C.Check("a", ">=", "b", ("criteo",))       # a margin claim without a margin
 
 
+def test_a_side_against_the_papers_number_is_a_one_sample_test():
+    """B may be the paper's own figure: Δ = A − c per seed, p from scipy's one-sample t-test, the interval
+    its t interval, the verdict by the same rules; only A's records are needed (and asked for)."""
+    share = [0.90, 0.93, 0.91, 0.92, 0.94]
+    recs = [record("a", s, 0.7, extra={"dense_weights": {"near_zero_share": x}}) for s, x in enumerate(share)]
+    claim = C.Claim("X2", "P", "Fig. 1", "most weights are near zero.", "-",
+                    (C.Check("a", ">=", 0.92, ("criteo",), metric="near_zero_share", margin=0.05),
+                     C.Check("a", ">", 0.95, ("criteo",), metric="near_zero_share"),
+                     C.Check("a", "==", 0.92, ("avazu",), metric="near_zero_share", margin=0.01)))
+    ((_, _, _, (ge, gt, missing)),) = C.measure_all([claim], recs, variant=lambda s: s)
+    ref = sps.ttest_1samp(np.subtract(share, 0.92), 0.0)
+    assert ge.p == pytest.approx(ref.pvalue, rel=1e-9) and ge.delta == pytest.approx(np.mean(share) - 0.92)
+    assert ge.ci == pytest.approx(tuple(ref.confidence_interval(0.95)), abs=1e-12)
+    assert ge.verdict == C.REPRODUCED and ge.b_variant == "0.92" and ge.seeds == [0, 1, 2, 3, 4]
+    assert gt.verdict == C.CONTRADICTED                     # clearly below 0.95
+    assert missing.verdict == C.NOT_RUN and missing.missing == ["a"] and "-m a " in missing.command + " "
+    assert C.relation(ge.check, "a", ge.b_variant).startswith("`a` ≥ 0.92 − 0.05")
+    with pytest.raises(ValueError):
+        C.Check("a", ">", 0.9, ("criteo",), b_metric="auc")   # a number has no metric
+
+
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))
     assert {c.paper for c in CLAIMS} == {"REACTION", "Light-FMP", "SSR", "i-Razor"}
-    specs = {s for c in CLAIMS for k in c.checks for s in (k.a, k.b)}
+    specs = {s for c in CLAIMS for k in c.checks for s in k.specs}
     for c in CLAIMS:
         for k in c.checks:
             assert set(k.datasets) <= set(C.DATASETS), (c.id, k.datasets)

@@ -10,6 +10,7 @@ from leanrec.errors import ConfigError
 from leanrec.measure import count_parameters
 from leanrec.plugins import load_registry
 from leanrec.testing import tiny_dataset
+from leanrec.trainer import bce_loss
 from leanrec_reaction import methods as M
 from leanrec_reaction.model import ReactionNet, TowerCohort
 
@@ -151,7 +152,7 @@ def test_er_loss_changes_with_weight(ds):
     torch.manual_seed(0)
     net = ReactionNet(M.field_specs(ds))
     X, y = torch.from_numpy(ds.train.X[:32]), torch.from_numpy(ds.train.y[:32])
-    base = M.ReactionBaseline().loss_fn(None, ds, [], [])(net, X, y)
+    base = bce_loss(net, X, y)   # the baseline's loss (the trainer's default)
     er = M.ReactionER.from_overrides({"er_weight": 0.5}).loss_fn(None, ds, [], [])(net, X, y)
     from leanrec_reaction.losses import binary_entropy_from_logits
 
@@ -187,3 +188,30 @@ def test_the_runner_scores_companions_on_test(tmp_path):
     assert all(0.5 < c["auc"] <= 1 and c["logloss"] > 0 for c in comp.values())
     other = comp[f"tower{1 - rec['extra']['served_tower']}"]["auc"]
     assert other != rec["metrics"]["auc"]   # a different model: scored separately, not a copy of the served one
+
+
+def test_a_selector_on_the_reaction_baseline_retrains_afes_tower(ds, oracle_afe):
+    """REACTION's Table 4 compares selectors on one baseline: a selector with backbone=reaction-baseline that
+    keeps AFE's fields trains exactly reaction-afe's tower (same architecture, init, batches, weights)."""
+    from leanrec.context import seed_everything
+    from leanrec.selection import SelectorMethod
+
+    seed_everything(0)
+    afe = M.ReactionAFE.from_overrides({"keep_ratio": 0.5}).fit(ds, ctx())
+    kept = afe.selected_fields
+
+    class Fixed(SelectorMethod):   # ranks AFE's fields first; draws nothing from the RNG
+        name = "fixed"
+
+        def rank(self, data, ctx):
+            return {f.name: float(f.name in kept) for f in data.fields}
+
+    seed_everything(0)
+    sel = Fixed.from_overrides({"backbone": "reaction-baseline", "embedding_dim": 16, "k": len(kept)}).fit(ds, ctx())
+    assert sel.selected_fields == kept
+    assert isinstance(sel.model, ReactionNet) and sel.model.hidden == (80, 80, 80)
+    a, b = afe.model.state_dict(), sel.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # its own run is the same run as before it became a backbone (a plain tower on every field)
+    assert M.ReactionBaseline().build_model(M.field_specs(ds)).embedding.output_dim == 16 * len(ds.fields)

@@ -49,6 +49,8 @@ the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS} shared 
   otherwise inconclusive.
 * `A = B ± m` (equal within m): **reproduced** when the CI lies inside (−m, m); **contradicted** when it lies
   entirely outside [−m, m]; otherwise inconclusive.
+* A against a number c instead of a side B (the paper's own figure, e.g. "92% of weights are near zero"): per
+  seed Δ = A − c, *p* is the one-sample t-test of Δ, and the rules above apply unchanged.
 * **not run yet**: one side has no records (the check is defined; its `leanrec run` line is given).
 
 Records of the current training protocol (version {PROTOCOL_VERSION}) are used when both sides have them;
@@ -112,6 +114,12 @@ METRICS: dict[str, Metric] = {
     "worst_tower_auc": Metric("test AUC of the worst tower served alone", _worst_tower_auc),
     "ensemble_auc": Metric("test AUC of the towers' ensemble (mean logit)",
                            lambda r: r["metrics"]["companions"]["ensemble"]["auc"]),
+    "auc_retained": Metric("test AUC after pruning / before (metrics.companions.unpruned)",
+                           lambda r: r["metrics"]["auc"] / r["metrics"]["companions"]["unpruned"]["auc"], "ratio"),
+    "near_zero_share": Metric("share of hidden dense weights with |w| < 1e-3 (trained, unpruned)",
+                              lambda r: r["extra"]["dense_weights"]["near_zero_share"], "ratio"),
+    "top_power_share": Metric("share of the first hidden layer's weight power in its top 4% input dimensions",
+                              lambda r: r["extra"]["dense_weights"]["top_power_share_first"], "ratio"),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
     "sparsity_l1": Metric("filter sparsity of layer 1", _sparsity(0), "ratio"),
     "sparsity_l2": Metric("filter sparsity of layer 2", _sparsity(1), "ratio"),
@@ -130,7 +138,8 @@ def metric_value(metric: str, record: dict) -> Optional[float]:
 @dataclass(frozen=True)
 class Check:
     """One query over the records: on each of `datasets`, side A (`a`, a method spec as given to `leanrec run
-    -m`, and `metric`) against side B (`b`, `b_metric`, default the same metric), claimed relation `op`:
+    -m`, and `metric`) against side B (`b`, `b_metric`, default the same metric) or, when `b` is a number,
+    against that number (the paper's own figure: a one-sample test of A − b), claimed relation `op`:
     '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
     `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
     results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
@@ -138,7 +147,7 @@ class Check:
 
     a: str
     op: str
-    b: str
+    b: str | float
     datasets: tuple[str, ...]
     metric: str = "auc"
     b_metric: Optional[str] = None
@@ -155,6 +164,18 @@ class Check:
                 raise ValueError(f"check {self.a} {self.op} {self.b}: unknown metric {m!r}")
         if self.op in (">=", "<=", "==") and self.margin <= 0:
             raise ValueError(f"check {self.a} {self.op} {self.b}: op {self.op} needs a margin > 0")
+        if self.constant and self.b_metric is not None:
+            raise ValueError(f"check {self.a} {self.op} {self.b}: a number has no metric (b_metric)")
+
+    @property
+    def constant(self) -> bool:
+        """True when side B is a number, not a method."""
+        return isinstance(self.b, (int, float))
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """The method specs the check reads records of (A, and B unless B is a number)."""
+        return (self.a,) if self.constant else (self.a, str(self.b))
 
 
 @dataclass(frozen=True)
@@ -228,6 +249,12 @@ DATASETS: dict[str, DatasetRun] = {
 _SSR_D_PAPER = ("ssr-d:filter=none", "ssr-d:filter=topk", "ssr-d:ics_alpha=0.01", "ssr-d:ics_alpha=0.5",
                 "ssr-d:ics_gamma=false", "ssr-d:ics_iters=1", "ssr-d:ics_iters=2")
 _SELECTORS_ADDED = ("adafs", "autofield", "lasso", "mvfs", "optfs", "pca")
+# REACTION's Fig. 1(c) sweep: shares of the DNN's dense-layer weights kept by magnitude pruning (R14's curve)
+DENSE_KEEP = (0.05, 0.1, 0.2, 0.5)
+# REACTION Table 4's rivals of AFE: each selector keeps AFE's share of fields (0.75) and retrains the same
+# baseline tower (REACTION's, embedding 16)
+AFE_RIVALS = tuple(f"{sel}:backbone=reaction-baseline,embedding_dim=16,keep_ratio=0.75"
+                   for sel in ("lasso", "pca", "autofield"))
 SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
     "ssr-scaling": {"criteo": ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8")},
     "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},
@@ -257,6 +284,9 @@ SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
         "lightfmp-xdeepfm:prune_ratio=0.25", "lightfmp-xdeepfm:prune_ratio=0.75", "reaction-afe:keep_ratio=0.5",
         *_SELECTORS_ADDED)},
     "claims-ssr-d": {"avazu": ("ssr-d", *_SSR_D_PAPER), "frappe": ("ssr-d",), "movielens-100k": ("ssr-d",)},
+    "claims-afe": {d: AFE_RIVALS for d in ("criteo", "avazu", "movielens-100k", "frappe")},
+    "claims-dense": {**{d: tuple(f"magprune:keep={k}" for k in DENSE_KEEP) for d in ("criteo", "avazu")},
+                     **{d: ("magprune:keep=0.1", "magprune:keep=0.2") for d in ("movielens-100k", "frappe")}},
     "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
                   "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }
@@ -312,7 +342,7 @@ class Measured:
 
     @property
     def command(self) -> str:
-        return run_command(self.dataset, (self.check.a, self.check.b))
+        return run_command(self.dataset, self.check.specs)
 
 
 def _stats(x: list[float], y: list[float]) -> tuple[float, tuple[float, float]]:
@@ -401,20 +431,22 @@ def canonical_variant(spec: str) -> str:
 def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
                   variant: Callable[[str], str] = canonical_variant) -> Measured:
     """Measure one check on one dataset from the records."""
-    va, vb = variant(check.a), variant(check.b)
+    sides = {variant(spec): spec for spec in check.specs}
+    va = variant(check.a)
+    vb = f"{check.b:g}" if check.constant else variant(str(check.b))
     m = Measured(claim, check, dataset, va, vb, NOT_RUN)
-    m.sections = [check.section] if check.section else sorted(
-        {section_of(dataset, v) for v in (va, vb)})
-    proto = recs.protocol_for(dataset, (va, vb))
+    m.sections = [check.section] if check.section else sorted({section_of(dataset, v) for v in sides})
+    proto = recs.protocol_for(dataset, sides)
     if proto is None:
-        missing = {v: spec for v, spec in ((va, check.a), (vb, check.b)) if not recs.protocols.get((dataset, v))}
+        missing = {v: spec for v, spec in sides.items() if not recs.protocols.get((dataset, v))}
         m.missing = list(missing.values())
         m.reason = ("no records of " + ", ".join(f"`{v}`" for v in missing)) if missing else \
             "the two sides have records of different protocols only"
         return m
     m.protocol = proto
     m.a = recs.side(dataset, proto, va, check.metric)
-    m.b = recs.side(dataset, proto, vb, check.b_metric or check.metric)
+    m.b = (Side(vb, check.metric, {s: float(check.b) for s in m.a.values}) if check.constant
+           else recs.side(dataset, proto, vb, check.b_metric or check.metric))
     m.seeds = sorted(set(m.a.values) & set(m.b.values))
     if not m.seeds:
         m.verdict, m.reason = NOT_RUN, "no shared seeds with a value of the metric"
@@ -422,7 +454,10 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     x = [m.a.values[s] for s in m.seeds]
     y = [m.b.values[s] for s in m.seeds]
     m.delta, m.ci = _stats(x, y)
-    m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
+    if check.constant:   # one-sample t-test of A − c (nan when A does not vary or has one seed)
+        m.p = float(sps.ttest_1samp(np.subtract(x, y), 0.0).pvalue) if len(x) > 1 and np.ptp(x) > 0 else math.nan
+    else:
+        m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
     m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
     return m
 
@@ -557,7 +592,7 @@ def relation(check: Check, a: str, b: str) -> str:
     """'`a` > `b` (test AUC)' in words for the table."""
     ma, mb = check.metric, check.b_metric or check.metric
     left = f"`{a}`" + (f" {ma}" if mb != ma else "")
-    right = f"`{b}`" + (f" {mb}" if mb != ma else "")
+    right = b if check.constant else f"`{b}`" + (f" {mb}" if mb != ma else "")
     op = {">": ">", "<": "<", ">=": "≥", "<=": "≤", "==": "="}[check.op]
     tail = {">=": f" − {check.margin:g}", "<=": f" + {check.margin:g}", "==": f" ± {check.margin:g}"}.get(check.op, "")
     what = METRICS[ma].label if mb == ma else ""
@@ -643,7 +678,8 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                     str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
                 out.append(" | ".join([
                     f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant) + note, str(len(m.seeds)),
-                    _mean_std(m.a, m.seeds, fmt), _mean_std(m.b, m.seeds, fmt), delta,
+                    _mean_std(m.a, m.seeds, fmt),
+                    _num(float(m.check.b), fmt) if m.check.constant else _mean_std(m.b, m.seeds, fmt), delta,
                     "-" if pd is None else _num(pd, fmt, True), _p(m.p), dl,
                     proto, verdict, rerun + " |"]))
             out.append("")

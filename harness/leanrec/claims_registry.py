@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leanrec.claims import SYNTHETIC_1M, Check, Claim, Curve
+from leanrec.claims import AFE_RIVALS, DENSE_KEEP, SYNTHETIC_1M, Check, Claim, Curve
 
 PAPER_TITLES = {
     "REACTION": "Wu, Du, Jia, Dong. *REACTION: Parameter-Efficient Learning for Recommendation.* AAAI 2026 "
@@ -89,11 +89,11 @@ REACTION = [
           (Check("reaction", ">", "reaction-dtf", PUBLIC,
                  paper={CRITEO: 0.8165 - 0.8154, AVAZU: 0.7882 - 0.7872, ML: 0.9590 - 0.9579}),)),
     Claim("R9", R, "Table 4", "AFE selects better fields than PCA, LASSO, IDARTS, AutoField and TayFCS on the same "
-          "baseline.",
+          "baseline. Counterpart: AFE against LASSO, PCA and AutoField, each keeping as many fields as AFE "
+          "(keep ratio 0.75) and retraining REACTION's baseline tower (embedding 16, MLP [80,80,80], its training "
+          "settings) on them (TayFCS and IDARTS are not implemented; UGC is not public).",
           "UGC AUC: AFE 0.8030, TayFCS 0.8023, AutoField 0.8012, LASSO 0.7993, PCA 0.7988, IDARTS 0.7962.",
-          untestable="no common backbone: leanrec's selectors retrain the zoo DNN (embedding 10, MLP [400,400,400]), "
-                     "reaction-afe REACTION's [80,80,80] tower at embedding 16; a selector-on-the-REACTION-baseline "
-                     "variant is not built (issue 21); TayFCS and IDARTS are not implemented; UGC is not public."),
+          tuple(Check("reaction-afe", ">", spec, PUBLIC) for spec in AFE_RIVALS)),
     Claim("R10", R, "Tables 5-6", "Baseline + DTF improves as the tower cohort grows (2 → 4 towers), with "
           "diverse towers.",
           "Criteo Baseline+DTF AUC by row: 0.8154, 0.8167, 0.8178, 0.8187; UGC 0.8057, 0.8070, 0.8081, 0.8090.",
@@ -122,7 +122,11 @@ REACTION = [
     Claim("R14", R, "Introduction; Fig. 1(c)", "Keeping 10% of the dense-layer parameters preserves 98.5% of the "
           "performance on Criteo (20%: 99.7% on Avazu).",
           "Fig. 1(c): curves only.",
-          untestable="no dense-layer sparsity (magnitude pruning) sweep is built."),
+          tuple(Check(f"magprune:keep={keep}", ">=", share, PUBLIC, metric="auc_retained", margin=margin,
+                      note=f"the zoo DNN trained as its own row, then all but its {keep:.0%} largest-magnitude "
+                           "dense-layer weights zeroed (no retraining); its test AUC over the unpruned model's, "
+                           "per seed")
+                for keep, share, margin in ((0.1, 0.985, 0.005), (0.2, 0.997, 0.002)))),
 ]
 
 # ---- Light-FMP ----------------------------------------------------------------------------------------------
@@ -331,8 +335,14 @@ SSR = [
            Check("ssr-s:b=2", ">", dense_matched(264), (SYNTHETIC_1M,), note="at 0.27M backbone parameters each"))),
     Claim("S16", S, "Abstract; Introduction; Fig. 1", "Dense CTR models are implicitly sparse: 92% of learned "
           "weights are near zero and 80% of weight power sits in 4% of input dimensions.",
-          "Fig. 1 (industrial model).",
-          untestable="no analysis of trained dense-layer weights is built; the paper's model is industrial."),
+          "Fig. 1 (industrial model): 92% of the hidden layer's weights below 1e-3; 80% of its weight power in "
+          "the top 4% of input dimensions.",
+          (Check("magprune", ">=", 0.92, PUBLIC, metric="near_zero_share", margin=0.02,
+                 note="the zoo DNN ([400,400,400], trained as the dnn row, no L2), before pruning: its hidden "
+                      "layers' weights"),
+           Check("magprune", ">=", 0.80, PUBLIC, metric="top_power_share", margin=0.02,
+                 note="its first hidden layer (the one reading the embeddings); power of an input dimension = "
+                      "sum of its squared weights"))),
     Claim("S17", S, "Table 2; Table 6", "SSR-D beats RankMixer on the billion-row AliExpress log and lifts CTR "
           "+2.1%, orders +3.2%, GMV +3.5% online at +1 ms.",
           "Industrial click AUC 0.6667 vs 0.6621; online A/B test.",
@@ -431,6 +441,9 @@ SSR_VIEWS = tuple((b, f"ssr-s:b={b}") for b in (1, 2, 4, 8, 16))
 CURVES: list[Curve] = [
     *(Curve("R10", d, "towers in the DTF cohort", "towers (1 = the single-tower baseline, 2 = REACTION's default)",
             (("Baseline + DTF", DTF_TOWERS),)) for d in (CRITEO, AVAZU)),
+    *(Curve("R14", d, "dense-layer weights kept (Fig. 1(c))", "share of the DNN's dense-layer weights kept",
+            (("DNN, magnitude-pruned", tuple((k, f"magprune:keep={k}") for k in DENSE_KEEP)),),
+            reference=(("DNN, unpruned", "dnn"),)) for d in (CRITEO, AVAZU)),
     *(Curve("L9", d, "pruning ratio (Fig. 2c)", "share of fields pruned", (("Light-FMP on xDeepFM", PRUNE),),
             reference=(("xDeepFM, unpruned", "xdeepfm"),)) for d in (CRITEO, ML)),
     Curve("L10", CRITEO, "pretraining subset (Fig. 2d)", "pretraining rows |D_S| (of 8K training rows)",

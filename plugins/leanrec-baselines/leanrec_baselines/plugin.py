@@ -1,14 +1,15 @@
-"""Entry point of the leanrec-baselines distribution: registers every backbone in the zoo."""
+"""Entry point of the leanrec-baselines distribution: registers every backbone in the zoo and magnitude pruning."""
 from __future__ import annotations
 
 from typing import Callable
 
 import leanrec
 from leanrec_baselines.methods import ALL_METHODS
+from leanrec_baselines.pruning import MagnitudePruning
 
 
 @leanrec.hookimpl
 def leanrec_register_methods(register: Callable[..., None]) -> None:
-    """Register one BackboneMethod per baseline architecture."""
-    for method in ALL_METHODS:
+    """Register one BackboneMethod per baseline architecture, and one-shot magnitude pruning of any of them."""
+    for method in [*ALL_METHODS, MagnitudePruning]:
         register(method)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from leanrec.errors import ConfigError
-from leanrec.methods import FitResult, Method, MethodConfig, field_specs
+from leanrec.methods import BackboneMethod, FitResult, Method, MethodConfig, field_specs
 from leanrec.space import LogUniform, Uniform, tunable
 from leanrec.metrics import roc_auc
 from leanrec.trainer import predict_logits
@@ -223,14 +223,22 @@ def _tower(fields: list, cols: list[int], n_dataset_fields: int, hidden: tuple[i
 
 
 # ---- the registered methods --------------------------------------------------------------------------------
-class ReactionBaseline(_SingleTower):
+class ReactionBaseline(BackboneMethod):
     """REACTION's "Baseline" (Wu et al., AAAI 2026, section 5.1): one MLP tower [80, 80, 80] over 16-dim
-    embeddings of every field."""
+    embeddings of every field.
+
+    A backbone, so other methods can build on it: ``lasso:backbone=reaction-baseline,embedding_dim=16`` retrains
+    this tower, with its training settings, on the fields LASSO keeps -- the common backbone of REACTION's
+    Table 4, where AFE and the other selectors each pick the fields of the same baseline. Its family stays
+    "model" (a paper's baseline, not a zoo architecture; records and tables label it so).
+    """
 
     name = "reaction-baseline"
     paper = PAPER
+    family = "model"
     is_baseline = True
     Config = BaselineConfig
+    model_class = ReactionNet
 
 
 class ReactionER(_SingleTower):

@@ -1,0 +1,93 @@
+"""Weight sparsity of a trained model's dense layers: one-shot global magnitude pruning and the statistics of
+"implicit sparsity" (how many learned weights are near zero, how concentrated the weight power is).
+
+* :func:`dense_layers` -- the model's dense (``nn.Linear``) layers, in module order; embeddings are not dense.
+* :func:`magnitude_prune_` -- keep the largest-magnitude share of all dense-layer weights (one global threshold
+  across layers, Han et al., NeurIPS 2015, without fine-tuning), zero the rest in place; biases stay.
+* :func:`dense_weight_stats` -- SSR's Figure 1 statistics of the hidden layers: the share of weights with
+  |w| < 1e-3 and, per layer, the share of weight power (sum of squared weights over each input dimension) held
+  by the top 4% of input dimensions, and the share of input dimensions that hold 80% of it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def dense_layers(model: nn.Module) -> list[nn.Linear]:
+    """Every ``nn.Linear`` of `model` in module order (MLP towers, cross layers, output heads)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def hidden_layers(model: nn.Module) -> list[nn.Linear]:
+    """The dense layers that produce a hidden representation (more than one output unit; not a logit head)."""
+    return [m for m in dense_layers(model) if m.out_features > 1]
+
+
+@torch.no_grad()
+def magnitude_prune_(model: nn.Module, keep: float) -> dict[str, Any]:
+    """Zero all but the ``ceil(keep * N)`` largest-magnitude weights among the N dense-layer weights of `model`
+    (one threshold for all layers; ties at the threshold are kept in module order, so exactly that many
+    survive). Returns how many were kept, of how many, and each layer's kept share."""
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    layers = dense_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no dense (nn.Linear) layer to prune")
+    flat = torch.cat([m.weight.detach().abs().flatten().double() for m in layers])
+    n_keep = math.ceil(keep * flat.numel())
+    # a stable descending sort keeps ties in module order, so exactly n_keep weights survive
+    order = torch.sort(flat, descending=True, stable=True).indices
+    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    mask[order[:n_keep]] = True
+    per_layer, start = [], 0
+    for m in layers:
+        n = m.weight.numel()
+        layer_mask = mask[start:start + n].view_as(m.weight).to(m.weight.device)
+        m.weight.mul_(layer_mask)
+        per_layer.append(float(layer_mask.float().mean()))
+        start += n
+    return {"kept": n_keep, "total": int(flat.numel()), "keep": keep, "layer_kept_share": per_layer}
+
+
+def _power_concentration(weight: torch.Tensor, top_share: float, power_share: float) -> tuple[float, float]:
+    """(share of the layer's weight power held by its top `top_share` input dimensions, smallest share of
+    input dimensions that hold `power_share` of it); power of input dimension j = sum_i w_ij^2."""
+    power = weight.detach().double().pow(2).sum(dim=0).sort(descending=True).values
+    total = float(power.sum())
+    if total == 0.0:
+        return math.nan, math.nan
+    n_in = power.numel()
+    top = float(power[: max(1, math.ceil(top_share * n_in))].sum()) / total
+    cum = torch.cumsum(power, 0) / total
+    dims = int(torch.searchsorted(cum, torch.tensor(power_share, dtype=cum.dtype)).item()) + 1
+    return top, min(dims, n_in) / n_in
+
+
+@torch.no_grad()
+def dense_weight_stats(model: nn.Module, near_zero: float = 1e-3, top_share: float = 0.04,
+                       power_share: float = 0.8) -> dict[str, Any]:
+    """SSR's Figure 1 statistics over `model`'s hidden dense layers (:func:`hidden_layers`):
+
+    * ``near_zero_share``: share of all their weights with |w| < `near_zero` (the paper: 92% below 1e-3);
+    * per layer, ``top_power_share``: share of the weight power held by the top `top_share` (4%) of its input
+      dimensions (the paper: 80%), and ``dims_for_power``: the smallest share of input dimensions holding
+      `power_share` (80%) of it; the first hidden layer (the one reading the embeddings) is reported on its own
+      and the layers' means beside it.
+    """
+    layers = hidden_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no hidden dense layer")
+    weights = [m.weight.detach() for m in layers]
+    n = sum(w.numel() for w in weights)
+    small = sum(int((w.abs() < near_zero).sum()) for w in weights)
+    conc = [_power_concentration(w, top_share, power_share) for w in weights]
+    return {"near_zero": near_zero, "near_zero_share": small / n, "weights": n,
+            "top_share": top_share, "power_share": power_share,
+            "top_power_share": [c[0] for c in conc], "dims_for_power": [c[1] for c in conc],
+            "top_power_share_first": conc[0][0], "dims_for_power_first": conc[0][1],
+            "top_power_share_mean": sum(c[0] for c in conc) / len(conc),
+            "dims_for_power_mean": sum(c[1] for c in conc) / len(conc)}

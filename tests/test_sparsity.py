@@ -1,0 +1,107 @@
+"""Dense-layer sparsity (leanrec.nn.sparsity) against numpy brute force, and magnitude pruning as a method
+(leanrec-baselines' magprune): the unpruned companion is the backbone's own run, the pruned model keeps
+exactly its share of dense weights, and the harness scores both."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from leanrec.context import Budget
+from leanrec.nn.sparsity import dense_weight_stats, hidden_layers, magnitude_prune_
+
+
+def net(seed: int, widths: tuple[int, ...]) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip(widths, widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1], nn.Embedding(5, 3))   # an embedding is not a dense layer
+
+
+widths_st = st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), widths=widths_st, keep=st.floats(0.01, 1.0), rounded=st.booleans())
+def test_magnitude_pruning_keeps_the_largest_weights_globally(seed, widths, keep, rounded):
+    model = net(seed, widths)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    if rounded:   # ties: weights on a coarse grid, so many share the threshold's magnitude
+        with torch.no_grad():
+            for m in linears:
+                m.weight.copy_(torch.round(m.weight * 4) / 4)
+    before = [m.weight.detach().clone().numpy() for m in linears]
+    bias = [m.bias.detach().clone() for m in linears]
+    emb = model[-1].weight.detach().clone()
+    info = magnitude_prune_(model, keep)
+
+    flat = np.concatenate([w.ravel() for w in before])
+    n_keep = math.ceil(keep * flat.size)
+    after = np.concatenate([m.weight.detach().numpy().ravel() for m in linears])
+    kept = after != 0
+    assert info["kept"] == n_keep and info["total"] == flat.size
+    # exactly n_keep positions survive (zeros among them stay zero), each unchanged, and no dropped weight is
+    # larger in magnitude than a kept one
+    survivors = np.zeros(flat.size, dtype=bool)
+    survivors[np.argsort(-np.abs(flat), kind="stable")[:n_keep]] = True
+    np.testing.assert_array_equal(after, np.where(survivors, flat, 0.0))
+    assert kept.sum() == (flat[survivors] != 0).sum()
+    if 0 < n_keep < flat.size:
+        assert np.abs(flat[~survivors]).max() <= np.abs(flat[survivors]).min()
+    assert all(torch.equal(m.bias, b) for m, b in zip(linears, bias))   # biases are not pruned
+    assert torch.equal(model[-1].weight, emb)                          # nor embeddings
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), widths=widths_st, scale=st.sampled_from([1e-4, 1e-3, 1e-2, 1.0]))
+def test_weight_statistics_match_brute_force(seed, widths, scale):
+    model = net(seed, (*widths, 1))   # the last layer is a logit head: not a hidden layer
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(scale)
+    hidden = [m.weight.detach().double().numpy() for m in model if isinstance(m, nn.Linear) and m.out_features > 1]
+    assert len(hidden_layers(model)) == len(hidden)
+    if not hidden:
+        with pytest.raises(ValueError):
+            dense_weight_stats(model)
+        return
+    stats = dense_weight_stats(model)
+    every = np.concatenate([w.ravel() for w in hidden])
+    assert stats["near_zero_share"] == pytest.approx(np.mean(np.abs(every) < 1e-3))
+    for w, top, dims in zip(hidden, stats["top_power_share"], stats["dims_for_power"]):
+        power = np.sort((w ** 2).sum(axis=0))[::-1]   # per input dimension (column), largest first
+        k = max(1, math.ceil(0.04 * power.size))
+        assert top == pytest.approx(power[:k].sum() / power.sum())
+        # brute force: the fewest dimensions whose power reaches 80% of the total
+        need = next(n for n in range(1, power.size + 1) if power[:n].sum() / power.sum() >= 0.8 - 1e-12)
+        assert dims == pytest.approx(need / power.size)
+    assert stats["top_power_share_first"] == stats["top_power_share"][0]
+
+
+def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_path):
+    """The unpruned companion is the dnn row's own model (same seed, same training), bit for bit."""
+    import leanrec
+    from leanrec.runner import parse_method, run_grid
+
+    card = str(Path(leanrec.__file__).parent / "datasets" / "synthetic.toml")
+    data = {"synthetic": {"n_rows": 2000}}
+    small = "dnn:hidden=[16,16]"
+    recs = run_grid([card], [parse_method(small), parse_method("magprune:keep=0.2,backbone_config={\"hidden\":[16,16]}")],
+                    [0], tmp_path, budget=Budget(max_steps=100), data_overrides=data, progress=False)
+    dnn, pruned = recs
+    assert dnn["status"] == "ok" and pruned["status"] == "ok", pruned.get("error")
+    assert pruned["metrics"]["companions"]["unpruned"]["auc"] == dnn["metrics"]["auc"]
+    assert pruned["metrics"]["auc"] != dnn["metrics"]["auc"]
+    p = pruned["extra"]["pruning"]
+    assert p["kept"] == math.ceil(0.2 * p["total"]) and p["keep"] == 0.2
+    w = pruned["extra"]["dense_weights"]
+    assert 0 <= w["near_zero_share"] <= 1 and len(w["top_power_share"]) == 2   # two hidden layers of 16
+    assert pruned["family"] == "pruning" and set(pruned["stage_times"]) >= {"train", "prune"}
