@@ -37,7 +37,7 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
-#                  | claims-fg | claims-afe | claims-dense (issue 21's claim runs; not part of `all`)
+#                  | claims-fg | claims-afe | claims-dense | claims-transfer (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -183,6 +183,12 @@ if [[ $what == claims-dense ]]; then
   MAXBS=256 run avazu magprune:keep=0.05 magprune:keep=0.1 magprune:keep=0.2 magprune:keep=0.5
   run movielens-100k magprune:keep=0.1 magprune:keep=0.2
   run frappe magprune:keep=0.1 magprune:keep=0.2
+fi
+# i-Razor's Table 7 transfer (I11): the configuration searched on the DNN, retrained on DeepFM, xDeepFM, IPNN
+# (irazor-transfer), beside the model-consistent irazor:backbone=... rows of claims-avazu / criteo-extra.
+if [[ $what == claims-transfer ]]; then
+  MAXBS=256 run avazu irazor-transfer:backbone=deepfm irazor-transfer:backbone=ipnn irazor-transfer:backbone=xdeepfm
+  MAXBS=256 run criteo irazor-transfer:backbone=deepfm irazor-transfer:backbone=ipnn irazor-transfer:backbone=xdeepfm
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:

@@ -13,11 +13,11 @@ pytest.importorskip("leanrec_irazor")
 
 from leanrec.context import RunContext
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, MethodConfig, make_config
+from leanrec.methods import BackboneMethod, MethodConfig, field_specs, make_config
 from leanrec.nn import MLP, CTRModel, FactorizationMachine, FieldSpec
 from leanrec.testing import tiny_dataset
-from leanrec_irazor import (IRazor, IRazorArgmax, IRazorSearch, ProjectedFieldEmbedding, cardinality_shares,
-                            cpt_prune, region_masks, region_widths, resolve_candidates)
+from leanrec_irazor import (IRazor, IRazorArgmax, IRazorSearch, IRazorTransfer, ProjectedFieldEmbedding,
+                            cardinality_shares, cpt_prune, region_masks, region_widths, resolve_candidates)
 from leanrec_irazor.method import build_retrain_model, derive_dims
 
 
@@ -282,6 +282,7 @@ def test_plugin_registers_both_names():
 
     reg = load_registry([plugin], entry_points=False)
     assert reg.method("irazor") is IRazor and reg.method("irazor-argmax") is IRazorArgmax
+    assert reg.method("irazor-transfer") is IRazorTransfer
 
 
 # ---- end to end -----------------------------------------------------------------------------------------
@@ -331,3 +332,20 @@ def test_search_drops_noise_fields_more_often_than_informative_ones():
     assert dropped["noise"] > dropped["informative"], dropped
     # 9 fields of each kind: most noise fields go, (almost) no informative one does
     assert dropped["noise"] >= 6 and dropped["informative"] <= 1, dropped
+
+
+def test_transfer_retrains_another_backbone_on_the_dnn_searched_configuration():
+    """Table 7's 'MLP' config: irazor-transfer's search is i-Razor's search on the DNN (same seed: the same
+    dims, field for field), and the backbone it serves is the other model, retrained on those dims."""
+    data = tiny_dataset(1500, n_informative=2, n_noise=1, seed=2)
+    over = {**_FAST, "epochs": 2, "candidates": [0, 1, 3, 6], "cpt": 0.5}
+    own = IRazor.from_overrides(over).fit(data, _ctx(3))
+    moved = IRazorTransfer.from_overrides({**over, "backbone": "fm", "backbone_config": {}}).fit(data, _ctx(3))
+    assert moved.extra["all_dims"] == own.extra["all_dims"]
+    assert moved.extra["search_backbone"] == _BACKBONES["dnn"].name and moved.extra["backbone"] == "fm"
+    assert type(moved.model).__name__ == type(_FMMethod().build_model(field_specs(data))).__name__
+    assert type(moved.model) is not type(own.model)
+    same = IRazorTransfer.from_overrides(over).fit(data, _ctx(3))    # search and retrain on the DNN: i-Razor
+    assert same.extra["all_dims"] == own.extra["all_dims"]
+    torch.testing.assert_close(same.model(torch.from_numpy(data.test.X)), own.model(torch.from_numpy(data.test.X)),
+                               rtol=0, atol=0)

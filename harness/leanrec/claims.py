@@ -287,6 +287,8 @@ SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
     "claims-afe": {d: AFE_RIVALS for d in ("criteo", "avazu", "movielens-100k", "frappe")},
     "claims-dense": {**{d: tuple(f"magprune:keep={k}" for k in DENSE_KEEP) for d in ("criteo", "avazu")},
                      **{d: ("magprune:keep=0.1", "magprune:keep=0.2") for d in ("movielens-100k", "frappe")}},
+    "claims-transfer": {d: tuple(f"irazor-transfer:backbone={bb}" for bb in ("deepfm", "xdeepfm", "ipnn"))
+                        for d in ("criteo", "avazu")},
     "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
                   "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }

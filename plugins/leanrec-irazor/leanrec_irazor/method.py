@@ -150,6 +150,10 @@ class IRazor(Method):
     family = "dimension-search"
     Config = IRazorConfig
 
+    def search_backbone(self) -> BackboneMethod:
+        """The backbone the search runs on: the one that is retrained (the paper's model-consistent config)."""
+        return self.config.build_backbone()
+
     def search_loss(self, model: IRazorSearch, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Eq. 7: BCE + lambda * L_p."""
         return bce_loss(model, X, y) + self.config.reg_lambda * model.param_regulariser()
@@ -160,7 +164,7 @@ class IRazor(Method):
         backbone = cfg.build_backbone()  # embedding dims are overridden below: the search decides them
         specs = field_specs(data)
         with ctx.stage("search"):
-            search = IRazorSearch(backbone.build_model(specs, embedding_dim=cand[-1]), cand, cfg.tau,
+            search = IRazorSearch(self.search_backbone().build_model(specs, embedding_dim=cand[-1]), cand, cfg.tau,
                                   [f.cardinality for f in data.fields]).to(ctx.device)
             search_cfg = dataclasses.replace(cfg, epochs=cfg.search_epochs or cfg.epochs)
             ctx.train(search, data, search_cfg, name="search", loss_fn=self.search_loss, keep="last",
@@ -183,6 +187,7 @@ class IRazor(Method):
             "candidates": cand,
             "cpt": cfg.cpt,
             "backbone": cfg.backbone,
+            "search_backbone": self.search_backbone().name,
             "projected": isinstance(model.embedding, ProjectedFieldEmbedding),
             "all_dims": {f.name: int(d) for f, d in zip(data.fields, dims)},
             "region_probs": {f.name: [round(float(p), 6) for p in row] for f, row in zip(data.fields, probs)},
@@ -231,3 +236,25 @@ class IRazorArgmax(IRazor):
     @dataclass
     class Config(IRazorConfig):
         cpt: float = 0.0
+
+
+@dataclass
+class IRazorTransferConfig(IRazorConfig):
+    search_backbone: str = "dnn"   # the backbone the search runs on (its registered defaults); `backbone` is
+                                   # then retrained on the configuration it found
+
+
+class IRazorTransfer(IRazor):
+    """i-Razor's configuration transferred across models (Table 7, 'MLP' config): the search runs on
+    ``search_backbone`` (default the DNN, the paper's MLP), and ``backbone`` (e.g. DeepFM) is retrained on the
+    fields and dims it found. With backbone = search_backbone this is plain i-Razor.
+
+    Paper: Yao et al., i-Razor, IEEE TKDE 2023 (arXiv:2204.00281), section 4.8.
+    """
+
+    name = "irazor-transfer"
+    Config = IRazorTransferConfig
+
+    def search_backbone(self) -> BackboneMethod:
+        cfg: IRazorTransferConfig = self.config  # type: ignore[assignment]
+        return dataclasses.replace(cfg, backbone=cfg.search_backbone, backbone_config={}).build_backbone()

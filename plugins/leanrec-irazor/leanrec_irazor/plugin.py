@@ -1,14 +1,15 @@
-"""Entry point: registers i-Razor and its argmax (AutoDim-style) variant with leanrec."""
+"""Entry point: registers i-Razor, its argmax (AutoDim-style) variant and its cross-model transfer with leanrec."""
 from __future__ import annotations
 
 from typing import Callable
 
 import leanrec
 
-from leanrec_irazor.method import IRazor, IRazorArgmax
+from leanrec_irazor.method import IRazor, IRazorArgmax, IRazorTransfer
 
 
 @leanrec.hookimpl
 def leanrec_register_methods(register: Callable[..., None]) -> None:
     register(IRazor)
     register(IRazorArgmax)
+    register(IRazorTransfer)
