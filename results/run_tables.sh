@@ -37,7 +37,8 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
-#                  | claims-fg | claims-afe | claims-dense | claims-transfer (issue 21's claim runs; not part of `all`)
+#                  | claims-fg | claims-afe | claims-dense | claims-transfer
+#                  | claims-irazor-fde (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -189,6 +190,14 @@ fi
 if [[ $what == claims-transfer ]]; then
   MAXBS=256 run avazu irazor-transfer:backbone=deepfm irazor-transfer:backbone=ipnn irazor-transfer:backbone=xdeepfm
   MAXBS=256 run criteo irazor-transfer:backbone=deepfm irazor-transfer:backbone=ipnn irazor-transfer:backbone=xdeepfm
+fi
+# i-Razor's field selection alone (I12, Tables 3-4 "i-Razor w/ FDE"): the fields its search keeps, each retrained
+# at the dnn row's dim 10, on Avazu, Criteo and their FG versions (~1-2.5 min a run on the FG data).
+if [[ $what == claims-irazor-fde ]]; then
+  MAXBS=256 run avazu irazor-fde
+  MAXBS=256 run criteo irazor-fde
+  DATA=cross_fields=true MAXBS=256 run avazu irazor-fde
+  DATA=cross_fields=true MAXBS=256 run criteo irazor-fde
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:

@@ -16,7 +16,7 @@ from leanrec.errors import ConfigError
 from leanrec.methods import BackboneMethod, MethodConfig, field_specs, make_config
 from leanrec.nn import MLP, CTRModel, FactorizationMachine, FieldSpec
 from leanrec.testing import tiny_dataset
-from leanrec_irazor import (IRazor, IRazorArgmax, IRazorSearch, IRazorTransfer, ProjectedFieldEmbedding,
+from leanrec_irazor import (IRazor, IRazorArgmax, IRazorFDE, IRazorSearch, IRazorTransfer, ProjectedFieldEmbedding,
                             cardinality_shares, cpt_prune, region_masks, region_widths, resolve_candidates)
 from leanrec_irazor.method import build_retrain_model, derive_dims
 
@@ -349,3 +349,19 @@ def test_transfer_retrains_another_backbone_on_the_dnn_searched_configuration():
     assert same.extra["all_dims"] == own.extra["all_dims"]
     torch.testing.assert_close(same.model(torch.from_numpy(data.test.X)), own.model(torch.from_numpy(data.test.X)),
                                rtol=0, atol=0)
+
+
+def test_fde_variant_keeps_the_searched_fields_at_one_fixed_dim():
+    """'i-Razor w/ FDE': the same search as i-Razor (same seed: the same kept fields), every kept field retrained
+    at field_dim; dropped fields stay dropped."""
+    data = tiny_dataset(1500, n_informative=2, n_noise=2, seed=4)
+    over = {**_FAST, "epochs": 2, "candidates": [0, 1, 3, 6], "cpt": 0.5}
+    own = IRazor.from_overrides(over).fit(data, _ctx(5))
+    fde = IRazorFDE.from_overrides({**over, "field_dim": 4}).fit(data, _ctx(5))
+    assert fde.selected_fields == own.selected_fields
+    assert fde.field_dims == {f: 4 for f in own.selected_fields}
+    assert fde.extra["region_probs"] == own.extra["region_probs"]
+    emb = {f.name: f.vocab_size for f in data.fields}
+    assert fde.extra["embedding_params"] == sum(4 * emb[f] for f in own.selected_fields)
+    with pytest.raises(ConfigError):
+        IRazorFDE.from_overrides({"field_dim": 0})

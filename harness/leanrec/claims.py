@@ -289,6 +289,8 @@ SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
                      **{d: ("magprune:keep=0.1", "magprune:keep=0.2") for d in ("movielens-100k", "frappe")}},
     "claims-transfer": {d: tuple(f"irazor-transfer:backbone={bb}" for bb in ("deepfm", "xdeepfm", "ipnn"))
                         for d in ("criteo", "avazu")},
+    "claims-irazor-fde": {"avazu": ("irazor-fde",), "criteo": ("irazor-fde",),
+                          "avazu[cross_fields=true]": ("irazor-fde",), "criteo[cross_fields=true]": ("irazor-fde",)},
     "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
                   "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }

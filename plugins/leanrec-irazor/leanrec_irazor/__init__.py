@@ -5,7 +5,8 @@ and Dimension Search in DNN-Based Recommender Systems", IEEE TKDE 2023 (arXiv:22
 """
 from leanrec_irazor.search import (IRazorSearch, cardinality_shares, cpt_prune, region_masks, region_widths,
                                    resolve_candidates)
-from leanrec_irazor.method import IRazor, IRazorArgmax, IRazorConfig, IRazorTransfer, ProjectedFieldEmbedding
+from leanrec_irazor.method import (IRazor, IRazorArgmax, IRazorConfig, IRazorFDE, IRazorTransfer,
+                                   ProjectedFieldEmbedding)
 
-__all__ = ["IRazor", "IRazorArgmax", "IRazorConfig", "IRazorTransfer", "IRazorSearch", "ProjectedFieldEmbedding",
-           "cardinality_shares", "cpt_prune", "region_masks", "region_widths", "resolve_candidates"]
+__all__ = ["IRazor", "IRazorArgmax", "IRazorConfig", "IRazorFDE", "IRazorTransfer", "IRazorSearch",
+           "ProjectedFieldEmbedding", "cardinality_shares", "cpt_prune", "region_masks", "region_widths", "resolve_candidates"]

@@ -154,6 +154,10 @@ class IRazor(Method):
         """The backbone the search runs on: the one that is retrained (the paper's model-consistent config)."""
         return self.config.build_backbone()
 
+    def retrain_dims(self, dims: np.ndarray) -> np.ndarray:
+        """The per-field dims the retrained model gets from the searched ones (i-Razor: the searched dims)."""
+        return dims
+
     def search_loss(self, model: IRazorSearch, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Eq. 7: BCE + lambda * L_p."""
         return bce_loss(model, X, y) + self.config.reg_lambda * model.param_regulariser()
@@ -173,6 +177,7 @@ class IRazor(Method):
             del search
         with ctx.stage("prune"):
             dims, fallback = derive_dims(probs, cand, cfg.cpt)
+            dims = self.retrain_dims(dims)
             model = build_retrain_model(backbone, specs, dims, cfg.projection_dim or cand[-1]).to(ctx.device)
         with ctx.stage("retrain"):
             ctx.train(model, data, cfg, name="retrain")
@@ -258,3 +263,28 @@ class IRazorTransfer(IRazor):
     def search_backbone(self) -> BackboneMethod:
         cfg: IRazorTransferConfig = self.config  # type: ignore[assignment]
         return dataclasses.replace(cfg, backbone=cfg.search_backbone, backbone_config={}).build_backbone()
+
+
+@dataclass
+class IRazorFDEConfig(IRazorConfig):
+    field_dim: int = 10   # the fixed dim of every kept field (10 = the zoo DNN's, leanrec's FDE row `dnn`)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.field_dim < 1:
+            raise ConfigError(f"field_dim must be >= 1, got {self.field_dim}")
+
+
+class IRazorFDE(IRazor):
+    """'i-Razor w/ FDE' (Tables 3-4): i-Razor's field selection alone -- the fields its search keeps, each
+    retrained at one fixed dim (``field_dim``) instead of its searched dim.
+
+    Paper: Yao et al., i-Razor, IEEE TKDE 2023 (arXiv:2204.00281), section 4.2.
+    """
+
+    name = "irazor-fde"
+    Config = IRazorFDEConfig
+
+    def retrain_dims(self, dims: np.ndarray) -> np.ndarray:
+        cfg: IRazorFDEConfig = self.config  # type: ignore[assignment]
+        return np.where(dims > 0, cfg.field_dim, 0)
