@@ -105,3 +105,18 @@ def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_pat
     w = pruned["extra"]["dense_weights"]
     assert 0 <= w["near_zero_share"] <= 1 and len(w["top_power_share"]) == 2   # two hidden layers of 16
     assert pruned["family"] == "pruning" and set(pruned["stage_times"]) >= {"train", "prune"}
+
+
+def test_magprune_refuses_a_backbone_without_dense_layers_before_training():
+    from leanrec.errors import ConfigError
+    from leanrec.plugins import registry
+    from leanrec.testing import tiny_dataset
+
+    class NoTraining:   # a context whose train() must never be reached
+        device = torch.device("cpu")
+
+        def train(self, *a, **k):
+            raise AssertionError("trained before refusing")
+
+    with pytest.raises(ConfigError, match="no dense"):
+        registry().method("magprune").from_overrides({"backbone": "fm"}).fit(tiny_dataset(200), NoTraining())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from leanrec.errors import ConfigError
 from leanrec.methods import BackboneChoiceConfig, FitResult, Method, field_specs
-from leanrec.nn.sparsity import dense_weight_stats, magnitude_prune_
+from leanrec.nn.sparsity import dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -50,11 +50,13 @@ class MagnitudePruning(Method):
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
         backbone = self.config.build_backbone()
         model = backbone.build_model(field_specs(data)).to(ctx.device)
+        if not dense_layers(model):   # before any training is spent
+            raise ConfigError(f"backbone {self.config.backbone!r} has no dense (nn.Linear) layer to prune")
         with ctx.stage("train"):
             ctx.train(model, data, backbone.config)
         unpruned = copy.deepcopy(model).eval()
         with ctx.stage("prune"):
-            stats = dense_weight_stats(model)
+            stats = dense_weight_stats(model) if hidden_layers(model) else None   # e.g. FwFM: a linear head only
             pruning = magnitude_prune_(model, self.config.keep)
         return FitResult(model=model.eval(), companions={"unpruned": unpruned},
                          extra={"backbone": self.config.backbone, "pruning": pruning, "dense_weights": stats})
