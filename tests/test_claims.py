@@ -183,6 +183,31 @@ def test_a_side_against_the_papers_number_is_a_one_sample_test():
         C.Check("a", ">", 0.9, ("criteo",), b_metric="auc")   # a number has no metric
 
 
+def test_a_pair_metric_compares_each_run_with_its_reference_run_of_the_same_seed():
+    """gate_rank_tau: per seed, Kendall's tau-b (scipy) of A's and ref's log α over the fields both have;
+    seeds where either run is missing are left out; the value is then tested against the number B."""
+    rng = np.random.default_rng(0)
+    fields = [f"f{i}" for i in range(8)]
+    recs, taus = [], []
+    for seed in range(5):
+        base = rng.normal(size=8)
+        near = base + rng.normal(scale=0.3, size=8)
+        recs += [record("ref", seed, 0.7, extra={"log_alpha": dict(zip(fields, base))}),
+                 record("a", seed, 0.7, extra={"log_alpha": dict(zip(fields, near))})]
+        taus.append(sps.kendalltau(base, near).statistic)
+    recs.append(record("a", 5, 0.7, extra={"log_alpha": dict(zip(fields, rng.normal(size=8)))}))   # no ref run
+    check = C.Check("a", ">", 0.0, ("criteo",), metric="gate_rank_tau", ref="ref")
+    claim = C.Claim("X3", "P", "Fig. 3", "rankings agree.", "-", (check,))
+    ((_, _, _, (m,)),) = C.measure_all([claim], recs, variant=lambda s: s)
+    assert m.seeds == [0, 1, 2, 3, 4] and m.ref_variant == "ref"
+    assert [m.a.values[s] for s in m.seeds] == pytest.approx(taus)
+    assert m.p == pytest.approx(sps.ttest_1samp(taus, 0.0).pvalue) and m.verdict == C.REPRODUCED
+    assert C.relation(check, "a", "0", "ref").startswith("gate_rank_tau(`a`, `ref`) > 0")
+    assert check.specs == ("a", "ref")
+    with pytest.raises(ValueError):
+        C.Check("a", ">", "b", ("criteo",), metric="gate_rank_tau", ref="ref")   # B must be a number
+
+
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))

@@ -126,6 +126,32 @@ METRICS: dict[str, Metric] = {
 }
 
 
+def _gate_rank_tau(a: dict, b: dict) -> Optional[float]:
+    """Kendall's tau-b between two runs' field rankings by their masking variable (Light-FMP's extra.log_alpha),
+    over the fields both score."""
+    la, lb = a["extra"]["log_alpha"], b["extra"]["log_alpha"]
+    common = sorted(set(la) & set(lb))
+    if len(common) < 2:
+        return None
+    tau = sps.kendalltau([la[f] for f in common], [lb[f] for f in common]).statistic
+    return None if math.isnan(tau) else float(tau)
+
+
+# metrics of a pair of records (a check's A run and its `ref` run of the same seed): label, value, format
+PAIR_METRICS: dict[str, Metric] = {
+    "gate_rank_tau": Metric("Kendall's tau-b of the two runs' field rankings by the masking variable log α",
+                            _gate_rank_tau, "ratio"),
+}
+
+
+def pair_metric_value(metric: str, a: dict, b: dict) -> Optional[float]:
+    """A pair metric of two records, or None when they do not hold what it needs."""
+    try:
+        return PAIR_METRICS[metric].get(a, b)   # type: ignore[call-arg]
+    except (KeyError, TypeError, IndexError):
+        return None
+
+
 def metric_value(metric: str, record: dict) -> Optional[float]:
     """A record's value of a metric, or None when the record does not hold it (an older schema, another method)."""
     try:
@@ -141,6 +167,8 @@ class Check:
     -m`, and `metric`) against side B (`b`, `b_metric`, default the same metric) or, when `b` is a number,
     against that number (the paper's own figure: a one-sample test of A − b), claimed relation `op`:
     '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
+    With `ref`, `metric` is one of PAIR_METRICS and A's value on a seed compares A's run with ref's run of that
+    seed (e.g. how alike two runs rank the fields); B is then usually a number.
     `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
     results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
     say (see `SECTION_SPECS`)."""
@@ -155,11 +183,15 @@ class Check:
     paper: dict[str, float] = field(default_factory=dict)
     note: str = ""
     section: str = ""
+    ref: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
             raise ValueError(f"check {self.a} {self.op} {self.b}: op must be one of {OPS}")
-        for m in (self.metric, self.b_metric or self.metric):
+        if self.ref and (self.metric not in PAIR_METRICS or not self.constant):
+            raise ValueError(f"check {self.a} {self.op} {self.b}: with ref, the metric is one of {sorted(PAIR_METRICS)} "
+                             "and B a number")
+        for m in () if self.ref else (self.metric, self.b_metric or self.metric):
             if m not in METRICS:
                 raise ValueError(f"check {self.a} {self.op} {self.b}: unknown metric {m!r}")
         if self.op in (">=", "<=", "==") and self.margin <= 0:
@@ -174,8 +206,8 @@ class Check:
 
     @property
     def specs(self) -> tuple[str, ...]:
-        """The method specs the check reads records of (A, and B unless B is a number)."""
-        return (self.a,) if self.constant else (self.a, str(self.b))
+        """The method specs the check reads records of (A, its ref, and B unless B is a number)."""
+        return (self.a,) + ((self.ref,) if self.ref else ()) + (() if self.constant else (str(self.b),))
 
 
 @dataclass(frozen=True)
@@ -334,6 +366,7 @@ class Measured:
     b_variant: str
     verdict: str
     reason: str = ""
+    ref_variant: str = ""
     protocol: Optional[int] = None
     seeds: list[int] = field(default_factory=list)
     a: Optional[Side] = None
@@ -418,6 +451,13 @@ class Records:
         ci = (float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))) if cis else None
         return Side(variant, metric, values, ci)
 
+    def pair_side(self, dataset: str, protocol: int, variant: str, ref: str, metric: str) -> Side:
+        """A side whose value on a seed is `metric` of that seed's `variant` record against its `ref` record."""
+        refs = {r["seed"]: r for r in self.ok[(table_name(dataset, protocol), ref)]}
+        values = {r["seed"]: float(v) for r in self.ok[(table_name(dataset, protocol), variant)]
+                  if r["seed"] in refs and (v := pair_metric_value(metric, r, refs[r["seed"]])) is not None}
+        return Side(variant, metric, values)
+
     def row(self, dataset: str, protocol: int, side: Side, seeds: list[int]) -> Row:
         """The leaderboard row of a side, its AUC list replaced by the side's metric on `seeds` (so
         leaderboard.paired_p_value tests any metric)."""
@@ -438,7 +478,7 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     sides = {variant(spec): spec for spec in check.specs}
     va = variant(check.a)
     vb = f"{check.b:g}" if check.constant else variant(str(check.b))
-    m = Measured(claim, check, dataset, va, vb, NOT_RUN)
+    m = Measured(claim, check, dataset, va, vb, NOT_RUN, ref_variant=variant(check.ref) if check.ref else "")
     m.sections = [check.section] if check.section else sorted({section_of(dataset, v) for v in sides})
     proto = recs.protocol_for(dataset, sides)
     if proto is None:
@@ -448,7 +488,8 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
             "the two sides have records of different protocols only"
         return m
     m.protocol = proto
-    m.a = recs.side(dataset, proto, va, check.metric)
+    m.a = (recs.pair_side(dataset, proto, va, m.ref_variant, check.metric) if check.ref
+           else recs.side(dataset, proto, va, check.metric))
     m.b = (Side(vb, check.metric, {s: float(check.b) for s in m.a.values}) if check.constant
            else recs.side(dataset, proto, vb, check.b_metric or check.metric))
     m.seeds = sorted(set(m.a.values) & set(m.b.values))
@@ -592,13 +633,15 @@ def _mean_std(side: Optional[Side], seeds: list[int], fmt: str) -> str:
     return f"{_num(float(np.mean(v)), fmt)} ± {_num(sd, fmt)}"
 
 
-def relation(check: Check, a: str, b: str) -> str:
-    """'`a` > `b` (test AUC)' in words for the table."""
+def relation(check: Check, a: str, b: str, ref: str = "") -> str:
+    """'`a` > `b` (test AUC)' in words for the table (`ref`: the variant of a pair metric's reference run)."""
     ma, mb = check.metric, check.b_metric or check.metric
-    left = f"`{a}`" + (f" {ma}" if mb != ma else "")
-    right = b if check.constant else f"`{b}`" + (f" {mb}" if mb != ma else "")
     op = {">": ">", "<": "<", ">=": "≥", "<=": "≤", "==": "="}[check.op]
     tail = {">=": f" − {check.margin:g}", "<=": f" + {check.margin:g}", "==": f" ± {check.margin:g}"}.get(check.op, "")
+    if check.ref:
+        return f"{ma}(`{a}`, `{ref}`) {op} {b}{tail} ({PAIR_METRICS[ma].label})"
+    left = f"`{a}`" + (f" {ma}" if mb != ma else "")
+    right = b if check.constant else f"`{b}`" + (f" {mb}" if mb != ma else "")
     what = METRICS[ma].label if mb == ma else ""
     return f"{left} {op} {right}{tail}" + (f" ({what})" if what else "")
 
@@ -666,7 +709,7 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
             out += ["| dataset | check | seeds | A | B | Δ (95% CI) | paper Δ | p | DeLong A / B | protocol | verdict "
                     "| rerun |", "|" + "---|" * 12]
             for m in ms:
-                fmt = METRICS[m.check.metric].fmt
+                fmt = (PAIR_METRICS if m.check.ref else METRICS)[m.check.metric].fmt
                 dl = "-"
                 if m.a and m.b and m.a.auc_ci95 and m.b.auc_ci95:
                     dl = (f"[{m.a.auc_ci95[0]:.3f}, {m.a.auc_ci95[1]:.3f}] / "
@@ -681,7 +724,7 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                 proto = "-" if m.protocol is None else (
                     str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
                 out.append(" | ".join([
-                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant) + note, str(len(m.seeds)),
+                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant, m.ref_variant) + note, str(len(m.seeds)),
                     _mean_std(m.a, m.seeds, fmt),
                     _num(float(m.check.b), fmt) if m.check.constant else _mean_std(m.b, m.seeds, fmt), delta,
                     "-" if pd is None else _num(pd, fmt, True), _p(m.p), dl,
