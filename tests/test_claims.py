@@ -208,6 +208,23 @@ def test_a_pair_metric_compares_each_run_with_its_reference_run_of_the_same_seed
         C.Check("a", ">", "b", ("criteo",), metric="gate_rank_tau", ref="ref")   # B must be a number
 
 
+def test_the_papers_delta_is_placed_against_the_measured_interval():
+    """'in CI' when the paper's Δ lies inside the paired 95% interval, else above / below it; the summary counts
+    the checks that rule the paper's Δ out."""
+    gain = [0.010, 0.012, 0.009, 0.011, 0.013]   # mean 0.011, CI about [0.0090, 0.0130]
+    recs = pair([x + g for x, g in zip(BASE, gain)], BASE)
+    check = C.Check("a", ">", "b", ("criteo", "avazu"), paper={"criteo": 0.011, "avazu": 0.030})
+    recs += [dict(r, dataset="avazu") for r in recs]
+    claim = C.Claim("R99", "REACTION", "Table 1", "a beats b.", "-", (check,))
+    results = C.measure_all([claim], recs, variant=lambda s: s)
+    (crit, ava) = results[0][3]
+    assert C.paper_delta_position(0.011, crit.ci) == "in CI" and C.paper_delta_position(0.030, ava.ci) == "above CI"
+    assert C.paper_delta_position(-0.1, crit.ci) == "below CI"
+    text = C.render(results, {})
+    assert "+0.0110 (in CI)" in text and "+0.0300 (above CI)" in text
+    assert "| 1 of 2 checks |" in text
+
+
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))

@@ -646,6 +646,20 @@ def relation(check: Check, a: str, b: str, ref: str = "") -> str:
     return f"{left} {op} {right}{tail}" + (f" ({what})" if what else "")
 
 
+def paper_delta_position(paper: float, ci: tuple[float, float]) -> str:
+    """Where the paper's Δ lies against a measured 95% interval: 'in CI', 'above CI' or 'below CI'."""
+    lo, hi = ci
+    return "above CI" if paper > hi else "below CI" if paper < lo else "in CI"
+
+
+def _paper_delta(paper: Optional[float], m: "Measured", fmt: str) -> str:
+    if paper is None:
+        return "-"
+    if math.isnan(m.ci[0]):
+        return _num(paper, fmt, True)
+    return f"{_num(paper, fmt, True)} ({paper_delta_position(paper, m.ci)})"
+
+
 def _p(p: float) -> str:
     return "-" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
@@ -673,21 +687,29 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
            "## Verdict rule", ""]
     out += [VERDICT_RULE, ""]
     out += ["Columns: *seeds* = seeds both sides share; *A*, *B* = mean ± std over those seeds; *Δ (95% CI)* = mean "
-            "of A − B per seed with its paired-t interval; *paper Δ* = the paper's A − B where it reports one; "
+            "of A − B per seed with its paired-t interval; *paper Δ* = the paper's A − B where it reports one, and "
+            "where it lies against the measured interval (*in CI*: the samples agree with the paper's size of effect; "
+            "*above* / *below CI*: they rule it out, whatever the verdict on its sign); "
             "*p* = paired t-test; *DeLong* = mean over seeds of each side's 95% DeLong interval of test AUC "
             "(records of protocol 2 on; `-` for older records); *protocol* = training protocol of the records "
             "used (docs/protocol.md; 1 = the epoch-based protocol, kept until the rerun replaces it); *rerun* = "
             "the `results/run_tables.sh` section that produced the records and the `leanrec run` line of the "
             "check.", ""]
     # summary
-    out += ["## Summary", "", "| paper | claims | " + " | ".join(VERDICTS) + " |", "|---|---|" + "---|" * len(VERDICTS)]
+    out += ["## Summary", "", "| paper | claims | " + " | ".join(VERDICTS) + " | paper's Δ ruled out |",
+            "|---|---|" + "---|" * (len(VERDICTS) + 1)]
     by_paper: dict[str, list] = defaultdict(list)
     for r in results:
         by_paper[r[0].paper].append(r)
     for paper, rs in by_paper.items():
+        sized = [m for _, _, _, ms in rs for m in ms
+                 if m.check.paper.get(m.dataset) is not None and not math.isnan(m.ci[0])]
+        out_ = sum(paper_delta_position(m.check.paper[m.dataset], m.ci) != "in CI" for m in sized)
         out.append(f"| [{paper}](#{file_slug(paper).lower()}) | {len(rs)} | "
-                   + " | ".join(str(sum(v == x for _, v, _, _ in rs)) for x in VERDICTS) + " |")
-    out.append("")
+                   + " | ".join(str(sum(v == x for _, v, _, _ in rs)) for x in VERDICTS)
+                   + f" | {out_} of {len(sized)} checks |")
+    out += ["", "*paper's Δ ruled out*: of the measured checks for which the paper reports a Δ, those whose 95% "
+            "interval excludes it (the samples rule out the paper's size of effect, in either direction).", ""]
     for paper, rs in by_paper.items():
         out += [f"## {paper}", "", reg.PAPER_TITLES.get(paper, ""), ""]
         if paper in plots:
@@ -727,7 +749,7 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                     f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant, m.ref_variant) + note, str(len(m.seeds)),
                     _mean_std(m.a, m.seeds, fmt),
                     _num(float(m.check.b), fmt) if m.check.constant else _mean_std(m.b, m.seeds, fmt), delta,
-                    "-" if pd is None else _num(pd, fmt, True), _p(m.p), dl,
+                    _paper_delta(pd, m, fmt), _p(m.p), dl,
                     proto, verdict, rerun + " |"]))
             out.append("")
     out += missing_runs(results)
