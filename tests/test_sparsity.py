@@ -84,6 +84,12 @@ def test_weight_statistics_match_brute_force(seed, widths, scale):
         need = next(n for n in range(1, power.size + 1) if power[:n].sum() / power.sum() >= 0.8 - 1e-12)
         assert dims == pytest.approx(need / power.size)
     assert stats["top_power_share_first"] == stats["top_power_share"][0]
+    assert stats["relative_change"] is None
+    moved = net(seed + 1, (*widths, 1))   # other weights of the same shapes
+    w1 = [m.weight.detach().double().numpy() for m in moved if isinstance(m, nn.Linear) and m.out_features > 1]
+    change = dense_weight_stats(model, init=moved)["relative_change"]
+    expect = math.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(hidden, w1)) / sum((b ** 2).sum() for b in w1))
+    assert change == pytest.approx(expect)
 
 
 def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_path):
@@ -104,6 +110,7 @@ def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_pat
     assert p["kept"] == math.ceil(0.2 * p["total"]) and p["keep"] == 0.2
     w = pruned["extra"]["dense_weights"]
     assert 0 <= w["near_zero_share"] <= 1 and len(w["top_power_share"]) == 2   # two hidden layers of 16
+    assert w["relative_change"] > 0                                              # training moved them
     assert pruned["family"] == "pruning" and set(pruned["stage_times"]) >= {"train", "prune"}
 
 

@@ -69,14 +69,17 @@ def _power_concentration(weight: torch.Tensor, top_share: float, power_share: fl
 
 @torch.no_grad()
 def dense_weight_stats(model: nn.Module, near_zero: float = 1e-3, top_share: float = 0.04,
-                       power_share: float = 0.8) -> dict[str, Any]:
+                       power_share: float = 0.8, init: nn.Module | None = None) -> dict[str, Any]:
     """SSR's Figure 1 statistics over `model`'s hidden dense layers (:func:`hidden_layers`):
 
     * ``near_zero_share``: share of all their weights with |w| < `near_zero` (the paper: 92% below 1e-3);
     * per layer, ``top_power_share``: share of the weight power held by the top `top_share` (4%) of its input
       dimensions (the paper: 80%), and ``dims_for_power``: the smallest share of input dimensions holding
       `power_share` (80%) of it; the first hidden layer (the one reading the embeddings) is reported on its own
-      and the layers' means beside it.
+      and the layers' means beside it;
+    * with `init` (the same model before training), ``relative_change``: ||W - W_0|| / ||W_0|| over the hidden
+      layers (Frobenius), how far training moved them from their initialisation -- near 0, the statistics above
+      describe the initialiser more than what was learned.
     """
     layers = hidden_layers(model)
     if not layers:
@@ -85,7 +88,14 @@ def dense_weight_stats(model: nn.Module, near_zero: float = 1e-3, top_share: flo
     n = sum(w.numel() for w in weights)
     small = sum(int((w.abs() < near_zero).sum()) for w in weights)
     conc = [_power_concentration(w, top_share, power_share) for w in weights]
-    return {"near_zero": near_zero, "near_zero_share": small / n, "weights": n,
+    change = None
+    if init is not None:
+        w0 = [m.weight.detach() for m in hidden_layers(init)]
+        if [w.shape for w in w0] != [w.shape for w in weights]:
+            raise ValueError("init does not have the model's hidden layers")
+        moved = sum(float((w - v).double().pow(2).sum()) for w, v in zip(weights, w0))
+        change = math.sqrt(moved / sum(float(v.double().pow(2).sum()) for v in w0))
+    return {"relative_change": change,"near_zero": near_zero, "near_zero_share": small / n, "weights": n,
             "top_share": top_share, "power_share": power_share,
             "top_power_share": [c[0] for c in conc], "dims_for_power": [c[1] for c in conc],
             "top_power_share_first": conc[0][0], "dims_for_power_first": conc[0][1],

@@ -52,11 +52,12 @@ class MagnitudePruning(Method):
         model = backbone.build_model(field_specs(data)).to(ctx.device)
         if not dense_layers(model):   # before any training is spent
             raise ConfigError(f"backbone {self.config.backbone!r} has no dense (nn.Linear) layer to prune")
+        init = copy.deepcopy(model)   # to tell how far training moved the weights (copying draws no random numbers)
         with ctx.stage("train"):
             ctx.train(model, data, backbone.config)
         unpruned = copy.deepcopy(model).eval()
         with ctx.stage("prune"):
-            stats = dense_weight_stats(model) if hidden_layers(model) else None   # e.g. FwFM: a linear head only
+            stats = dense_weight_stats(model, init=init) if hidden_layers(model) else None   # RankMixer: no hidden Linear
             pruning = magnitude_prune_(model, self.config.keep)
         return FitResult(model=model.eval(), companions={"unpruned": unpruned},
                          extra={"backbone": self.config.backbone, "pruning": pruning, "dense_weights": stats})
