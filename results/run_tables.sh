@@ -38,7 +38,7 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
 #                  | claims-fg | claims-afe | claims-dense | claims-transfer
-#                  | claims-irazor-fde (issue 21's claim runs; not part of `all`)
+#                  | claims-irazor-fde | claims-dtf-control (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -198,6 +198,14 @@ if [[ $what == claims-irazor-fde ]]; then
   MAXBS=256 run criteo irazor-fde
   DATA=cross_fields=true MAXBS=256 run avazu irazor-fde
   DATA=cross_fields=true MAXBS=256 run criteo irazor-fde
+fi
+# REACTION's R11: DTF's cohorts of 3 and 4 towers trained without the fusion losses (alpha = beta = gamma = 0), the
+# controls whose gap to DTF is compared across cohort sizes (the 2-tower control runs in claims-criteo / frappe).
+CTL3='reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120]]'
+CTL4='reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120],[60,60,60]]'
+if [[ $what == claims-dtf-control ]]; then
+  MAXBS=256 run criteo "$CTL3" "$CTL4"
+  MAXBS=256 run avazu reaction-dtf:alpha=0,beta=0,gamma=0 "$CTL3" "$CTL4"
 fi
 # Issue 21: feature selection with ground truth. Every selector (each keep ratio), REACTION's AFE, Light-FMP's
 # gates and i-Razor's dims on a 1M-row synthetic log whose planted roles say which fields matter (30 fields:

@@ -225,6 +225,26 @@ def test_the_papers_delta_is_placed_against_the_measured_interval():
     assert "| 1 of 2 checks |" in text
 
 
+def test_a_gain_over_its_control_is_compared_with_another_gain_over_its_own():
+    """auc_gain with ref and b_ref: per seed (A − ref) − (B − b_ref), tested with scipy's paired t-test."""
+    rng = np.random.default_rng(1)
+    vals = {v: BASE + rng.normal(scale=0.002, size=5) + shift
+            for v, shift in (("big", 0.03), ("big_ctl", 0.0), ("small", 0.01), ("small_ctl", 0.0))}
+    recs = [record(v, s, float(x)) for v, xs in vals.items() for s, x in enumerate(xs)]
+    check = C.Check("big", ">", "small", ("criteo",), metric="auc_gain", ref="big_ctl", b_ref="small_ctl")
+    claim = C.Claim("X4", "P", "T", "gains grow.", "-", (check,))
+    ((_, _, _, (m,)),) = C.measure_all([claim], recs, variant=lambda s: s)
+    ga, gb = vals["big"] - vals["big_ctl"], vals["small"] - vals["small_ctl"]
+    assert [m.a.values[s] for s in m.seeds] == pytest.approx(list(ga))
+    assert m.p == pytest.approx(sps.ttest_rel(ga, gb).pvalue) and m.verdict == C.REPRODUCED
+    assert check.specs == ("big", "big_ctl", "small", "small_ctl")
+    assert C.relation(check, "big", "small", "big_ctl", "small_ctl") == (
+        "auc_gain(`big`, `big_ctl`) > auc_gain(`small`, `small_ctl`) (test AUC gain over the reference run of the "
+        "same seed)")
+    with pytest.raises(ValueError):
+        C.Check("big", ">", "small", ("criteo",), metric="auc_gain", ref="big_ctl")   # B needs its own b_ref
+
+
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))

@@ -139,6 +139,8 @@ def _gate_rank_tau(a: dict, b: dict) -> Optional[float]:
 
 # metrics of a pair of records (a check's A run and its `ref` run of the same seed): label, value, format
 PAIR_METRICS: dict[str, Metric] = {
+    "auc_gain": Metric("test AUC gain over the reference run of the same seed", lambda a, b: a["metrics"]["auc"]
+                       - b["metrics"]["auc"]),
     "gate_rank_tau": Metric("Kendall's tau-b of the two runs' field rankings by the masking variable log α",
                             _gate_rank_tau, "ratio"),
 }
@@ -168,7 +170,8 @@ class Check:
     against that number (the paper's own figure: a one-sample test of A − b), claimed relation `op`:
     '>' / '<' (strict), '>=' / '<=' (not worse by more than `margin`), '==' (equal within `margin`).
     With `ref`, `metric` is one of PAIR_METRICS and A's value on a seed compares A's run with ref's run of that
-    seed (e.g. how alike two runs rank the fields); B is then usually a number.
+    seed (e.g. how alike two runs rank the fields); B is then a number, or B's run against `b_ref`'s (e.g. the
+    gain of one cohort over its control against the gain of another over its own).
     `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
     results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
     say (see `SECTION_SPECS`)."""
@@ -184,13 +187,16 @@ class Check:
     note: str = ""
     section: str = ""
     ref: str = ""
+    b_ref: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
             raise ValueError(f"check {self.a} {self.op} {self.b}: op must be one of {OPS}")
-        if self.ref and (self.metric not in PAIR_METRICS or not self.constant):
+        if self.ref and (self.metric not in PAIR_METRICS or self.constant == bool(self.b_ref)):
             raise ValueError(f"check {self.a} {self.op} {self.b}: with ref, the metric is one of {sorted(PAIR_METRICS)} "
-                             "and B a number")
+                             "and B a number or a spec with its own b_ref")
+        if self.b_ref and not self.ref:
+            raise ValueError(f"check {self.a} {self.op} {self.b}: b_ref needs ref")
         for m in () if self.ref else (self.metric, self.b_metric or self.metric):
             if m not in METRICS:
                 raise ValueError(f"check {self.a} {self.op} {self.b}: unknown metric {m!r}")
@@ -206,8 +212,8 @@ class Check:
 
     @property
     def specs(self) -> tuple[str, ...]:
-        """The method specs the check reads records of (A, its ref, and B unless B is a number)."""
-        return (self.a,) + ((self.ref,) if self.ref else ()) + (() if self.constant else (str(self.b),))
+        """The method specs the check reads records of (A, its ref, and B and its b_ref unless B is a number)."""
+        return tuple(s for s in (self.a, self.ref, "" if self.constant else str(self.b), self.b_ref) if s)
 
 
 @dataclass(frozen=True)
@@ -281,6 +287,9 @@ DATASETS: dict[str, DatasetRun] = {
 _SSR_D_PAPER = ("ssr-d:filter=none", "ssr-d:filter=topk", "ssr-d:ics_alpha=0.01", "ssr-d:ics_alpha=0.5",
                 "ssr-d:ics_gamma=false", "ssr-d:ics_iters=1", "ssr-d:ics_iters=2")
 _SELECTORS_ADDED = ("adafs", "autofield", "lasso", "mvfs", "optfs", "pca")
+# REACTION's DTF cohorts of 3 and 4 towers without the fusion losses (R11's controls)
+_DTF_CONTROLS = ("reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120]]",
+                 "reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120],[60,60,60]]")
 # REACTION's Fig. 1(c) sweep: shares of the DNN's dense-layer weights kept by magnitude pruning (R14's curve)
 DENSE_KEEP = (0.05, 0.1, 0.2, 0.5)
 # REACTION Table 4's rivals of AFE: each selector keeps AFE's share of fields (0.75) and retrains the same
@@ -323,6 +332,7 @@ SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
                         for d in ("criteo", "avazu")},
     "claims-irazor-fde": {"avazu": ("irazor-fde",), "criteo": ("irazor-fde",),
                           "avazu[cross_fields=true]": ("irazor-fde",), "criteo[cross_fields=true]": ("irazor-fde",)},
+    "claims-dtf-control": {"criteo": _DTF_CONTROLS, "avazu": ("reaction-dtf:alpha=0,beta=0,gamma=0", *_DTF_CONTROLS)},
     "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
                   "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }
@@ -367,6 +377,7 @@ class Measured:
     verdict: str
     reason: str = ""
     ref_variant: str = ""
+    b_ref_variant: str = ""
     protocol: Optional[int] = None
     seeds: list[int] = field(default_factory=list)
     a: Optional[Side] = None
@@ -478,7 +489,8 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     sides = {variant(spec): spec for spec in check.specs}
     va = variant(check.a)
     vb = f"{check.b:g}" if check.constant else variant(str(check.b))
-    m = Measured(claim, check, dataset, va, vb, NOT_RUN, ref_variant=variant(check.ref) if check.ref else "")
+    m = Measured(claim, check, dataset, va, vb, NOT_RUN, ref_variant=variant(check.ref) if check.ref else "",
+                 b_ref_variant=variant(check.b_ref) if check.b_ref else "")
     m.sections = [check.section] if check.section else sorted({section_of(dataset, v) for v in sides})
     proto = recs.protocol_for(dataset, sides)
     if proto is None:
@@ -490,8 +502,12 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     m.protocol = proto
     m.a = (recs.pair_side(dataset, proto, va, m.ref_variant, check.metric) if check.ref
            else recs.side(dataset, proto, va, check.metric))
-    m.b = (Side(vb, check.metric, {s: float(check.b) for s in m.a.values}) if check.constant
-           else recs.side(dataset, proto, vb, check.b_metric or check.metric))
+    if check.constant:
+        m.b = Side(vb, check.metric, {s: float(check.b) for s in m.a.values})
+    elif check.b_ref:
+        m.b = recs.pair_side(dataset, proto, vb, m.b_ref_variant, check.metric)
+    else:
+        m.b = recs.side(dataset, proto, vb, check.b_metric or check.metric)
     m.seeds = sorted(set(m.a.values) & set(m.b.values))
     if not m.seeds:
         m.verdict, m.reason = NOT_RUN, "no shared seeds with a value of the metric"
@@ -499,8 +515,9 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     x = [m.a.values[s] for s in m.seeds]
     y = [m.b.values[s] for s in m.seeds]
     m.delta, m.ci = _stats(x, y)
-    if check.constant:   # one-sample t-test of A − c (nan when A does not vary or has one seed)
-        m.p = float(sps.ttest_1samp(np.subtract(x, y), 0.0).pvalue) if len(x) > 1 and np.ptp(x) > 0 else math.nan
+    if check.constant or check.ref:   # one-sample t-test of the per-seed Δ (nan when Δ does not vary)
+        d = np.subtract(x, y)
+        m.p = float(sps.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and np.ptp(d) > 0 else math.nan
     else:
         m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
     m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
@@ -633,13 +650,15 @@ def _mean_std(side: Optional[Side], seeds: list[int], fmt: str) -> str:
     return f"{_num(float(np.mean(v)), fmt)} ± {_num(sd, fmt)}"
 
 
-def relation(check: Check, a: str, b: str, ref: str = "") -> str:
-    """'`a` > `b` (test AUC)' in words for the table (`ref`: the variant of a pair metric's reference run)."""
+def relation(check: Check, a: str, b: str, ref: str = "", b_ref: str = "") -> str:
+    """'`a` > `b` (test AUC)' in words for the table (`ref`, `b_ref`: the variants of a pair metric's reference
+    runs)."""
     ma, mb = check.metric, check.b_metric or check.metric
     op = {">": ">", "<": "<", ">=": "≥", "<=": "≤", "==": "="}[check.op]
     tail = {">=": f" − {check.margin:g}", "<=": f" + {check.margin:g}", "==": f" ± {check.margin:g}"}.get(check.op, "")
     if check.ref:
-        return f"{ma}(`{a}`, `{ref}`) {op} {b}{tail} ({PAIR_METRICS[ma].label})"
+        right = f"{ma}(`{b}`, `{b_ref}`)" if check.b_ref else b
+        return f"{ma}(`{a}`, `{ref}`) {op} {right}{tail} ({PAIR_METRICS[ma].label})"
     left = f"`{a}`" + (f" {ma}" if mb != ma else "")
     right = b if check.constant else f"`{b}`" + (f" {mb}" if mb != ma else "")
     what = METRICS[ma].label if mb == ma else ""
@@ -746,7 +765,7 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                 proto = "-" if m.protocol is None else (
                     str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
                 out.append(" | ".join([
-                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant, m.ref_variant) + note, str(len(m.seeds)),
+                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant, m.ref_variant, m.b_ref_variant) + note, str(len(m.seeds)),
                     _mean_std(m.a, m.seeds, fmt),
                     _num(float(m.check.b), fmt) if m.check.constant else _mean_std(m.b, m.seeds, fmt), delta,
                     _paper_delta(pd, m, fmt), _p(m.p), dl,
