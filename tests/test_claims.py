@@ -273,6 +273,7 @@ def test_cli_writes_claims_and_plots(tmp_path):
     out = tmp_path / "CLAIMS.md"
     res = CliRunner().invoke(app, ["claims", "--results-dir", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 0, res.output
+    assert "| [REACTION](#reaction) |" in res.output and res.output.rstrip().endswith("claims")   # the summary
     text = out.read_text()
     line = next(ln for ln in text.splitlines() if ln.startswith("| `criteo` | `reaction-dtf` > `reaction-baseline`"))
     assert "**reproduced**" in line and "| 5 |" in line and "| 2 |" in line

@@ -900,4 +900,5 @@ def claims_command(
     target = Path(out) if out else Path(results_dir) / "CLAIMS.md"
     md = write_claims(Path(results_dir), target, plots=plots)
     n = md.count("\n### ")
-    typer.echo(f"{target}: {n} claims")
+    summary = md.split("## Summary\n", 1)[1].split("\n## ", 1)[0].strip()   # the per-paper verdict table
+    typer.echo(f"{summary}\n\n{target}: {n} claims")
