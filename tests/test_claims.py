@@ -2,6 +2,7 @@
 method specs, and that the committed results/CLAIMS.md is what the committed records give."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,37 @@ def test_a_gain_over_its_control_is_compared_with_another_gain_over_its_own():
         "same seed)")
     with pytest.raises(ValueError):
         C.Check("big", ">", "small", ("criteo",), metric="auc_gain", ref="big_ctl")   # B needs its own b_ref
+
+
+def test_constant_differences_follow_the_paired_tests_convention_and_place_no_paper_delta():
+    """A check against a number whose A does not vary (a deterministic metric): p is 0 (Δ ≠ 0) or 1 (Δ = 0),
+    as for paired sides, so the verdict follows the sign; its point interval places no paper Δ, and one seed
+    does not either -- neither counts in the summary's 'ruled out'."""
+    recs = [record("a", s, 0.7, extra={"dense_weights": {"near_zero_share": 0.9}}) for s in range(5)]
+    claim = C.Claim("R98", "REACTION", "T", "x.", "-",
+                    (C.Check("a", ">", 0.5, ("criteo",), metric="near_zero_share", paper={"criteo": 0.1}),
+                     C.Check("a", ">", 0.9, ("criteo",), metric="near_zero_share"),
+                     C.Check("a", ">", "b", ("avazu",), paper={"avazu": 0.5})))
+    recs += [record("a", 0, 0.8, dataset="avazu"), record("b", 0, 0.7, dataset="avazu")]
+    results = C.measure_all([claim], recs, variant=lambda s: s)
+    differs, equal, one_seed = results[0][3]
+    assert differs.p == 0.0 and differs.verdict == C.REPRODUCED and differs.ci == (0.4, 0.4)
+    assert equal.p == 1.0 and equal.verdict == C.INCONCLUSIVE
+    assert C.differences_p_value([0.4, 0.4, 0.4]) == 0.0 and math.isnan(C.differences_p_value([0.4]))
+    assert not C.can_place_paper_delta(differs) and not C.can_place_paper_delta(one_seed)
+    text = C.render(results, {})
+    assert "| 0 of 0 checks |" in text and "(above CI)" not in text and "(below CI)" not in text
+
+
+def test_metrics_of_records_that_lack_them_are_none():
+    bare = record("a", 0, 0.7)
+    for metric in ("auc_retained", "near_zero_share", "top_power_share", "worst_tower_auc", "PT", "sparsity"):
+        assert C.metric_value(metric, bare) is None, metric
+    zero = record("a", 0, 0.0)
+    zero["metrics"]["companions"] = {"unpruned": {"auc": 0.0}}
+    assert C.metric_value("auc_retained", zero) is None                # 0 / 0
+    assert C.pair_metric_value("gate_rank_tau", bare, bare) is None    # no log alpha
+    assert C.pair_metric_value("auc_gain", bare, record("b", 0, 0.6)) == pytest.approx(0.1)
 
 
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():

@@ -282,7 +282,7 @@ def test_plugin_registers_both_names():
 
     reg = load_registry([plugin], entry_points=False)
     assert reg.method("irazor") is IRazor and reg.method("irazor-argmax") is IRazorArgmax
-    assert reg.method("irazor-transfer") is IRazorTransfer
+    assert reg.method("irazor-transfer") is IRazorTransfer and reg.method("irazor-fde") is IRazorFDE
 
 
 # ---- end to end -----------------------------------------------------------------------------------------
@@ -361,6 +361,7 @@ def test_fde_variant_keeps_the_searched_fields_at_one_fixed_dim():
     assert fde.selected_fields == own.selected_fields
     assert fde.field_dims == {f: 4 for f in own.selected_fields}
     assert fde.extra["region_probs"] == own.extra["region_probs"]
+    assert fde.extra["searched_dims"] == own.extra["all_dims"] and "searched_dims" not in own.extra
     emb = {f.name: f.vocab_size for f in data.fields}
     assert fde.extra["embedding_params"] == sum(4 * emb[f] for f in own.selected_fields)
     with pytest.raises(ConfigError):

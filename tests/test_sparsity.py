@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from leanrec.context import Budget
-from leanrec.nn.sparsity import dense_weight_stats, hidden_layers, magnitude_prune_
+from leanrec.nn.sparsity import dense_weight_stats, hidden_layers, magnitude_prune_, recalibrate_batch_norm_
 
 
 def net(seed: int, widths: tuple[int, ...]) -> nn.Sequential:
@@ -108,6 +108,7 @@ def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_pat
     assert pruned["metrics"]["auc"] != dnn["metrics"]["auc"]
     p = pruned["extra"]["pruning"]
     assert p["kept"] == math.ceil(0.2 * p["total"]) and p["keep"] == 0.2
+    assert p["recalibrated_bn_layers"] == 2                                      # the DNN's batch norms
     w = pruned["extra"]["dense_weights"]
     assert 0 <= w["near_zero_share"] <= 1 and len(w["top_power_share"]) == 2   # two hidden layers of 16
     assert w["relative_change"] > 0                                              # training moved them
@@ -127,3 +128,44 @@ def test_magprune_refuses_a_backbone_without_dense_layers_before_training():
 
     with pytest.raises(ConfigError, match="no dense"):
         registry().method("magprune").from_overrides({"backbone": "fm"}).fit(tiny_dataset(200), NoTraining())
+
+
+def test_batch_norm_recalibration_is_the_average_of_batch_statistics():
+    """After pruning, running statistics = the mean over batches of each batch's mean and unbiased variance
+    of the layer's input (numpy), nothing else changes, and the model is left in eval mode."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 1))
+    model.train()
+    X = torch.randn(96, 5)
+    model(X)   # stale statistics, as after training
+    magnitude_prune_(model, 0.5)
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert recalibrate_batch_norm_(model, X, batch_size=32) == 1
+    h = model[0](X).detach().numpy().reshape(3, 32, 4)
+    bn = model[1]
+    np.testing.assert_allclose(bn.running_mean.numpy(), h.mean(axis=1).mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), h.var(axis=1, ddof=1).mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert bn.momentum == 0.1 and not model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert recalibrate_batch_norm_(nn.Sequential(nn.Linear(2, 1)), X[:, :2], 8) == 0   # no batch norm: no-op
+
+
+def test_magprune_forwards_the_training_keys_set_on_it_and_otherwise_trains_as_the_backbone():
+    from leanrec.plugins import registry
+
+    method = registry().method("magprune")
+    own = method.from_overrides({"backbone": "reaction-baseline"}).config.build_backbone()
+    assert own.config == registry().method("reaction-baseline").from_overrides({}).config   # embedding 16
+    fast = method.from_overrides({"lr": 0.01, "embedding_dim": 8}).config.build_backbone()
+    assert fast.config.lr == 0.01 and fast.config.embedding_dim == 8
+    assert fast.config.hidden == registry().method("dnn").from_overrides({}).config.hidden
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pruning_and_statistics_on_the_gpu_match_the_cpu():
+    cpu = net(3, (6, 5, 4, 1))
+    gpu = net(3, (6, 5, 4, 1)).cuda()
+    assert magnitude_prune_(gpu, 0.3)["kept"] == magnitude_prune_(cpu, 0.3)["kept"]
+    for a, b in zip(cpu.state_dict().values(), gpu.state_dict().values()):
+        assert torch.equal(a, b.cpu())
+    assert dense_weight_stats(gpu)["near_zero_share"] == dense_weight_stats(cpu)["near_zero_share"]

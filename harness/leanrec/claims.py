@@ -23,7 +23,7 @@ import typer
 from scipy import stats as sps
 
 from leanrec.errors import LeanrecError
-from leanrec.leaderboard import Row, build_rows, paired_p_value, table_name
+from leanrec.leaderboard import Row, build_rows, differences_p_value, paired_p_value, table_name
 from leanrec.plots import png_bytes
 from leanrec.protocol import PROTOCOL_VERSION
 from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
@@ -50,7 +50,9 @@ the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS} shared 
 * `A = B ± m` (equal within m): **reproduced** when the CI lies inside (−m, m); **contradicted** when it lies
   entirely outside [−m, m]; otherwise inconclusive.
 * A against a number c instead of a side B (the paper's own figure, e.g. "92% of weights are near zero"): per
-  seed Δ = A − c, *p* is the one-sample t-test of Δ, and the rules above apply unchanged.
+  seed Δ = A − c, *p* is the one-sample t-test of Δ, and the rules above apply unchanged. A side may also be a
+  pair of runs of the same seed, e.g. a method's AUC gain over its control, or how alike two runs rank the
+  fields; Δ is then formed from those per-seed values in the same way.
 * **not run yet**: one side has no records (the check is defined; its `leanrec run` line is given).
 
 Records of the current training protocol (version {PROTOCOL_VERSION}) are used when both sides have them;
@@ -137,11 +139,20 @@ def _gate_rank_tau(a: dict, b: dict) -> Optional[float]:
     return None if math.isnan(tau) else float(tau)
 
 
+@dataclass(frozen=True)
+class PairMetric:
+    """A number read from a pair of records of the same seed (a check's run and its reference run)."""
+
+    label: str
+    get: Callable[[dict, dict], Optional[float]]
+    fmt: str = "auc"
+
+
 # metrics of a pair of records (a check's A run and its `ref` run of the same seed): label, value, format
-PAIR_METRICS: dict[str, Metric] = {
-    "auc_gain": Metric("test AUC gain over the reference run of the same seed", lambda a, b: a["metrics"]["auc"]
+PAIR_METRICS: dict[str, PairMetric] = {
+    "auc_gain": PairMetric("test AUC gain over the reference run of the same seed", lambda a, b: a["metrics"]["auc"]
                        - b["metrics"]["auc"]),
-    "gate_rank_tau": Metric("Kendall's tau-b of the two runs' field rankings by the masking variable log α",
+    "gate_rank_tau": PairMetric("Kendall's tau-b of the two runs' field rankings by the masking variable log α",
                             _gate_rank_tau, "ratio"),
 }
 
@@ -149,8 +160,8 @@ PAIR_METRICS: dict[str, Metric] = {
 def pair_metric_value(metric: str, a: dict, b: dict) -> Optional[float]:
     """A pair metric of two records, or None when they do not hold what it needs."""
     try:
-        return PAIR_METRICS[metric].get(a, b)   # type: ignore[call-arg]
-    except (KeyError, TypeError, IndexError):
+        return PAIR_METRICS[metric].get(a, b)
+    except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError):
         return None
 
 
@@ -158,7 +169,7 @@ def metric_value(metric: str, record: dict) -> Optional[float]:
     """A record's value of a metric, or None when the record does not hold it (an older schema, another method)."""
     try:
         return METRICS[metric].get(record)
-    except (KeyError, TypeError, IndexError):
+    except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError):
         return None
 
 
@@ -376,8 +387,8 @@ class Measured:
     b_variant: str
     verdict: str
     reason: str = ""
-    ref_variant: str = ""
-    b_ref_variant: str = ""
+    ref_variant: str = ""              # the variant of A's reference run (checks with `ref`)
+    b_ref_variant: str = ""            # the variant of B's reference run (checks with `b_ref`)
     protocol: Optional[int] = None
     seeds: list[int] = field(default_factory=list)
     a: Optional[Side] = None
@@ -515,9 +526,8 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     x = [m.a.values[s] for s in m.seeds]
     y = [m.b.values[s] for s in m.seeds]
     m.delta, m.ci = _stats(x, y)
-    if check.constant or check.ref:   # one-sample t-test of the per-seed Δ (nan when Δ does not vary)
-        d = np.subtract(x, y)
-        m.p = float(sps.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and np.ptp(d) > 0 else math.nan
+    if check.constant or check.ref:   # no leaderboard row on one side: the test on the per-seed Δ itself
+        m.p = differences_p_value(np.subtract(x, y))
     else:
         m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
     m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
@@ -671,10 +681,16 @@ def paper_delta_position(paper: float, ci: tuple[float, float]) -> str:
     return "above CI" if paper > hi else "below CI" if paper < lo else "in CI"
 
 
+def can_place_paper_delta(m: "Measured") -> bool:
+    """Whether a check's interval can place the paper's Δ: at least MIN_SEEDS seeds and an interval of some
+    width (one seed, or a deterministic metric such as a parameter count, gives a point that places nothing)."""
+    return len(m.seeds) >= MIN_SEEDS and not math.isnan(m.ci[0]) and m.ci[1] > m.ci[0]
+
+
 def _paper_delta(paper: Optional[float], m: "Measured", fmt: str) -> str:
     if paper is None:
         return "-"
-    if math.isnan(m.ci[0]):
+    if not can_place_paper_delta(m):
         return _num(paper, fmt, True)
     return f"{_num(paper, fmt, True)} ({paper_delta_position(paper, m.ci)})"
 
@@ -707,9 +723,11 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
     out += [VERDICT_RULE, ""]
     out += ["Columns: *seeds* = seeds both sides share; *A*, *B* = mean ± std over those seeds; *Δ (95% CI)* = mean "
             "of A − B per seed with its paired-t interval; *paper Δ* = the paper's A − B where it reports one, and "
-            "where it lies against the measured interval (*in CI*: the samples agree with the paper's size of effect; "
-            "*above* / *below CI*: they rule it out, whatever the verdict on its sign); "
-            "*p* = paired t-test; *DeLong* = mean over seeds of each side's 95% DeLong interval of test AUC "
+            "where it lies against the measured interval (*in CI*: compatible with the paper's size of effect; "
+            "*above* / *below CI*: the effect here differs from it beyond seed noise, whatever the verdict on its "
+            f"sign; not placed with fewer than {MIN_SEEDS} seeds or a point interval); "
+            "*p* = paired t-test (for a check against a number or between gains: the one-sample t-test of the "
+            "per-seed Δ); *DeLong* = mean over seeds of each side's 95% DeLong interval of test AUC "
             "(records of protocol 2 on; `-` for older records); *protocol* = training protocol of the records "
             "used (docs/protocol.md; 1 = the epoch-based protocol, kept until the rerun replaces it); *rerun* = "
             "the `results/run_tables.sh` section that produced the records and the `leanrec run` line of the "
@@ -722,13 +740,15 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
         by_paper[r[0].paper].append(r)
     for paper, rs in by_paper.items():
         sized = [m for _, _, _, ms in rs for m in ms
-                 if m.check.paper.get(m.dataset) is not None and not math.isnan(m.ci[0])]
+                 if m.check.paper.get(m.dataset) is not None and can_place_paper_delta(m)]
         out_ = sum(paper_delta_position(m.check.paper[m.dataset], m.ci) != "in CI" for m in sized)
         out.append(f"| [{paper}](#{file_slug(paper).lower()}) | {len(rs)} | "
                    + " | ".join(str(sum(v == x for _, v, _, _ in rs)) for x in VERDICTS)
                    + f" | {out_} of {len(sized)} checks |")
-    out += ["", "*paper's Δ ruled out*: of the measured checks for which the paper reports a Δ, those whose 95% "
-            "interval excludes it (the samples rule out the paper's size of effect, in either direction).", ""]
+    out += ["", "*paper's Δ ruled out*: of the checks for which the paper reports a Δ and that have an interval "
+            f"(at least {MIN_SEEDS} seeds, not a point), those whose 95% interval excludes it: on these samples the "
+            "effect differs from the paper's beyond seed noise, in either direction (the papers ran the full logs).",
+            ""]
     for paper, rs in by_paper.items():
         out += [f"## {paper}", "", reg.PAPER_TITLES.get(paper, ""), ""]
         if paper in plots:

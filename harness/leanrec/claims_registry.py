@@ -107,11 +107,15 @@ REACTION = [
     Claim("R11", R, "Tables 5-6", "The gain of DTF over independently trained towers grows with the cohort size. "
           "Counterpart: per seed, DTF's test AUC minus that of the same cohort trained without the fusion losses "
           "(each tower on its own loss over the shared embedding, the best on validation served: our reading of "
-          "'independently trained towers'), compared between cohorts of 2, 3 and 4 towers.",
-          "Criteo Rel. Imp 0.0022, 0.0025, 0.0029, 0.0031 (rows 1-4).",
+          "'independently trained models'; the tables' 'Baseline' at T/S > 1 is not defined), compared between "
+          "cohorts of 2, 3 and 4 towers (T/S = towers − 1 = 1, 2, 3).",
+          "Baseline+DTF − Baseline by T/S 1–4: Criteo 0.0039, 0.0046, 0.0043, 0.0049; UGC 0.0033, 0.0037, 0.0043, "
+          "0.0049 (the tables' 'Rel. Imp' 0.0022… is against the best distillation baseline, not this gap).",
           (Check(DTF_3, ">", "reaction-dtf", (CRITEO, AVAZU), metric="auc_gain", ref=DTF_CONTROL_3,
-                 b_ref=DTF_CONTROL),
-           Check(DTF_4, ">", DTF_3, (CRITEO, AVAZU), metric="auc_gain", ref=DTF_CONTROL_4, b_ref=DTF_CONTROL_3))),
+                 b_ref=DTF_CONTROL, paper={CRITEO: 0.0046 - 0.0039}),
+           Check(DTF_4, ">", DTF_3, (CRITEO, AVAZU), metric="auc_gain", ref=DTF_CONTROL_4, b_ref=DTF_CONTROL_3,
+                 paper={CRITEO: 0.0043 - 0.0046},
+                 note="on Criteo the paper's own gap shrinks at this step (it grows again after; UGC +0.0006)"))),
     Claim("R12", R, "Abstract; Sec. 4.2", "After DTF training either tower alone serves without a significant "
           "drop against the dual-tower model.",
           "Stated, no table.",
@@ -128,8 +132,9 @@ REACTION = [
           "Fig. 1(c): curves only.",
           tuple(Check(f"magprune:keep={keep}", ">=", share, PUBLIC, metric="auc_retained", margin=margin,
                       note=f"the zoo DNN trained as its own row, then all but its {keep:.0%} largest-magnitude "
-                           "dense-layer weights zeroed (no retraining); its test AUC over the unpruned model's, "
-                           "per seed")
+                           "dense-layer weights zeroed (no retraining; batch-norm statistics re-estimated); its "
+                           "test AUC over the unpruned model's, per seed; the paper's figure is for "
+                           f"{'Criteo' if keep == 0.1 else 'Avazu'}, the other datasets test whether it carries over")
                 for keep, share, margin in ((0.1, 0.985, 0.005), (0.2, 0.997, 0.002)))),
 ]
 
@@ -346,7 +351,9 @@ SSR = [
           "the top 4% of input dimensions.",
           (Check("magprune", ">=", 0.92, PUBLIC, metric="near_zero_share", margin=0.02,
                  note="the zoo DNN ([400,400,400], trained as the dnn row, no L2), before pruning: its hidden "
-                      "layers' weights"),
+                      "layers' weights, pooled; it has batch norm after each layer, which leaves a layer's weight "
+                      "scale free, and extra.dense_weights.relative_change says how far training moved the "
+                      "weights from their initialisation"),
            Check("magprune", ">=", 0.80, PUBLIC, metric="top_power_share", margin=0.02,
                  note="its first hidden layer (the one reading the embeddings); power of an input dimension = "
                       "sum of its squared weights"))),

@@ -210,10 +210,18 @@ def paired_p_value(a: Row, b: Row) -> float:
         return math.nan
     x = [a.auc[a.seeds.index(s)] for s in common]
     y = [b.auc[b.seeds.index(s)] for s in common]
-    diff = np.subtract(x, y)
-    if np.allclose(diff, diff[0], rtol=0, atol=1e-15):  # no spread in the differences: t is 0 or infinite
+    return differences_p_value(np.subtract(x, y))
+
+
+def differences_p_value(diff: "np.ndarray | list[float]") -> float:
+    """Two-sided one-sample t-test that per-seed differences have mean 0 (the paired t-test of their two
+    sides); nan for fewer than 2, and 1 or 0 when they do not vary (t is then 0 or infinite)."""
+    diff = np.asarray(diff, dtype=np.float64)
+    if len(diff) < 2:
+        return math.nan
+    if np.allclose(diff, diff[0], rtol=0, atol=1e-15):
         return 1.0 if abs(diff[0]) <= 1e-15 else 0.0
-    return float(sps.ttest_rel(x, y).pvalue)
+    return float(sps.ttest_1samp(diff, 0.0).pvalue)
 
 
 def distinguishable(a: Row, b: Row) -> bool:

@@ -4,6 +4,8 @@
 * :func:`dense_layers` -- the model's dense (``nn.Linear``) layers, in module order; embeddings are not dense.
 * :func:`magnitude_prune_` -- keep the largest-magnitude share of all dense-layer weights (one global threshold
   across layers, Han et al., NeurIPS 2015, without fine-tuning), zero the rest in place; biases stay.
+* :func:`recalibrate_batch_norm_` -- re-estimate batch-norm running statistics after pruning (they were
+  collected for the unpruned weights; left stale they would add their own error to the pruning's).
 * :func:`dense_weight_stats` -- SSR's Figure 1 statistics of the hidden layers: the share of weights with
   |w| < 1e-3 and, per layer, the share of weight power (sum of squared weights over each input dimension) held
   by the top 4% of input dimensions, and the share of input dimensions that hold 80% of it.
@@ -38,10 +40,10 @@ def magnitude_prune_(model: nn.Module, keep: float) -> dict[str, Any]:
     if not layers:
         raise ValueError(f"{type(model).__name__} has no dense (nn.Linear) layer to prune")
     flat = torch.cat([m.weight.detach().abs().flatten().double() for m in layers])
-    n_keep = math.ceil(keep * flat.numel())
+    n_keep = max(1, math.ceil(keep * flat.numel() - 1e-9))   # 1e-9: 0.56 x 25 is 14, not 15
     # a stable descending sort keeps ties in module order, so exactly n_keep weights survive
     order = torch.sort(flat, descending=True, stable=True).indices
-    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     mask[order[:n_keep]] = True
     per_layer, start = [], 0
     for m in layers:
@@ -51,6 +53,30 @@ def magnitude_prune_(model: nn.Module, keep: float) -> dict[str, Any]:
         per_layer.append(float(layer_mask.float().mean()))
         start += n
     return {"kept": n_keep, "total": int(flat.numel()), "keep": keep, "layer_kept_share": per_layer}
+
+
+@torch.no_grad()
+def recalibrate_batch_norm_(model: nn.Module, X: Any, batch_size: int, max_batches: int = 200) -> int:
+    """Reset every batch-norm layer's running mean and variance and re-estimate them as plain averages over up
+    to `max_batches` batches of the rows `X` (anything sliceable into model inputs), the rest of the model in
+    eval mode (no dropout, so no random numbers are drawn). Returns the number of batch-norm layers; 0 leaves
+    the model untouched. The model is left in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None   # cumulative average over the batches seen
+        m.train()
+    n = len(X)
+    for start in range(0, min(n, batch_size * max_batches), batch_size):
+        model(X[start:start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(norms)
 
 
 def _power_concentration(weight: torch.Tensor, top_share: float, power_share: float) -> tuple[float, float]:
@@ -75,8 +101,9 @@ def dense_weight_stats(model: nn.Module, near_zero: float = 1e-3, top_share: flo
     * ``near_zero_share``: share of all their weights with |w| < `near_zero` (the paper: 92% below 1e-3);
     * per layer, ``top_power_share``: share of the weight power held by the top `top_share` (4%) of its input
       dimensions (the paper: 80%), and ``dims_for_power``: the smallest share of input dimensions holding
-      `power_share` (80%) of it; the first hidden layer (the one reading the embeddings) is reported on its own
-      and the layers' means beside it;
+      `power_share` (80%) of it; the first hidden layer in module order is reported on its own (for the DNN
+      and REACTION's towers the one reading the embeddings; not so for every architecture, e.g. DCNv2's cross
+      layers come first) and the layers' means beside it;
     * with `init` (the same model before training), ``relative_change``: ||W - W_0|| / ||W_0|| over the hidden
       layers (Frobenius), how far training moved them from their initialisation -- near 0, the statistics above
       describe the initialiser more than what was learned.

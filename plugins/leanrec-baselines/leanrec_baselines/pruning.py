@@ -4,19 +4,24 @@ Weights and Connections for Efficient Neural Networks. NeurIPS 2015; without the
 The measurement behind REACTION's Figure 1(c) ("retaining only 10% of dense-layer parameters preserves 98.5%
 performance on Criteo") and SSR's Figure 1 (most learned dense weights are near zero): the backbone is trained
 exactly as its own run trains it, then all but the largest-magnitude ``keep`` share of its dense-layer weights
-are zeroed. The pruned model is served; the unpruned one goes to the harness as companion ``unpruned``, so both
+are zeroed and its batch-norm statistics re-estimated on the training rows (they were collected for the unpruned
+weights; ``recalibrate_bn=false`` keeps them). The pruned model is served; the unpruned one goes to the harness as companion ``unpruned``, so both
 are scored on the same test split (``metrics.companions.unpruned``), and the trained weights' sparsity
 statistics (:func:`leanrec.nn.sparsity.dense_weight_stats`) are kept in ``extra["dense_weights"]``.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneChoiceConfig, FitResult, Method, field_specs
-from leanrec.nn.sparsity import dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_
+from leanrec import methods
+from leanrec.methods import TRAINING_KEYS, BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig, field_specs
+from leanrec.nn.sparsity import (dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_,
+                                 recalibrate_batch_norm_)
+from leanrec.space import tunable
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -25,16 +30,34 @@ if TYPE_CHECKING:
 
 @dataclass
 class MagnitudePruningConfig(BackboneChoiceConfig):
-    """``keep``: share of the backbone's dense-layer weights kept (one global magnitude threshold). The
-    backbone trains with its own config (its defaults + ``backbone_config``, this config's ``embedding_dim``),
-    so at the backbone's default embedding dim the unpruned model is the backbone's own run, seed for seed."""
+    """``keep``: share of the backbone's dense-layer weights kept (one global magnitude threshold).
 
+    The backbone trains as its own run does: its config (defaults + ``backbone_config``), its embedding dim
+    unless ``embedding_dim`` is set (0 = the backbone's), and its training keys except those set here to
+    something else than MethodConfig's defaults (``magprune:lr=0.01`` trains the backbone at 0.01). So with
+    nothing set, the unpruned model is the backbone's own run, seed for seed.
+    """
+
+    embedding_dim: int = tunable(0, None)   # 0 = the backbone's own (not searched: the backbone's is the point)
     keep: float = 0.1
+    recalibrate_bn: bool = True
 
     def validate(self) -> None:
-        super().validate()
+        if self.embedding_dim < 0:
+            raise ConfigError(f"embedding_dim must be >= 0 (0 = the backbone's), got {self.embedding_dim}")
+        probe = dataclasses.replace(self, embedding_dim=self.embedding_dim or 1)   # the base checks dims >= 1
+        BackboneChoiceConfig.validate(probe)
         if not 0.0 < self.keep <= 1.0:
             raise ConfigError(f"keep must be in (0, 1], got {self.keep}")
+
+    def build_backbone(self) -> BackboneMethod:
+        """The backbone as its own run would train it, with the keys set here on top (see the class doc)."""
+        overrides: dict[str, Any] = dict(self.backbone_config)
+        if self.embedding_dim:
+            overrides["embedding_dim"] = self.embedding_dim
+        defaults = MethodConfig()
+        overrides |= {k: getattr(self, k) for k in sorted(TRAINING_KEYS) if getattr(self, k) != getattr(defaults, k)}
+        return methods.get_backbone(self.backbone, overrides)   # looked up at call time, as build_backbone does
 
 
 class MagnitudePruning(Method):
@@ -48,6 +71,7 @@ class MagnitudePruning(Method):
     config: MagnitudePruningConfig
 
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
+        """Train the backbone (stage "train"), then measure its weights and prune them (stage "prune")."""
         backbone = self.config.build_backbone()
         model = backbone.build_model(field_specs(data)).to(ctx.device)
         if not dense_layers(model):   # before any training is spent
@@ -59,5 +83,8 @@ class MagnitudePruning(Method):
         with ctx.stage("prune"):
             stats = dense_weight_stats(model, init=init) if hidden_layers(model) else None   # RankMixer: no hidden Linear
             pruning = magnitude_prune_(model, self.config.keep)
+            if self.config.recalibrate_bn:
+                pruning["recalibrated_bn_layers"] = recalibrate_batch_norm_(
+                    model, ctx.tensors(data, "train").X, backbone.config.batch_size)
         return FitResult(model=model.eval(), companions={"unpruned": unpruned},
                          extra={"backbone": self.config.backbone, "pruning": pruning, "dense_weights": stats})

@@ -176,8 +176,8 @@ class IRazor(Method):
             probs = search.region_probs().detach().cpu().double().numpy()
             del search
         with ctx.stage("prune"):
-            dims, fallback = derive_dims(probs, cand, cfg.cpt)
-            dims = self.retrain_dims(dims)
+            searched, fallback = derive_dims(probs, cand, cfg.cpt)
+            dims = self.retrain_dims(searched)
             model = build_retrain_model(backbone, specs, dims, cfg.projection_dim or cand[-1]).to(ctx.device)
         with ctx.stage("retrain"):
             ctx.train(model, data, cfg, name="retrain")
@@ -199,6 +199,8 @@ class IRazor(Method):
             "all_pruned_fallback": fallback,
             "search": search_diagnostics(probs),
         }
+        if not np.array_equal(dims, searched):
+            extra["searched_dims"] = {f.name: int(d) for f, d in zip(data.fields, searched)}
         return FitResult(model=model, selected_fields=names,
                          field_dims={data.fields[i].name: int(dims[i]) for i in kept},
                          # expected searched dims (sum_k alpha_ik c_k): what L_p charges a field for
@@ -245,6 +247,8 @@ class IRazorArgmax(IRazor):
 
 @dataclass
 class IRazorTransferConfig(IRazorConfig):
+    """i-Razor's keys plus the backbone its search runs on."""
+
     search_backbone: str = "dnn"   # the backbone the search runs on (its registered defaults); `backbone` is
                                    # then retrained on the configuration it found
 
@@ -252,7 +256,8 @@ class IRazorTransferConfig(IRazorConfig):
 class IRazorTransfer(IRazor):
     """i-Razor's configuration transferred across models (Table 7, 'MLP' config): the search runs on
     ``search_backbone`` (default the DNN, the paper's MLP), and ``backbone`` (e.g. DeepFM) is retrained on the
-    fields and dims it found. With backbone = search_backbone this is plain i-Razor.
+    fields and dims it found. With backbone = search_backbone and no backbone_config (the search uses the
+    search backbone's registered architecture) this is plain i-Razor.
 
     Paper: Yao et al., i-Razor, IEEE TKDE 2023 (arXiv:2204.00281), section 4.8.
     """
@@ -267,6 +272,8 @@ class IRazorTransfer(IRazor):
 
 @dataclass
 class IRazorFDEConfig(IRazorConfig):
+    """i-Razor's keys plus the one dim every kept field is retrained at."""
+
     field_dim: int = 10   # the fixed dim of every kept field (10 = the zoo DNN's, leanrec's FDE row `dnn`)
 
     def validate(self) -> None:
