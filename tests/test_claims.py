@@ -277,6 +277,24 @@ def test_metrics_of_records_that_lack_them_are_none():
     assert C.pair_metric_value("auc_gain", bare, record("b", 0, 0.6)) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("moved, verdict", [(0.3, C.INCONCLUSIVE), (1.5, C.CONTRADICTED), (None, C.INCONCLUSIVE)])
+def test_a_check_whose_runs_miss_its_precondition_tests_nothing(moved, verdict):
+    """S16-like: weights that training barely moved describe the initialiser; the clear verdict the numbers
+    would give stands only when A's runs meet the check's condition (mean over its seeds), not when it is
+    missing."""
+    dense = {"near_zero_share": 0.02} if moved is None else {"near_zero_share": 0.02, "relative_change": moved}
+    recs = [record("a", s, 0.7, extra={"dense_weights": {**dense, "near_zero_share": 0.02 + 0.001 * s}})
+            for s in range(5)]
+    check = C.Check("a", ">=", 0.92, ("criteo",), metric="near_zero_share", margin=0.02,
+                    requires=("relative_change", ">=", 1.0))
+    ((_, _, _, (m,)),) = C.measure_all([C.Claim("X5", "P", "T", "x.", "-", (check,))], recs, variant=lambda s: s)
+    assert m.verdict == verdict
+    if verdict == C.INCONCLUSIVE:
+        assert m.reason.startswith("would be contradicted, but cannot test the claim here") and "needs >= 1" in m.reason
+    with pytest.raises(ValueError):
+        C.Check("a", ">", "b", ("criteo",), requires=("no_such_metric", ">=", 1.0))
+
+
 def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))

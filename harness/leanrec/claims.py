@@ -53,6 +53,8 @@ the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS} shared 
   seed Δ = A − c, *p* is the one-sample t-test of Δ, and the rules above apply unchanged. A side may also be a
   pair of runs of the same seed, e.g. a method's AUC gain over its control, or how alike two runs rank the
   fields; Δ is then formed from those per-seed values in the same way.
+* A check may name a condition its runs must meet to test the claim at all (e.g. that training moved the
+  weights it measures); unmet, a check that would be reproduced or contradicted is **inconclusive**, with both.
 * **not run yet**: one side has no records (the check is defined; its `leanrec run` line is given).
 
 Records of the current training protocol (version {PROTOCOL_VERSION}) are used when both sides have them;
@@ -120,6 +122,8 @@ METRICS: dict[str, Metric] = {
                            lambda r: r["metrics"]["auc"] / r["metrics"]["companions"]["unpruned"]["auc"], "ratio"),
     "near_zero_share": Metric("share of hidden dense weights with |w| < 1e-3 (trained, unpruned)",
                               lambda r: r["extra"]["dense_weights"]["near_zero_share"], "ratio"),
+    "relative_change": Metric("how far training moved the hidden dense weights, ||W − W₀|| / ||W₀||",
+                              lambda r: r["extra"]["dense_weights"]["relative_change"], "ratio"),
     "top_power_share": Metric("share of the first hidden layer's weight power in its top 4% input dimensions",
                               lambda r: r["extra"]["dense_weights"]["top_power_share_first"], "ratio"),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
@@ -183,6 +187,8 @@ class Check:
     With `ref`, `metric` is one of PAIR_METRICS and A's value on a seed compares A's run with ref's run of that
     seed (e.g. how alike two runs rank the fields); B is then a number, or B's run against `b_ref`'s (e.g. the
     gain of one cohort over its control against the gain of another over its own).
+    `requires` = (metric, '>=' or '<=', value): a condition on A's runs (their mean) without which the check
+    cannot test the claim, e.g. that training moved the weights at all; unmet, the verdict is inconclusive.
     `paper` maps a dataset to the paper's Δ (A − B) on it, where the paper reports one. `section`: the
     results/run_tables.sh section that runs both sides, where it is not the one their dataset and variants
     say (see `SECTION_SPECS`)."""
@@ -199,6 +205,7 @@ class Check:
     section: str = ""
     ref: str = ""
     b_ref: str = ""
+    requires: Optional[tuple[str, str, float]] = None
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -208,6 +215,8 @@ class Check:
                              "and B a number or a spec with its own b_ref")
         if self.b_ref and not self.ref:
             raise ValueError(f"check {self.a} {self.op} {self.b}: b_ref needs ref")
+        if self.requires and (self.requires[0] not in METRICS or self.requires[1] not in (">=", "<=")):
+            raise ValueError(f"check {self.a} {self.op} {self.b}: requires is (metric, '>=' or '<=', value)")
         for m in () if self.ref else (self.metric, self.b_metric or self.metric):
             if m not in METRICS:
                 raise ValueError(f"check {self.a} {self.op} {self.b}: unknown metric {m!r}")
@@ -473,6 +482,10 @@ class Records:
         ci = (float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))) if cis else None
         return Side(variant, metric, values, ci)
 
+    def record(self, dataset: str, protocol: int, variant: str, seed: int) -> dict:
+        """The ok record of `variant` on `dataset` at `seed` (one exists for every seed a side holds)."""
+        return next(r for r in self.ok[(table_name(dataset, protocol), variant)] if r["seed"] == seed)
+
     def pair_side(self, dataset: str, protocol: int, variant: str, ref: str, metric: str) -> Side:
         """A side whose value on a seed is `metric` of that seed's `variant` record against its `ref` record."""
         refs = {r["seed"]: r for r in self.ok[(table_name(dataset, protocol), ref)]}
@@ -531,6 +544,14 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     else:
         m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
     m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
+    if check.requires and m.verdict in (REPRODUCED, CONTRADICTED):
+        metric, op, bound = check.requires
+        have = [v for s in m.seeds if (v := metric_value(metric, recs.record(dataset, proto, va, s))) is not None]
+        mean = float(np.mean(have)) if have else math.nan
+        if not (mean >= bound if op == ">=" else mean <= bound):   # nan (not recorded) fails too
+            m.verdict, m.reason = INCONCLUSIVE, (f"would be {m.verdict}, but cannot test the claim here: "
+                                                 f"{METRICS[metric].label} is {_num(mean, 'ratio')}, "
+                                                 f"needs {op} {bound:g}")
     return m
 
 
