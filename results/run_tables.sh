@@ -37,7 +37,7 @@ run() {  # run DATASET METHODS... (DATA: one --data override); retried because a
 what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-extra | ssr-scaling | fg | fg-criteo | fg-rest | tables | all
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
-#                  | claims-fg | claims-afe | claims-dense | claims-transfer
+#                  | ssr-scale-5m | claims-fg | claims-afe | claims-dense | claims-transfer
 #                  | claims-irazor-fde | claims-dtf-control (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
@@ -136,9 +136,12 @@ fi
 # SSR's scaling claim (S15): on the ground-truth study's 1M-row synthetic log (one epoch per run, as there), SSR-S
 # with b = 2, 4, 8, 16 views (0.27M-2.1M backbone parameters) against DNNs with SSR's embedding dim 16 and three
 # hidden layers whose width matches each size (264, 408, 616, 912: claims_registry.dense_matched).
-if [[ $what == ssr-scale ]]; then
+# ssr-scale-5m: the same on a 5M-row log (4M training rows; ~1-1.5 h of one core per seed), where the dense MLPs
+# have more data to saturate on.
+if [[ $what == ssr-scale || $what == ssr-scale-5m ]]; then
+  scale_rows=1000000; [[ $what == ssr-scale-5m ]] && scale_rows=5000000
   for attempt in 1 2 3; do
-    "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 \
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=$scale_rows --data synthetic.n_fields=30 \
       -m ssr-s:b=2 -m ssr-s:b=4 -m ssr-s:b=8 -m ssr-s -m 'dnn:embedding_dim=16,hidden=[264,264,264]' \
       -m 'dnn:embedding_dim=16,hidden=[408,408,408]' -m 'dnn:embedding_dim=16,hidden=[616,616,616]' \
       -m 'dnn:embedding_dim=16,hidden=[912,912,912]' --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results \

@@ -288,6 +288,7 @@ class DatasetRun:
 
 
 SYNTHETIC_1M = "synthetic[n_fields=30,n_rows=1000000]"   # the ground-truth study's log (run_tables.sh truth)
+SYNTHETIC_5M = "synthetic[n_fields=30,n_rows=5000000]"   # the same generator, 5x the rows (SSR's scaling, S15)
 
 
 DATASETS: dict[str, DatasetRun] = {
@@ -301,6 +302,8 @@ DATASETS: dict[str, DatasetRun] = {
     "frappe[cross_fields=true]": DatasetRun("-d frappe --data cross_fields=true", "fg"),
     SYNTHETIC_1M: DatasetRun("-d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30", "ssr-scale",
                              seeds=3, max_epochs=1),
+    SYNTHETIC_5M: DatasetRun("-d synthetic --data synthetic.n_rows=5000000 --data synthetic.n_fields=30",
+                             "ssr-scale-5m", seeds=3, max_epochs=1),
 }
 # variants that results/run_tables.sh runs in a section other than their dataset's: section -> dataset -> the
 # `-m` specs as that section passes them (canonicalised when first looked up, see `section_of`)
