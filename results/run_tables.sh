@@ -79,6 +79,7 @@ if [[ $what == criteo-extra || $what == all ]]; then  # i-Razor on the paper's T
 fi
 if [[ $what == ssr-scaling || $what == all ]]; then  # SSR-S over the number of views b (b=16 is the default)
   MAXBS=256 run criteo ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s
+  MAXBS=256 run avazu ssr-s:b=1 ssr-s:b=2 ssr-s:b=4 ssr-s:b=8 ssr-s   # Fig. 3's public dataset
 fi
 fg() {  # fg DATASET SEEDS: i-Razor vs DNN and argmax on the FG version (every pairwise cross field added)
   for m in dnn irazor irazor-argmax; do

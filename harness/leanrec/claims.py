@@ -320,7 +320,7 @@ DENSE_KEEP = (0.05, 0.1, 0.2, 0.5)
 AFE_RIVALS = tuple(f"{sel}:backbone=reaction-baseline,embedding_dim=16,keep_ratio=0.75"
                    for sel in ("lasso", "pca", "autofield"))
 SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
-    "ssr-scaling": {"criteo": ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8")},
+    "ssr-scaling": {d: ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8") for d in ("criteo", "avazu")},
     "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},
     "afe-options": {"criteo": ("reaction:estimator=shuffle,lookahead=true",
                                "reaction-afe:estimator=shuffle,lookahead=true")},
