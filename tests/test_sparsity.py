@@ -3,6 +3,7 @@
 exactly its share of dense weights, and the harness scores both."""
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -28,35 +29,57 @@ def net(seed: int, widths: tuple[int, ...]) -> nn.Sequential:
 widths_st = st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple)
 
 
+def _survivors(magnitudes: np.ndarray, keep: float) -> np.ndarray:
+    """Brute force: the ceil(keep * n) (at least 1) largest, ties in order."""
+    n_keep = max(1, math.ceil(keep * magnitudes.size - 1e-9))
+    out = np.zeros(magnitudes.size, dtype=bool)
+    out[np.argsort(-magnitudes, kind="stable")[:n_keep]] = True
+    return out
+
+
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), widths=widths_st, keep=st.floats(0.01, 1.0), rounded=st.booleans())
-def test_magnitude_pruning_keeps_the_largest_weights_globally(seed, widths, keep, rounded):
+@given(seed=st.integers(0, 10_000), widths=widths_st, keep=st.floats(0.01, 1.0), rounded=st.booleans(),
+       scope=st.sampled_from(["layer", "global"]))
+def test_magnitude_pruning_keeps_the_largest_weights(seed, widths, keep, rounded, scope):
+    """Per layer: each layer keeps ceil(keep * its size) of its largest weights (none is emptied); global: the
+    largest ceil(keep * N) of all. Kept weights are unchanged, the rest zero; biases and embeddings untouched."""
     model = net(seed, widths)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     if rounded:   # ties: weights on a coarse grid, so many share the threshold's magnitude
         with torch.no_grad():
             for m in linears:
                 m.weight.copy_(torch.round(m.weight * 4) / 4)
-    before = [m.weight.detach().clone().numpy() for m in linears]
+    before = [m.weight.detach().clone().numpy().ravel() for m in linears]
     bias = [m.bias.detach().clone() for m in linears]
     emb = model[-1].weight.detach().clone()
-    info = magnitude_prune_(model, keep)
+    info = magnitude_prune_(model, keep, scope)
 
-    flat = np.concatenate([w.ravel() for w in before])
-    n_keep = math.ceil(keep * flat.size)
+    flat = np.concatenate(before)
+    if scope == "global":
+        survivors = _survivors(np.abs(flat), keep)
+    else:
+        survivors = np.concatenate([_survivors(np.abs(w), keep) for w in before])
+        assert all(share > 0 for share in info["layer_kept_share"])
     after = np.concatenate([m.weight.detach().numpy().ravel() for m in linears])
-    kept = after != 0
-    assert info["kept"] == n_keep and info["total"] == flat.size
-    # exactly n_keep positions survive (zeros among them stay zero), each unchanged, and no dropped weight is
-    # larger in magnitude than a kept one
-    survivors = np.zeros(flat.size, dtype=bool)
-    survivors[np.argsort(-np.abs(flat), kind="stable")[:n_keep]] = True
     np.testing.assert_array_equal(after, np.where(survivors, flat, 0.0))
-    assert kept.sum() == (flat[survivors] != 0).sum()
-    if 0 < n_keep < flat.size:
+    assert info["kept"] == survivors.sum() and info["total"] == flat.size and info["scope"] == scope
+    if scope == "global" and 0 < survivors.sum() < flat.size:
         assert np.abs(flat[~survivors]).max() <= np.abs(flat[survivors]).min()
     assert all(torch.equal(m.bias, b) for m, b in zip(linears, bias))   # biases are not pruned
     assert torch.equal(model[-1].weight, emb)                          # nor embeddings
+
+
+def test_global_pruning_can_empty_a_small_layer_and_per_layer_cannot():
+    """The layer-collapse case: a logit head whose weights are all smaller than the hidden layer's."""
+    model = nn.Sequential(nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[2].weight.fill_(0.01)
+    glob = magnitude_prune_(copy.deepcopy(model), 0.1, "global")
+    layer = magnitude_prune_(copy.deepcopy(model), 0.1, "layer")
+    assert glob["layer_kept_share"][1] == 0.0 and layer["layer_kept_share"] == [0.1, 0.1]
+    with pytest.raises(ValueError):
+        magnitude_prune_(model, 0.1, "rows")
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,7 +130,8 @@ def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_pat
     assert pruned["metrics"]["companions"]["unpruned"]["auc"] == dnn["metrics"]["auc"]
     assert pruned["metrics"]["auc"] != dnn["metrics"]["auc"]
     p = pruned["extra"]["pruning"]
-    assert p["kept"] == math.ceil(0.2 * p["total"]) and p["keep"] == 0.2
+    shares = p["layer_kept_share"]   # each of the 3 dense layers keeps ceil(0.2 x its size): [16 x in, 16 x 16, 1 x 16]
+    assert len(shares) == 3 and all(0.2 <= x < 0.2 + 1 / 16 for x in shares) and p["keep"] == 0.2
     assert p["recalibrated_bn_layers"] == 2                                      # the DNN's batch norms
     w = pruned["extra"]["dense_weights"]
     assert 0 <= w["near_zero_share"] <= 1 and len(w["top_power_share"]) == 2   # two hidden layers of 16

@@ -137,8 +137,8 @@ REACTION = [
           "performance on Criteo (20%: 99.7% on Avazu).",
           "Fig. 1(c): curves only.",
           tuple(Check(f"magprune:keep={keep}", ">=", share, PUBLIC, metric="auc_retained", margin=margin,
-                      note=f"the zoo DNN trained as its own row, then all but its {keep:.0%} largest-magnitude "
-                           "dense-layer weights zeroed (no retraining; batch-norm statistics re-estimated); its "
+                      note=f"the zoo DNN trained as its own row, then all but the {keep:.0%} largest-magnitude "
+                           "weights of each dense layer zeroed (no retraining; batch-norm statistics re-estimated); its "
                            "test AUC over the unpruned model's, per seed; the paper's figure is for "
                            f"{'Criteo' if keep == 0.1 else 'Avazu'}, the other datasets test whether it carries over")
                 for keep, share, margin in ((0.1, 0.985, 0.002), (0.2, 0.997, 0.001)))),

@@ -2,8 +2,8 @@
 "implicit sparsity" (how many learned weights are near zero, how concentrated the weight power is).
 
 * :func:`dense_layers` -- the model's dense (``nn.Linear``) layers, in module order; embeddings are not dense.
-* :func:`magnitude_prune_` -- keep the largest-magnitude share of all dense-layer weights (one global threshold
-  across layers, Han et al., NeurIPS 2015, without fine-tuning), zero the rest in place; biases stay.
+* :func:`magnitude_prune_` -- keep the largest-magnitude share of the dense-layer weights (per layer, as Han
+  et al., NeurIPS 2015, or with one global threshold; without fine-tuning), zero the rest in place; biases stay.
 * :func:`recalibrate_batch_norm_` -- re-estimate batch-norm running statistics after pruning (they were
   collected for the unpruned weights; left stale they would add their own error to the pruning's).
 * :func:`dense_weight_stats` -- SSR's Figure 1 statistics of the hidden layers: the share of weights with
@@ -29,30 +29,51 @@ def hidden_layers(model: nn.Module) -> list[nn.Linear]:
     return [m for m in dense_layers(model) if m.out_features > 1]
 
 
+PRUNING_SCOPES = ("layer", "global")
+
+
+def _top_mask(magnitudes: torch.Tensor, keep: float) -> torch.Tensor:
+    """Boolean mask of the ``ceil(keep * n)`` (at least 1) largest of `magnitudes` (flat); ties at the threshold
+    are kept in order (a stable sort), so exactly that many are True."""
+    n_keep = max(1, math.ceil(keep * magnitudes.numel() - 1e-9))   # 1e-9: 0.56 x 25 is 14, not 15
+    order = torch.sort(magnitudes, descending=True, stable=True).indices
+    mask = torch.zeros(magnitudes.numel(), dtype=torch.bool, device=magnitudes.device)
+    mask[order[:n_keep]] = True
+    return mask
+
+
 @torch.no_grad()
-def magnitude_prune_(model: nn.Module, keep: float) -> dict[str, Any]:
-    """Zero all but the ``ceil(keep * N)`` largest-magnitude weights among the N dense-layer weights of `model`
-    (one threshold for all layers; ties at the threshold are kept in module order, so exactly that many
-    survive). Returns how many were kept, of how many, and each layer's kept share."""
+def magnitude_prune_(model: nn.Module, keep: float, scope: str = "layer") -> dict[str, Any]:
+    """Zero all but the largest-magnitude share `keep` of `model`'s dense-layer weights, in place.
+
+    ``scope="layer"`` (default; Han et al. set a threshold per layer): each layer keeps ``ceil(keep * n)`` of its
+    own n weights, so no layer is emptied. ``scope="global"``: one threshold over all N weights keeps
+    ``ceil(keep * N)`` -- it can empty a layer whose weights are small (a logit head), leaving a constant model.
+    Ties at a threshold are kept in module order, so exactly that many survive. Returns how many were kept, of
+    how many, and each layer's kept share.
+    """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
+    if scope not in PRUNING_SCOPES:
+        raise ValueError(f"scope must be one of {PRUNING_SCOPES}, got {scope!r}")
     layers = dense_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no dense (nn.Linear) layer to prune")
-    flat = torch.cat([m.weight.detach().abs().flatten().double() for m in layers])
-    n_keep = max(1, math.ceil(keep * flat.numel() - 1e-9))   # 1e-9: 0.56 x 25 is 14, not 15
-    # a stable descending sort keeps ties in module order, so exactly n_keep weights survive
-    order = torch.sort(flat, descending=True, stable=True).indices
-    mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    mask[order[:n_keep]] = True
-    per_layer, start = [], 0
-    for m in layers:
-        n = m.weight.numel()
-        layer_mask = mask[start:start + n].view_as(m.weight).to(m.weight.device)
-        m.weight.mul_(layer_mask)
-        per_layer.append(float(layer_mask.float().mean()))
-        start += n
-    return {"kept": n_keep, "total": int(flat.numel()), "keep": keep, "layer_kept_share": per_layer}
+    magnitudes = [m.weight.detach().abs().flatten().double() for m in layers]
+    if scope == "global":
+        flat = _top_mask(torch.cat(magnitudes), keep)
+        masks, start = [], 0
+        for w in magnitudes:
+            masks.append(flat[start:start + w.numel()])
+            start += w.numel()
+    else:
+        masks = [_top_mask(w, keep) for w in magnitudes]
+    per_layer = []
+    for m, mask in zip(layers, masks):
+        m.weight.mul_(mask.view_as(m.weight).to(m.weight.device))
+        per_layer.append(float(mask.double().mean()))
+    return {"kept": int(sum(int(mask.sum()) for mask in masks)), "total": int(sum(w.numel() for w in magnitudes)),
+            "keep": keep, "scope": scope, "layer_kept_share": per_layer}
 
 
 @torch.no_grad()

@@ -1,10 +1,11 @@
 """One-shot magnitude pruning of a trained backbone's dense layers (Han, Pool, Tran, Dally. Learning both
-Weights and Connections for Efficient Neural Networks. NeurIPS 2015; without the retraining step).
+Weights and Connections for Efficient Neural Networks. NeurIPS 2015: a threshold per layer; without the retraining
+step).
 
 The measurement behind REACTION's Figure 1(c) ("retaining only 10% of dense-layer parameters preserves 98.5%
 performance on Criteo") and SSR's Figure 1 (most learned dense weights are near zero): the backbone is trained
-exactly as its own run trains it, then all but the largest-magnitude ``keep`` share of its dense-layer weights
-are zeroed and its batch-norm statistics re-estimated on the training rows (they were collected for the unpruned
+exactly as its own run trains it, then all but the largest-magnitude ``keep`` share of each dense layer's weights
+(``scope="global"``: of all of them, one threshold) are zeroed and its batch-norm statistics re-estimated on the training rows (they were collected for the unpruned
 weights; ``recalibrate_bn=false`` keeps them). The pruned model is served; the unpruned one goes to the harness as companion ``unpruned``, so both
 are scored on the same test split (``metrics.companions.unpruned``), and the trained weights' sparsity
 statistics (:func:`leanrec.nn.sparsity.dense_weight_stats`) are kept in ``extra["dense_weights"]``.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from leanrec.errors import ConfigError
 from leanrec import methods
 from leanrec.methods import TRAINING_KEYS, BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig, field_specs
-from leanrec.nn.sparsity import (dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_,
+from leanrec.nn.sparsity import (PRUNING_SCOPES, dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_,
                                  recalibrate_batch_norm_)
 from leanrec.space import tunable
 
@@ -40,6 +41,7 @@ class MagnitudePruningConfig(BackboneChoiceConfig):
 
     embedding_dim: int = tunable(0, None)   # 0 = the backbone's own (not searched: the backbone's is the point)
     keep: float = 0.1
+    scope: str = "layer"         # "layer": every layer keeps its share; "global": one threshold (can empty a layer)
     recalibrate_bn: bool = True
 
     def validate(self) -> None:
@@ -49,6 +51,8 @@ class MagnitudePruningConfig(BackboneChoiceConfig):
         BackboneChoiceConfig.validate(probe)
         if not 0.0 < self.keep <= 1.0:
             raise ConfigError(f"keep must be in (0, 1], got {self.keep}")
+        if self.scope not in PRUNING_SCOPES:
+            raise ConfigError(f"scope must be one of {PRUNING_SCOPES}, got {self.scope!r}")
 
     def build_backbone(self) -> BackboneMethod:
         """The backbone as its own run would train it, with the keys set here on top (see the class doc)."""
@@ -61,11 +65,11 @@ class MagnitudePruningConfig(BackboneChoiceConfig):
 
 
 class MagnitudePruning(Method):
-    """Train a backbone, then keep only the largest-magnitude ``keep`` share of its dense-layer weights."""
+    """Train a backbone, then keep only the largest-magnitude ``keep`` share of each of its dense layers' weights."""
 
     name = "magprune"
     paper = ("Han, Pool, Tran, Dally. Learning both Weights and Connections for Efficient Neural Networks. "
-             "NeurIPS 2015 (one-shot magnitude pruning, no retraining)")
+             "NeurIPS 2015 (one-shot magnitude pruning per layer, no retraining)")
     family = "pruning"
     Config = MagnitudePruningConfig
     config: MagnitudePruningConfig
@@ -82,7 +86,7 @@ class MagnitudePruning(Method):
         unpruned = copy.deepcopy(model).eval()
         with ctx.stage("prune"):
             stats = dense_weight_stats(model, init=init) if hidden_layers(model) else None   # RankMixer: no hidden Linear
-            pruning = magnitude_prune_(model, self.config.keep)
+            pruning = magnitude_prune_(model, self.config.keep, self.config.scope)
             if self.config.recalibrate_bn:
                 pruning["recalibrated_bn_layers"] = recalibrate_batch_norm_(
                     model, ctx.tensors(data, "train").X, backbone.config.batch_size)
