@@ -137,8 +137,8 @@ fi
 # SSR's scaling claim (S15): on the ground-truth study's 1M-row synthetic log (one epoch per run, as there), SSR-S
 # with b = 2, 4, 8, 16 views (0.27M-2.1M backbone parameters) against DNNs with SSR's embedding dim 16 and three
 # hidden layers whose width matches each size (264, 408, 616, 912: claims_registry.dense_matched).
-# ssr-scale-5m: the same on a 5M-row log (4M training rows; ~1-1.5 h of one core per seed), where the dense MLPs
-# have more data to saturate on.
+# ssr-scale-5m: the same on a 5M-row log (4M training rows; not run yet: the 1M-row seeds took 9-13 min of one core
+# each, so roughly an hour a seed at 5x the rows), where the dense MLPs have more data to saturate on.
 if [[ $what == ssr-scale || $what == ssr-scale-5m ]]; then
   scale_rows=1000000; [[ $what == ssr-scale-5m ]] && scale_rows=5000000
   for attempt in 1 2 3; do
@@ -180,8 +180,8 @@ if [[ $what == claims-afe ]]; then
   run movielens-100k "${rivals[@]}"
   run frappe "${rivals[@]}"
 fi
-# REACTION's Fig. 1(c) and SSR's Fig. 1 (R14, S16; seconds a run): the zoo DNN trained as its own row, then
-# one-shot magnitude pruning of its dense-layer weights (magprune keeps the share `keep`); the record holds the
+# REACTION's Fig. 1(c) and SSR's Fig. 1 (R14, S16; seconds a run, ~1 min on Frappe): the zoo DNN trained as its own
+# row, then one-shot magnitude pruning of each dense layer (magprune keeps the share `keep`); the record holds the
 # pruned and unpruned test AUC and the trained weights' sparsity statistics.
 if [[ $what == claims-dense ]]; then
   MAXBS=256 run criteo magprune:keep=0.05 magprune:keep=0.1 magprune:keep=0.2 magprune:keep=0.5

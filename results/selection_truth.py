@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from leanrec.errors import LeanrecError
+from leanrec.leaderboard import near_uniform_search
 from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
 
 ROOT = Path(__file__).resolve().parent
@@ -95,7 +96,8 @@ def truth_metrics(selection: Mapping[str, Any], truth: Mapping[str, Any]) -> dic
 
 @dataclass
 class TruthRow:
-    """One (dataset, variant): the per-seed metrics of its ok records, and its failed-run count."""
+    """One (dataset, variant): the per-seed metrics of its ok records, its failed-run count and the runs left out
+    because their search ended near uniform (it did not choose: the fields it kept are not the method's)."""
 
     dataset: str
     variant: str
@@ -103,6 +105,7 @@ class TruthRow:
     seeds: list[int] = field(default_factory=list)
     metrics: list[dict[str, float]] = field(default_factory=list)
     failed: int = 0
+    undecided: int = 0
 
     def mean(self, key: str) -> float:
         vals = [m[key] for m in self.metrics if not math.isnan(m[key])]
@@ -145,6 +148,9 @@ def truth_rows(records: Iterable[Mapping[str, Any]], datasets: Sequence[str] = (
         if not ok:
             row.failed += 1
             continue
+        if near_uniform_search(r):
+            row.undecided += 1
+            continue
         if backbone:   # the all-fields reference: every field kept at the backbone's dim
             sel = {"fields": [f for role in ROLES for f in truths[r["dataset"]][role]]}
         m = truth_metrics(sel, truths[r["dataset"]])
@@ -158,10 +164,10 @@ def truth_rows(records: Iterable[Mapping[str, Any]], datasets: Sequence[str] = (
 def truth_csv(rows: Sequence[TruthRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["dataset", "variant", "family", "n_seeds", "failed_runs"]
+    w.writerow(["dataset", "variant", "family", "n_seeds", "failed_runs", "near_uniform_runs"]
                + [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")])
     for r in rows:
-        w.writerow([r.dataset, r.variant, r.family, len(r.seeds), r.failed]
+        w.writerow([r.dataset, r.variant, r.family, len(r.seeds), r.failed, r.undecided]
                    + [v for c in COLUMNS for v in (r.mean(c), r.std(c))])
     return buf.getvalue()
 
@@ -204,7 +210,9 @@ def truth_markdown(rows: Sequence[TruthRow], truths: Mapping[str, Mapping[str, A
         for r in [oracle] + [r for r in rows if r.dataset == dataset]:
             roles = " / ".join(_n(r, f"kept_{role}") for role in ROLES)
             dims = "—" if math.isnan(r.mean("dim_signal")) else f"{r.mean('dim_signal'):.1f} / {r.mean('dim_noise'):.1f}"
-            seeds = f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else "") if r is not oracle else "—"
+            seeds = (f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else "")
+                     + (f" ({r.undecided} near-uniform searches left out)" if r.undecided else "")
+                     if r is not oracle else "—")
             out.append(f"| `{r.variant}` | {r.family or '—'} | {seeds} | {_n(r, 'kept')} ({r.mean('keep_ratio'):.2f}) | "
                        f"{_pm(r, 'precision')} | {_pm(r, 'recall')} | {roles} | {_n(r, 'wasted_redundant')} | "
                        f"{_pm(r, 'score_auc')} | {dims} | {_pm(r, 'test_auc', 4)} |")

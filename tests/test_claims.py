@@ -266,6 +266,15 @@ def test_constant_differences_follow_the_paired_tests_convention_and_place_no_pa
     assert "| 0 of 0 checks |" in text and "(above CI)" not in text and "(below CI)" not in text
 
 
+def test_a_search_that_did_not_choose_reports_no_fields():
+    """A near-uniform search (extra.search.near_uniform) kept fields it did not choose: the `fields` metric is
+    None for it, as the leaderboard shows no fields/dims for it."""
+    chose = record("a", 0, 0.7, extra={"search": {"near_uniform": False}})
+    chose["selection"] = {"fields": ["f1", "f2"]}
+    did_not = dict(chose, extra={"search": {"near_uniform": True}})
+    assert C.metric_value("fields", chose) == 2.0 and C.metric_value("fields", did_not) is None
+
+
 def test_metrics_of_records_that_lack_them_are_none():
     bare = record("a", 0, 0.7)
     for metric in ("auc_retained", "near_zero_share", "top_power_share", "worst_tower_auc", "PT", "sparsity"):

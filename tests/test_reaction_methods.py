@@ -213,5 +213,16 @@ def test_a_selector_on_the_reaction_baseline_retrains_afes_tower(ds, oracle_afe)
     a, b = afe.model.state_dict(), sel.model.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # its own run is the same run as before it became a backbone (a plain tower on every field)
-    assert M.ReactionBaseline().build_model(M.field_specs(ds)).embedding.output_dim == 16 * len(ds.fields)
+
+
+def test_the_baseline_as_a_backbone_trains_the_single_tower_path_exactly(ds, oracle_afe):
+    """reaction-baseline became a BackboneMethod (built and trained by the shared backbone path); AFE keeping
+    every field still goes through the single-tower path it used before: the same weights, bit for bit."""
+    from leanrec.context import seed_everything
+
+    seed_everything(0)
+    backbone = M.ReactionBaseline().fit(ds, ctx()).model
+    seed_everything(0)
+    tower = M.ReactionAFE.from_overrides({"keep_ratio": 1.0}).fit(ds, ctx()).model
+    a, b = backbone.state_dict(), tower.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

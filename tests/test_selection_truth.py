@@ -122,10 +122,11 @@ OVERRIDES = {"synthetic": {"n_rows": 3000, "n_fields": 12}}
 LABEL = "synthetic[n_fields=12,n_rows=3000]"
 
 
-def _fake(tmp_path, variant, family, seed, fields, auc, status="ok"):
+def _fake(tmp_path, variant, family, seed, fields, auc, status="ok", near_uniform=False):
     rec = {"schema_version": SCHEMA_VERSION, "dataset": LABEL, "variant": variant, "method": variant.split("[")[0],
            "family": family, "seed": seed, "status": status, "data_overrides": OVERRIDES,
-           "selection": {"fields": fields, "field_dims": None, "field_scores": None}, "metrics": {"auc": auc}}
+           "selection": {"fields": fields, "field_dims": None, "field_scores": None}, "metrics": {"auc": auc},
+           "extra": {"search": {"near_uniform": near_uniform}}}
     path = tmp_path / "runs" / "x" / f"{variant}__seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -138,6 +139,7 @@ def test_aggregation_over_seeds(tmp_path):
     for seed, fields in enumerate(kept):
         _fake(tmp_path, "sel", "selector", seed, fields, 0.7 + seed / 100)
     _fake(tmp_path, "sel", "selector", 3, None, None, status="failed")
+    _fake(tmp_path, "sel", "selector", 4, truth["noise"], 0.9, near_uniform=True)   # did not choose: left out
     _fake(tmp_path, "dnn", "backbone", 0, None, 0.75)
     st_mod.main([str(tmp_path), "--out", str(tmp_path / "out"), "--no-plots"])
     rows = {r["variant"]: r for r in csv.DictReader((tmp_path / "out" / "selection_truth.csv").open())}
@@ -148,11 +150,12 @@ def test_aggregation_over_seeds(tmp_path):
         assert float(rows["sel"][f"{key}_mean"]) == pytest.approx(np.mean(vals))
         assert float(rows["sel"][f"{key}_std"]) == pytest.approx(np.std(vals, ddof=1))
     assert float(rows["sel"]["test_auc_mean"]) == pytest.approx(0.71)
-    assert rows["sel"]["n_seeds"] == "3" and rows["sel"]["failed_runs"] == "1"
+    assert rows["sel"]["n_seeds"] == "3" and rows["sel"]["failed_runs"] == "1" and rows["sel"]["near_uniform_runs"] == "1"
     assert float(rows["dnn (all fields)"]["recall_mean"]) == 1.0
     assert float(rows["dnn (all fields)"]["precision_mean"]) == pytest.approx(len(signal) / 12)
     md = (tmp_path / "out" / "selection_truth.md").read_text()
     assert "| `planted signal (oracle)` | — | — | 7.0 (0.58) | 1.00 | 1.00 |" in md
+    assert "| `sel` | selector | 3 (1 failed) (1 near-uniform searches left out) |" in md
 
 
 def test_real_runs_against_the_cached_truth(tmp_path):

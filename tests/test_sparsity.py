@@ -122,9 +122,9 @@ def test_magprune_serves_the_pruned_backbone_and_the_harness_scores_both(tmp_pat
 
     card = str(Path(leanrec.__file__).parent / "datasets" / "synthetic.toml")
     data = {"synthetic": {"n_rows": 2000}}
-    small = "dnn:hidden=[16,16]"
-    recs = run_grid([card], [parse_method(small), parse_method("magprune:keep=0.2,backbone_config={\"hidden\":[16,16]}")],
-                    [0], tmp_path, budget=Budget(max_steps=100), data_overrides=data, progress=False)
+    specs = ["dnn:hidden=[16,16]", 'magprune:keep=0.2,backbone_config={"hidden":[16,16]}']
+    recs = run_grid([card], [parse_method(s) for s in specs], [0], tmp_path, budget=Budget(max_steps=100),
+                    data_overrides=data, progress=False)
     dnn, pruned = recs
     assert dnn["status"] == "ok" and pruned["status"] == "ok", pruned.get("error")
     assert pruned["metrics"]["companions"]["unpruned"]["auc"] == dnn["metrics"]["auc"]

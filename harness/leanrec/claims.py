@@ -10,7 +10,6 @@ or ``lightfmp-xdeepfm < xdeepfm`` on parameters. Every number comes from the rec
 The verdict rule is :data:`VERDICT_RULE` (written into CLAIMS.md's header)."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections import defaultdict
@@ -23,7 +22,7 @@ import typer
 from scipy import stats as sps
 
 from leanrec.errors import LeanrecError
-from leanrec.leaderboard import Row, build_rows, differences_p_value, paired_p_value, table_name
+from leanrec.leaderboard import differences_p_value, near_uniform_search, table_name
 from leanrec.plots import png_bytes
 from leanrec.protocol import PROTOCOL_VERSION
 from leanrec.records import atomic_write_bytes, atomic_write_text, file_slug, iter_records
@@ -38,8 +37,9 @@ OPS = (">", "<", ">=", "<=", "==")
 
 VERDICT_RULE = f"""\
 **One check** compares side A with side B on the seeds both share (same seed = same split and initialisation).
-Per seed Δ = A − B; *p* is the two-sided paired t-test of `leanrec.leaderboard.paired_p_value`; the *95% CI* is
-the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS} shared seeds to be anything but inconclusive.
+Per seed Δ = A − B; *p* is the two-sided paired t-test of `leanrec.leaderboard.differences_p_value` (the
+leaderboard's test); the *95% CI* is the paired-t interval of the mean Δ. A check needs at least {MIN_SEEDS}
+shared seeds to be anything but inconclusive.
 
 * `A > B` / `A < B` (the paper claims a strict difference): **reproduced** when the mean Δ has the claimed sign
   and p < {ALPHA}; **contradicted** when it has the opposite sign and p < {ALPHA}; otherwise **inconclusive**
@@ -86,6 +86,8 @@ def _worst_tower_auc(r: dict) -> Optional[float]:
 
 
 def _fields(r: dict) -> Optional[float]:
+    if near_uniform_search(r):   # the search did not choose: its kept fields are not the method's
+        return None
     fields = (r.get("selection") or {}).get("fields")
     return float(len(fields)) if fields else None
 
@@ -211,8 +213,8 @@ class Check:
         if self.op not in OPS:
             raise ValueError(f"check {self.a} {self.op} {self.b}: op must be one of {OPS}")
         if self.ref and (self.metric not in PAIR_METRICS or self.constant == bool(self.b_ref)):
-            raise ValueError(f"check {self.a} {self.op} {self.b}: with ref, the metric is one of {sorted(PAIR_METRICS)} "
-                             "and B a number or a spec with its own b_ref")
+            raise ValueError(f"check {self.a} {self.op} {self.b}: with ref, the metric is one of "
+                             f"{sorted(PAIR_METRICS)} and B a number or a spec with its own b_ref")
         if self.b_ref and not self.ref:
             raise ValueError(f"check {self.a} {self.op} {self.b}: b_ref needs ref")
         if self.requires and (self.requires[0] not in METRICS or self.requires[1] not in (">=", "<=")):
@@ -310,9 +312,10 @@ DATASETS: dict[str, DatasetRun] = {
 _SSR_D_PAPER = ("ssr-d:filter=none", "ssr-d:filter=topk", "ssr-d:ics_alpha=0.01", "ssr-d:ics_alpha=0.5",
                 "ssr-d:ics_gamma=false", "ssr-d:ics_iters=1", "ssr-d:ics_iters=2")
 _SELECTORS_ADDED = ("adafs", "autofield", "lasso", "mvfs", "optfs", "pca")
-# REACTION's DTF cohorts of 3 and 4 towers without the fusion losses (R11's controls)
-_DTF_CONTROLS = ("reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120]]",
-                 "reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120],[60,60,60]]")
+# REACTION's DTF without the fusion losses (R4's and R11's controls): its 2 towers, and cohorts of 3 and 4
+DTF_CONTROL = "reaction-dtf:alpha=0,beta=0,gamma=0"
+DTF_CONTROL_3 = f"{DTF_CONTROL},towers=[[80,80,80],[240],[120,120,120]]"
+DTF_CONTROL_4 = f"{DTF_CONTROL},towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"
 # REACTION's Fig. 1(c) sweep: shares of the DNN's dense-layer weights kept by magnitude pruning (R14's curve)
 DENSE_KEEP = (0.05, 0.1, 0.2, 0.5)
 # REACTION Table 4's rivals of AFE: each selector keeps AFE's share of fields (0.75) and retrains the same
@@ -355,7 +358,8 @@ SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
                         for d in ("criteo", "avazu")},
     "claims-irazor-fde": {"avazu": ("irazor-fde",), "criteo": ("irazor-fde",),
                           "avazu[cross_fields=true]": ("irazor-fde",), "criteo[cross_fields=true]": ("irazor-fde",)},
-    "claims-dtf-control": {"criteo": _DTF_CONTROLS, "avazu": ("reaction-dtf:alpha=0,beta=0,gamma=0", *_DTF_CONTROLS)},
+    "claims-dtf-control": {"criteo": (DTF_CONTROL_3, DTF_CONTROL_4),
+                           "avazu": (DTF_CONTROL, DTF_CONTROL_3, DTF_CONTROL_4)},
     "claims-fg": {"criteo[cross_fields=true]": ("irazor:zero_dim=false", "irazor-argmax:zero_dim=false"),
                   "movielens-100k[cross_fields=true]": ("irazor:cpt=0.1", "irazor:cpt=0.5", "irazor:reg_lambda=0.01")},
 }
@@ -456,9 +460,6 @@ class Records:
     """The records of a results directory, grouped by (table, variant) like the leaderboard."""
 
     def __init__(self, records: Iterable[dict[str, Any]]):
-        records = list(records)
-        self.rows: dict[tuple[str, str], Row] = {
-            (t, r.variant): r for t, rows in build_rows(records).items() for r in rows}
         self.ok: dict[tuple[str, str], list[dict]] = defaultdict(list)
         self.protocols: dict[tuple[str, str], set[int]] = defaultdict(set)
         for r in records:
@@ -485,22 +486,12 @@ class Records:
         ci = (float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))) if cis else None
         return Side(variant, metric, values, ci)
 
-    def record(self, dataset: str, protocol: int, variant: str, seed: int) -> dict:
-        """The ok record of `variant` on `dataset` at `seed` (one exists for every seed a side holds)."""
-        return next(r for r in self.ok[(table_name(dataset, protocol), variant)] if r["seed"] == seed)
-
     def pair_side(self, dataset: str, protocol: int, variant: str, ref: str, metric: str) -> Side:
         """A side whose value on a seed is `metric` of that seed's `variant` record against its `ref` record."""
         refs = {r["seed"]: r for r in self.ok[(table_name(dataset, protocol), ref)]}
         values = {r["seed"]: float(v) for r in self.ok[(table_name(dataset, protocol), variant)]
                   if r["seed"] in refs and (v := pair_metric_value(metric, r, refs[r["seed"]])) is not None}
         return Side(variant, metric, values)
-
-    def row(self, dataset: str, protocol: int, side: Side, seeds: list[int]) -> Row:
-        """The leaderboard row of a side, its AUC list replaced by the side's metric on `seeds` (so
-        leaderboard.paired_p_value tests any metric)."""
-        base = self.rows[(table_name(dataset, protocol), side.variant)]
-        return dataclasses.replace(base, seeds=list(seeds), auc=[side.values[s] for s in seeds])
 
 
 def canonical_variant(spec: str) -> str:
@@ -542,14 +533,12 @@ def measure_check(claim: Claim, check: Check, dataset: str, recs: Records,
     x = [m.a.values[s] for s in m.seeds]
     y = [m.b.values[s] for s in m.seeds]
     m.delta, m.ci = _stats(x, y)
-    if check.constant or check.ref:   # no leaderboard row on one side: the test on the per-seed Δ itself
-        m.p = differences_p_value(np.subtract(x, y))
-    else:
-        m.p = paired_p_value(recs.row(dataset, proto, m.a, m.seeds), recs.row(dataset, proto, m.b, m.seeds))
+    m.p = differences_p_value(np.subtract(x, y))   # the paired t-test on the shared seeds (leaderboard's rule)
     m.verdict, m.reason = verdict_of(check.op, check.margin, m.delta, m.ci, m.p, len(m.seeds))
     if check.requires and m.verdict in (REPRODUCED, CONTRADICTED):
         metric, op, bound = check.requires
-        have = [v for s in m.seeds if (v := metric_value(metric, recs.record(dataset, proto, va, s))) is not None]
+        got = recs.side(dataset, proto, va, metric).values
+        have = [got[s] for s in m.seeds if s in got]
         mean = float(np.mean(have)) if have else math.nan
         if not (mean >= bound if op == ">=" else mean <= bound):   # nan (not recorded) fails too
             m.verdict, m.reason = INCONCLUSIVE, (f"would be {m.verdict}, but cannot test the claim here: "
@@ -765,10 +754,10 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
     for paper, rs in by_paper.items():
         sized = [m for _, _, _, ms in rs for m in ms
                  if m.check.paper.get(m.dataset) is not None and can_place_paper_delta(m)]
-        out_ = sum(paper_delta_position(m.check.paper[m.dataset], m.ci) != "in CI" for m in sized)
+        ruled_out = sum(paper_delta_position(m.check.paper[m.dataset], m.ci) != "in CI" for m in sized)
         out.append(f"| [{paper}](#{file_slug(paper).lower()}) | {len(rs)} | "
                    + " | ".join(str(sum(v == x for _, v, _, _ in rs)) for x in VERDICTS)
-                   + f" | {out_} of {len(sized)} checks |")
+                   + f" | {ruled_out} of {len(sized)} checks |")
     out += ["", "*paper's Δ ruled out*: of the checks for which the paper reports a Δ and that have an interval "
             f"(at least {MIN_SEEDS} seeds, not a point), those whose 95% interval excludes it: on these samples the "
             "effect differs from the paper's beyond seed noise, in either direction (the papers ran the full logs).",
@@ -809,7 +798,9 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
                 proto = "-" if m.protocol is None else (
                     str(m.protocol) if m.protocol == PROTOCOL_VERSION else f"{m.protocol} (older)")
                 out.append(" | ".join([
-                    f"| `{m.dataset}`", relation(m.check, m.a_variant, m.b_variant, m.ref_variant, m.b_ref_variant) + note, str(len(m.seeds)),
+                    f"| `{m.dataset}`",
+                    relation(m.check, m.a_variant, m.b_variant, m.ref_variant, m.b_ref_variant) + note,
+                    str(len(m.seeds)),
                     _mean_std(m.a, m.seeds, fmt),
                     _num(float(m.check.b), fmt) if m.check.constant else _mean_std(m.b, m.seeds, fmt), delta,
                     _paper_delta(pd, m, fmt), _p(m.p), dl,

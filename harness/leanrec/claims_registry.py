@@ -5,17 +5,20 @@ or the reason it has none. Read by :mod:`leanrec.claims` (`leanrec claims`), whi
 Conventions: method specs are written as on `leanrec run -m` (`lightfmp-xdeepfm:prune_ratio=0.25`); the claims
 module turns them into the canonical variant names records carry. `paper` numbers are the paper's Δ (A − B)
 on the dataset leanrec's sample stands for (REACTION's MovieLens has 2M rows and 3 fields -- by its statistics
-the BARS MovielensLatest set -- and Light-FMP's is MovieLens-20M; leanrec runs MovieLens-100K; the papers' Criteo/Avazu are the full logs, leanrec runs their first 10K rows). Frappe is
+the BARS MovielensLatest set -- and Light-FMP's is MovieLens-20M; leanrec runs MovieLens-100K; the papers'
+Criteo/Avazu are the full logs, leanrec runs their first 10K rows). Frappe is
 in no paper; its checks test whether a claim carries over to a third public dataset."""
 from __future__ import annotations
 
 from typing import Any
 
-from leanrec.claims import AFE_RIVALS, DENSE_KEEP, SYNTHETIC_1M, SYNTHETIC_5M, Check, Claim, Curve
+from leanrec.claims import (AFE_RIVALS, DENSE_KEEP, DTF_CONTROL, DTF_CONTROL_3, DTF_CONTROL_4, SYNTHETIC_1M,
+                            SYNTHETIC_5M, Check, Claim, Curve)
 
 PAPER_TITLES = {
     "REACTION": "Wu, Du, Jia, Dong. *REACTION: Parameter-Efficient Learning for Recommendation.* AAAI 2026 "
-                "(`/work/shared/papers/reaction-aaai2026.txt`). Datasets: Criteo, Avazu, MovieLens, UGC (not available to leanrec).",
+                "(`/work/shared/papers/reaction-aaai2026.txt`). Datasets: Criteo, Avazu, MovieLens, UGC (not available "
+                "to leanrec).",
     "Light-FMP": "Bui, Ning, Wang. *Light-FMP: Lightweight Feature and Model Pruning for Enhanced Deep Recommender "
                  "Systems.* Datasets: Criteo, Avazu, MovieLens-20M; 3 runs each.",
     "SSR": "Yu, Qiao, Shen, Wang, Zeng. *Beyond Dense Connectivity: Explicit Sparsity for Scalable Recommendation.* "
@@ -33,11 +36,8 @@ AUC_MARGIN = 0.001   # "a 0.001-level AUC difference is significant" (REACTION, 
 
 # ---- REACTION -----------------------------------------------------------------------------------------------
 R = "REACTION"
-DTF_CONTROL = "reaction-dtf:alpha=0,beta=0,gamma=0"   # DTF's towers, fusion losses off
 DTF_3 = "reaction-dtf:towers=[[80,80,80],[240],[120,120,120]]"              # a cohort of 3 towers
 DTF_4 = "reaction-dtf:towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"   # and of 4
-DTF_CONTROL_3 = "reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120]]"
-DTF_CONTROL_4 = "reaction-dtf:alpha=0,beta=0,gamma=0,towers=[[80,80,80],[240],[120,120,120],[60,60,60]]"
 REACTION = [
     Claim("R1", R, "Abstract; Table 1", "REACTION outperforms existing methods in accuracy on four benchmarks (highest "
           "AUC). Counterpart: REACTION against FinalMLP, the strongest of Table 1's baselines that leanrec has "
@@ -122,7 +122,8 @@ REACTION = [
            Check(DTF_4, ">", DTF_3, (CRITEO, AVAZU), metric="auc_gain", ref=DTF_CONTROL_4, b_ref=DTF_CONTROL_3,
                  paper={CRITEO: 0.0043 - 0.0046},
                  note="on Criteo the paper's own gap shrinks at this step (it grows again after; UGC +0.0006)"))),
-    Claim("R12", R, "Abstract; Introduction; Sec. 4.2", "After DTF training either tower alone serves without a significant "
+    Claim("R12", R, "Abstract; Introduction; Sec. 4.2", "After DTF training either tower alone serves without a "
+          "significant "
           "drop against the dual-tower model.",
           "Stated, no table.",
           (Check("reaction-dtf", ">=", "reaction-dtf", PUBLIC, metric="worst_tower_auc", b_metric="ensemble_auc",
@@ -138,8 +139,8 @@ REACTION = [
           "Fig. 1(c): curves only.",
           tuple(Check(f"magprune:keep={keep}", ">=", share, PUBLIC, metric="auc_retained", margin=margin,
                       note=f"the zoo DNN trained as its own row, then all but the {keep:.0%} largest-magnitude "
-                           "weights of each dense layer zeroed (no retraining; batch-norm statistics re-estimated); its "
-                           "test AUC over the unpruned model's, per seed; the paper's figure is for "
+                           "weights of each dense layer zeroed (no retraining; batch-norm statistics "
+                           "re-estimated); its test AUC over the unpruned model's, per seed; the paper's figure is for "
                            f"{'Criteo' if keep == 0.1 else 'Avazu'}, the other datasets test whether it carries over")
                 for keep, share, margin in ((0.1, 0.985, 0.002), (0.2, 0.997, 0.001)))),
 ]
@@ -225,7 +226,8 @@ LIGHTFMP = [
            Check("lightfmp", ">", "lightfmp:pretrain_rows=8000", (FRAPPE,), note="2000 vs 8000 rows"),
            Check("lightfmp-deepfm", ">", "lightfmp-deepfm:pretrain_rows=8000", (FRAPPE,)),
            *(Check(spec, ">", "xdeepfm", (CRITEO,), note="stays above the unpruned backbone")
-             for spec in ("lightfmp-xdeepfm:pretrain_rows=500", "lightfmp-xdeepfm", "lightfmp-xdeepfm:pretrain_rows=4000")))),
+             for spec in ("lightfmp-xdeepfm:pretrain_rows=500", "lightfmp-xdeepfm",
+                          "lightfmp-xdeepfm:pretrain_rows=4000")))),
     Claim("L11", L, "Sec. 4.2; Fig. 2a", "Pretraining on the small subset is a small part of the training time "
           "(pretraining time far below continued-training time).",
           "Criteo (xDeepFM): pretraining 120 s, continued training 5134.5 s.",

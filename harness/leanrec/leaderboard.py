@@ -129,7 +129,10 @@ def _tuning_of(recs: list[dict[str, Any]], tuning: dict[tuple[str, str], list[di
     return max(studies, key=lambda s: s["trials_counted"], default=None)
 
 
-def _near_uniform(rec: dict[str, Any]) -> bool:
+def near_uniform_search(rec: dict[str, Any]) -> bool:
+    """Whether a record's architecture search ended near its uniform start (``extra["search"]["near_uniform"]``,
+    :func:`leanrec.selection.search_diagnostics`): the search did not choose, so the fields and dims it kept are
+    not the method's choice and are not reported as such."""
     return bool(((rec.get("extra") or {}).get("search") or {}).get("near_uniform"))
 
 
@@ -146,7 +149,7 @@ def build_rows(records: Iterable[dict[str, Any]],
         study = _tuning_of(recs, tuning or {})
         m = [r["metrics"] for r in ok]
         # a search that ended near its uniform start did not choose: its fields / dims are not the method's
-        sel = [r.get("selection") or {} for r in ok if not _near_uniform(r)]
+        sel = [r.get("selection") or {} for r in ok if not near_uniform_search(r)]
         tables[dataset].append(Row(
             dataset=dataset, variant=variant, family=recs[0].get("family", ""),
             is_baseline=bool(recs[0].get("is_baseline")), seeds=[r["seed"] for r in ok],
@@ -167,7 +170,7 @@ def build_rows(records: Iterable[dict[str, Any]],
             test_neg=max((x.get("test_neg", 0) for x in m), default=0),
             min_stage_steps=min((_training_facts(r)[0] for r in ok), default=math.nan),
             early_best=sum(_training_facts(r)[1] for r in ok),
-            uniform_search=sum(_near_uniform(r) for r in ok),
+            uniform_search=sum(near_uniform_search(r) for r in ok),
             tuned_trials=study["trials_counted"] if study else 0,
             tuning_s=study["trial_seconds"] if study else math.nan,
         ))

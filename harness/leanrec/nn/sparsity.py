@@ -1,4 +1,4 @@
-"""Weight sparsity of a trained model's dense layers: one-shot global magnitude pruning and the statistics of
+"""Weight sparsity of a trained model's dense layers: one-shot magnitude pruning and the statistics of
 "implicit sparsity" (how many learned weights are near zero, how concentrated the weight power is).
 
 * :func:`dense_layers` -- the model's dense (``nn.Linear``) layers, in module order; embeddings are not dense.
@@ -143,7 +143,7 @@ def dense_weight_stats(model: nn.Module, near_zero: float = 1e-3, top_share: flo
             raise ValueError("init does not have the model's hidden layers")
         moved = sum(float((w - v).double().pow(2).sum()) for w, v in zip(weights, w0))
         change = math.sqrt(moved / sum(float(v.double().pow(2).sum()) for v in w0))
-    return {"relative_change": change,"near_zero": near_zero, "near_zero_share": small / n, "weights": n,
+    return {"relative_change": change, "near_zero": near_zero, "near_zero_share": small / n, "weights": n,
             "top_share": top_share, "power_share": power_share,
             "top_power_share": [c[0] for c in conc], "dims_for_power": [c[1] for c in conc],
             "top_power_share_first": conc[0][0], "dims_for_power_first": conc[0][1],

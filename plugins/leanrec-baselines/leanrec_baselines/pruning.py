@@ -1,14 +1,15 @@
 """One-shot magnitude pruning of a trained backbone's dense layers (Han, Pool, Tran, Dally. Learning both
-Weights and Connections for Efficient Neural Networks. NeurIPS 2015: a threshold per layer; without the retraining
-step).
+Weights and Connections for Efficient Neural Networks. NeurIPS 2015: a threshold per layer; without the
+retraining step).
 
 The measurement behind REACTION's Figure 1(c) ("retaining only 10% of dense-layer parameters preserves 98.5%
 performance on Criteo") and SSR's Figure 1 (most learned dense weights are near zero): the backbone is trained
-exactly as its own run trains it, then all but the largest-magnitude ``keep`` share of each dense layer's weights
-(``scope="global"``: of all of them, one threshold) are zeroed and its batch-norm statistics re-estimated on the training rows (they were collected for the unpruned
-weights; ``recalibrate_bn=false`` keeps them). The pruned model is served; the unpruned one goes to the harness as companion ``unpruned``, so both
-are scored on the same test split (``metrics.companions.unpruned``), and the trained weights' sparsity
-statistics (:func:`leanrec.nn.sparsity.dense_weight_stats`) are kept in ``extra["dense_weights"]``.
+exactly as its own run trains it, then all but the largest-magnitude ``keep`` share of each dense layer's
+weights (``scope="global"``: of all of them, one threshold) are zeroed and its batch-norm statistics are
+re-estimated on the training rows (they were collected for the unpruned weights; ``recalibrate_bn=false`` keeps
+them). The pruned model is served; the unpruned one goes to the harness as companion ``unpruned``, so both are
+scored on the same test split (``metrics.companions.unpruned``), and the trained weights' sparsity statistics
+(:func:`leanrec.nn.sparsity.dense_weight_stats`) are kept in ``extra["dense_weights"]``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from leanrec.errors import ConfigError
 from leanrec import methods
-from leanrec.methods import TRAINING_KEYS, BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig, field_specs
+from leanrec.errors import ConfigError
+from leanrec.methods import (TRAINING_KEYS, BackboneChoiceConfig, BackboneMethod, FitResult, Method, MethodConfig,
+                             field_specs)
 from leanrec.nn.sparsity import (PRUNING_SCOPES, dense_layers, dense_weight_stats, hidden_layers, magnitude_prune_,
                                  recalibrate_batch_norm_)
 from leanrec.space import tunable
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class MagnitudePruningConfig(BackboneChoiceConfig):
-    """``keep``: share of the backbone's dense-layer weights kept (one global magnitude threshold).
+    """``keep``: share of each dense layer's weights kept (``scope``: "layer", or "global" for one threshold).
 
     The backbone trains as its own run does: its config (defaults + ``backbone_config``), its embedding dim
     unless ``embedding_dim`` is set (0 = the backbone's), and its training keys except those set here to
@@ -85,7 +87,8 @@ class MagnitudePruning(Method):
             ctx.train(model, data, backbone.config)
         unpruned = copy.deepcopy(model).eval()
         with ctx.stage("prune"):
-            stats = dense_weight_stats(model, init=init) if hidden_layers(model) else None   # RankMixer: no hidden Linear
+            # RankMixer has no hidden nn.Linear: no statistics
+            stats = dense_weight_stats(model, init=init) if hidden_layers(model) else None
             pruning = magnitude_prune_(model, self.config.keep, self.config.scope)
             if self.config.recalibrate_bn:
                 pruning["recalibrated_bn_layers"] = recalibrate_batch_norm_(

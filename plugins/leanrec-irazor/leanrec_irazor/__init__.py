@@ -9,4 +9,5 @@ from leanrec_irazor.method import (IRazor, IRazorArgmax, IRazorConfig, IRazorFDE
                                    ProjectedFieldEmbedding)
 
 __all__ = ["IRazor", "IRazorArgmax", "IRazorConfig", "IRazorFDE", "IRazorTransfer", "IRazorSearch",
-           "ProjectedFieldEmbedding", "cardinality_shares", "cpt_prune", "region_masks", "region_widths", "resolve_candidates"]
+           "ProjectedFieldEmbedding", "cardinality_shares", "cpt_prune", "region_masks", "region_widths",
+           "resolve_candidates"]

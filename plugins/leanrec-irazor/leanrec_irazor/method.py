@@ -166,9 +166,10 @@ class IRazor(Method):
         cfg: IRazorConfig = self.config  # type: ignore[assignment]
         cand = resolve_candidates(cfg.candidates, cfg.zero_dim)
         backbone = cfg.build_backbone()  # embedding dims are overridden below: the search decides them
+        search_backbone = self.search_backbone()
         specs = field_specs(data)
         with ctx.stage("search"):
-            search = IRazorSearch(self.search_backbone().build_model(specs, embedding_dim=cand[-1]), cand, cfg.tau,
+            search = IRazorSearch(search_backbone.build_model(specs, embedding_dim=cand[-1]), cand, cfg.tau,
                                   [f.cardinality for f in data.fields]).to(ctx.device)
             search_cfg = dataclasses.replace(cfg, epochs=cfg.search_epochs or cfg.epochs)
             ctx.train(search, data, search_cfg, name="search", loss_fn=self.search_loss, keep="last",
@@ -192,7 +193,7 @@ class IRazor(Method):
             "candidates": cand,
             "cpt": cfg.cpt,
             "backbone": cfg.backbone,
-            "search_backbone": self.search_backbone().name,
+            "search_backbone": search_backbone.name,
             "projected": isinstance(model.embedding, ProjectedFieldEmbedding),
             "all_dims": {f.name: int(d) for f, d in zip(data.fields, dims)},
             "region_probs": {f.name: [round(float(p), 6) for p in row] for f, row in zip(data.fields, probs)},
