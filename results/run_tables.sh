@@ -38,7 +38,7 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
 #                  | ssr-scale-5m | claims-fg | claims-afe | claims-dense | claims-transfer
-#                  | claims-irazor-fde | claims-dtf-control (issue 21's claim runs; not part of `all`)
+#                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -147,6 +147,22 @@ if [[ $what == ssr-scale || $what == ssr-scale-5m ]]; then
       -m 'dnn:embedding_dim=16,hidden=[408,408,408]' -m 'dnn:embedding_dim=16,hidden=[616,616,616]' \
       -m 'dnn:embedding_dim=16,hidden=[912,912,912]' --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results \
       --no-progress --threads "${THREADS:-1}" && break
+    echo "attempt $attempt failed; resuming" >&2
+  done
+fi
+# S18: RankMixer and Wukong scaled on the same 1M-row log to SSR-S's backbone sizes (claims.RANKMIXER_WIDTHS,
+# WUKONG_WIDTHS): RankMixer's token width 48, 64, 96, 128 (8 tokens, 2 layers: 0.32M-2.17M parameters), Wukong's
+# FMB and top-MLP width 128, 192, 400, 640 (0.30M-2.13M).
+if [[ $what == ssr-scale-rivals ]]; then
+  for attempt in 1 2 3; do
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 \
+      -m rankmixer:embedding_dim=16,token_dim=48 -m rankmixer:embedding_dim=16,token_dim=64 \
+      -m rankmixer:embedding_dim=16,token_dim=96 -m rankmixer:embedding_dim=16,token_dim=128 \
+      -m 'wukong:embedding_dim=16,fmb_hidden=[128],hidden=[128,128,128]' \
+      -m 'wukong:embedding_dim=16,fmb_hidden=[192],hidden=[192,192,192]' \
+      -m 'wukong:embedding_dim=16,fmb_hidden=[400],hidden=[400,400,400]' \
+      -m 'wukong:embedding_dim=16,fmb_hidden=[640],hidden=[640,640,640]' --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 \
+      --results-dir results --no-progress --threads "${THREADS:-1}" && break
     echo "attempt $attempt failed; resuming" >&2
   done
 fi

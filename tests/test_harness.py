@@ -309,3 +309,22 @@ def test_leaderboard_compares_a_method_with_its_own_backbone():
     md = to_markdown(build_rows(recs))
     assert "| 2.0 / 12.0 |" in md and "fields / dims" in md  # dims 10, 12, 14: mean 12
     assert "delta_auc_vs_backbone" in to_csv(tables).splitlines()[0]
+
+
+def test_fits_run_with_denormals_flushed(tmp_path):
+    """prepare_fit makes CPU arithmetic treat denormals as zero (where the CPU can), and the record says so."""
+    from leanrec.context import prepare_fit
+
+    torch.set_flush_denormal(False)               # (earlier fits in this process left it on)
+    try:
+        tiny = torch.tensor([1e-39])              # a float32 denormal
+        assert float(tiny * 1.0) > 0.0           # computed as a denormal: the slow path
+        prepare_fit(0)
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        assert float(tiny * 1.0) == 0.0
+        assert torch.rand(()) == torch.rand((), generator=torch.Generator().manual_seed(0))   # seeded too
+    finally:
+        torch.set_flush_denormal(False)
+    recs, _ = _grid(tmp_path, ["tiny-dnn"])
+    assert all(r["environment"]["flush_denormal"] is True for r in recs)

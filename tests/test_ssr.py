@@ -2,9 +2,12 @@
 parameter/FLOP accounting, field dropping and end-to-end learning on a planted signal."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("leanrec_ssr")
 
@@ -16,6 +19,7 @@ from leanrec.nn import FieldSpec
 from leanrec.testing import tiny_dataset
 from leanrec_ssr import SSRLayer, SSRModel, ics, topk_ste
 from leanrec_ssr.methods import SSRDMethod, SSRSMethod
+from leanrec_ssr.model import view_diversity
 
 
 # ---- ICS (Algorithm 1) ---------------------------------------------------------------------------------------
@@ -264,3 +268,54 @@ def test_filter_sparsity_counts_exact_zeros_per_layer():
     x2 = model.layers[0].fuse(h).flatten(1)
     assert ratios[1] == pytest.approx(float((model.layers[1].filter_views(x2)[1] == 0).float().mean()))
     assert SSRModel(FIELDS, embedding_dim=4, b=3, d_v=20).filter_sparsity(X) is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(2, 5), rows=st.integers(1, 4), cols=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_view_diversity_matches_sklearn_cosine(b, rows, cols, seed):
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    rng = np.random.default_rng(seed)
+    w0 = torch.tensor(rng.normal(size=(b, rows, cols)))
+    w = w0 + torch.tensor(rng.normal(size=(b, rows, cols)))
+    ref = cosine_similarity(w.reshape(b, -1).numpy())
+    ref0 = cosine_similarity(w0.reshape(b, -1).numpy())
+    off = ~np.eye(b, dtype=bool)
+    stats = view_diversity([w, w], [w0, w0])
+    layer = stats["layers"][0]
+    np.testing.assert_allclose(layer["cosine"], ref, atol=1e-4)
+    assert layer["mean_abs_cosine"] == pytest.approx(np.abs(ref[off]).mean())
+    assert layer["max_abs_cosine"] == pytest.approx(np.abs(ref[off]).max())
+    assert layer["init_mean_abs_cosine"] == pytest.approx(np.abs(ref0[off]).mean())
+    change = np.linalg.norm((w - w0).numpy()) / np.linalg.norm(w0.numpy())
+    assert layer["relative_change"] == pytest.approx(change)
+    assert stats["mean_abs_cosine"] == pytest.approx(np.abs(ref[off]).mean())   # both layers alike here
+
+
+def test_view_projections_are_each_views_rows_of_the_projection():
+    model = SSRModel(FIELDS, embedding_dim=4, b=3, d_v=5, filter="ics")
+    x = torch.randn(7, model.layers[0].d_in)
+    per_view = model.view_projections()[0]                          # (b, d_v, d_in)
+    z = model.layers[0].proj(x).view(7, 3, 5)
+    for i in range(3):
+        torch.testing.assert_close(z[:, i], x @ per_view[i].T)
+    assert SSRModel(FIELDS, embedding_dim=4, b=3, d_v=5).view_projections() is None
+
+
+def test_ssr_d_fit_trains_as_a_plain_backbone_and_records_view_diversity(one_thread):
+    """The SSR methods' own fit (which keeps the initial projections) trains exactly what BackboneMethod.fit does."""
+    from leanrec.methods import BackboneMethod
+
+    data = tiny_dataset(1200, seed=1)
+    overrides = {"embedding_dim": 4, "b": 3, "d_v": 8, "epochs": 2, "batch_size": 256}
+    fits = []
+    for fit in (SSRDMethod.fit, BackboneMethod.fit):
+        torch.manual_seed(0)
+        method = SSRDMethod.from_overrides(overrides)
+        fits.append(fit(method, data, RunContext(device=torch.device("cpu"), seed=0, progress=False)))
+    ours, plain = fits
+    for (name, p), q in zip(ours.model.state_dict().items(), plain.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    diversity = ours.extra["view_diversity"]
+    assert len(diversity["layers"]) == 2 and diversity["relative_change"] > 0
+    assert all(len(layer["cosine"]) == 3 for layer in diversity["layers"])

@@ -128,6 +128,10 @@ METRICS: dict[str, Metric] = {
                               lambda r: r["extra"]["dense_weights"]["relative_change"], "ratio"),
     "top_power_share": Metric("share of the first hidden layer's weight power in its top 4% input dimensions",
                               lambda r: r["extra"]["dense_weights"]["top_power_share_first"], "ratio"),
+    "view_cosine": Metric("mean |cosine| between different views' projection matrices W^proj, over layers",
+                          lambda r: r["extra"]["view_diversity"]["mean_abs_cosine"], "ratio"),
+    "view_relative_change": Metric("how far training moved the views' projections, ||W − W₀|| / ||W₀||",
+                                   lambda r: r["extra"]["view_diversity"]["relative_change"], "ratio"),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
     "sparsity_l1": Metric("filter sparsity of layer 1", _sparsity(0), "ratio"),
     "sparsity_l2": Metric("filter sparsity of layer 2", _sparsity(1), "ratio"),
@@ -322,7 +326,24 @@ DENSE_KEEP = (0.05, 0.1, 0.2, 0.5)
 # baseline tower (REACTION's, embedding 16)
 AFE_RIVALS = tuple(f"{sel}:backbone=reaction-baseline,embedding_dim=16,keep_ratio=0.75"
                    for sel in ("lasso", "pca", "autofield"))
+# S18's rivals of SSR-S on the 1M-row log at SSR-S's backbone sizes (b = 2, 4, 8, 16: 0.27M-2.1M parameters):
+# RankMixer by its token width (8 tokens, 2 layers: 0.32M-2.17M), Wukong by the width of its FMB MLP and of its
+# 3-layer top MLP (0.30M-2.13M); SSR's embedding dim 16 throughout
+RANKMIXER_WIDTHS, WUKONG_WIDTHS = (48, 64, 96, 128), (128, 192, 400, 640)
+
+
+def rankmixer_matched(width: int) -> str:
+    """RankMixer with 8 tokens of `width` (2 layers), SSR's embedding dim (S18)."""
+    return f"rankmixer:embedding_dim=16,token_dim={width}"
+
+
+def wukong_matched(width: int) -> str:
+    """Wukong with its FMB MLP [width] and top MLP [width] x 3, SSR's embedding dim (S18)."""
+    return f"wukong:embedding_dim=16,fmb_hidden=[{width}],hidden=[{width},{width},{width}]"
+
+
 SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ssr-scale-rivals": {SYNTHETIC_1M: (*map(rankmixer_matched, RANKMIXER_WIDTHS), *map(wukong_matched, WUKONG_WIDTHS))},
     "ssr-scaling": {d: ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8") for d in ("criteo", "avazu")},
     "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},
     "afe-options": {"criteo": ("reaction:estimator=shuffle,lookahead=true",

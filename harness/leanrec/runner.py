@@ -17,7 +17,7 @@ import torch
 import leanrec
 from leanrec import distributed
 from leanrec.batches import return_freed_memory
-from leanrec.context import RunContext, pick_device, seed_everything
+from leanrec.context import RunContext, flush_denormals, pick_device, prepare_fit
 from leanrec.errors import ConfigError
 from leanrec.measure import measure, quality
 from leanrec.methods import Method, canonical_overrides, check_fit_result
@@ -148,7 +148,8 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
         "method": spec.name, "variant": spec.variant, "overrides": spec.overrides, "seed": seed,
         "family": method_cls.family, "is_baseline": method_cls.is_baseline, "paper": method_cls.paper,
         "budget": budget.to_dict(), "config": method.config.to_dict(), "plugin": _plugin_version(reg, spec.name),
-        "environment": {**environment(), "device": str(device)},   # where it trained (not part of the identity)
+        # where and how it trained (not part of the identity)
+        "environment": {**environment(), "device": str(device), "flush_denormal": flush_denormals()},
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     ctx = RunContext(device=device, seed=seed, budget=budget, progress=progress, memory_budget_bytes=memory_budget)
@@ -164,7 +165,7 @@ def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budg
             ctx.tensors(data, split)
         record["upload_time"] = time.perf_counter() - upload
         start = time.perf_counter()
-        seed_everything(seed)
+        prepare_fit(seed)
         result = method.fit(data, ctx)
         result = check_fit_result(result, data, spec.name, family=method_cls.family)
         record["stage_times"] = dict(ctx.stage_times)

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from leanrec.errors import ConfigError
-from leanrec.methods import BackboneMethod, FitResult, MethodConfig
+from leanrec.methods import BackboneMethod, FitResult, MethodConfig, field_specs
 from leanrec.space import Choice, tunable
 
-from leanrec_ssr.model import FILTERS, PROJECTED, SSRModel
+from leanrec_ssr.model import FILTERS, PROJECTED, SSRModel, view_diversity
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -70,8 +70,15 @@ class _SSRMethod(BackboneMethod):
     paper = PAPER
 
     def fit(self, data: "EncodedDataset", ctx: "RunContext") -> FitResult:
-        result = super().fit(data, ctx)
-        model: SSRModel = result.model
+        """Train as every backbone does; the record's extra gets the filter's sparsity per layer and, for
+        projected filters, the views' diversity (:func:`leanrec_ssr.model.view_diversity`)."""
+        model: SSRModel = self.build_model(field_specs(data)).to(ctx.device)
+        init = model.view_projections()   # copies: drawing no random numbers, so training is unchanged
+        with ctx.stage("train"):
+            ctx.train(model, data, self.config)
+        result = FitResult(model=model)
+        if init is not None:
+            result.extra["view_diversity"] = view_diversity(model.view_projections(), init)
         X = ctx.tensors(data, "valid").X[:SPARSITY_ROWS]
         result.extra["filter_sparsity_per_layer"] = model.filter_sparsity(X)
         result.extra["view_widths"] = [layer.k for layer in model.layers]

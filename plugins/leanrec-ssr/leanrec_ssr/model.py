@@ -140,6 +140,35 @@ class SSRLayer(nn.Module):
         self.pad_zero = bool((~kept).any())
 
 
+def view_cosine(weights: torch.Tensor) -> torch.Tensor:
+    """Pairwise cosine similarity (b, b) of b views' matrices `weights` (b, ...), each flattened (SSR Fig. 6)."""
+    flat = weights.detach().reshape(weights.shape[0], -1).double()
+    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    return flat @ flat.T
+
+
+def view_diversity(trained: Sequence[torch.Tensor], init: Sequence[torch.Tensor]) -> dict:
+    """SSR Fig. 6's statistic per layer: the mean and largest |cosine| between different views' projection
+    matrices, after training and at initialisation, the (b, b) matrix itself (4 decimals, for heatmaps) and
+    ``relative_change`` = ||W - W_0|| / ||W_0|| (how far training moved them: near 0, the similarities describe
+    the initialiser). ``mean_abs_cosine`` and ``relative_change`` at the top level are means over layers."""
+    layers = []
+    for w, w0 in zip(trained, init):
+        b = w.shape[0]
+        off = ~torch.eye(b, dtype=torch.bool)
+        cos, cos0 = view_cosine(w), view_cosine(w0)
+        layers.append({
+            "mean_abs_cosine": float(cos[off].abs().mean()) if b > 1 else None,
+            "max_abs_cosine": float(cos[off].abs().max()) if b > 1 else None,
+            "init_mean_abs_cosine": float(cos0[off].abs().mean()) if b > 1 else None,
+            "relative_change": float((w.double() - w0.double()).norm() / w0.double().norm()),
+            "cosine": [[round(float(v), 4) for v in row] for row in cos],
+        })
+    means = {key: (sum(vals) / len(vals) if (vals := [x[key] for x in layers if x[key] is not None]) else None)
+             for key in ("mean_abs_cosine", "relative_change")}
+    return {**means, "layers": layers}
+
+
 class SSRModel(CTRModel):
     """SSR backbone: concatenated field embeddings -> L SSR layers -> head (Linear, or MLP with head_hidden).
 
@@ -196,6 +225,13 @@ class SSRModel(CTRModel):
             x = layer.fuse(h).flatten(1)
         self.train(was_training)
         return ratios
+
+    def view_projections(self) -> list[torch.Tensor] | None:
+        """Each layer's projection weights W^proj of all views, (b, d_v, d_in) with view i at [i] (detached
+        copies); None when the filter projects nothing (random, none, dropout)."""
+        if self.layers[0].filter not in PROJECTED:
+            return None
+        return [layer.proj.weight.detach().view(layer.b, layer.d_v, layer.d_in).clone() for layer in self.layers]
 
     def transfer_fields(self, keep: list[int], old_dims: list[int]) -> None:
         # Only layer 1 reads per-field inputs; its columns are the kept fields' embedding dims.
