@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from leanrec import claims as C
-from leanrec.claims_registry import CLAIMS, CURVES
+from leanrec.claims_registry import CLAIMS, CURVES, HEATMAPS
 from leanrec.errors import LeanrecError
 from leanrec.records import write_record
 
@@ -317,6 +317,9 @@ def test_registry_is_well_formed_and_every_spec_is_a_runnable_variant():
     for curve in CURVES:
         assert curve.claim in ids and curve.dataset in C.DATASETS, (curve.claim, curve.dataset)
     assert len({C.curve_file(c) for c in CURVES}) == len(CURVES)   # one file each
+    specs |= {h.spec for h in HEATMAPS}
+    assert all(h.claim in ids and h.dataset in C.DATASETS for h in HEATMAPS)
+    assert len({C.heatmap_file(h) for h in HEATMAPS}) == len(HEATMAPS)
     for s in sorted(specs):
         C.canonical_variant(s)   # raises on an unknown method or config key / bad value
 
@@ -373,6 +376,28 @@ def test_curve_points_are_each_variants_seed_mean_and_std_in_one_protocol(tmp_pa
         r10 = text.split("### R10", 1)[1].split("###", 1)[0]
         assert r10.count("](claims/curve_r10_criteo.png)") == 1 and "one point" not in r10
     assert (tmp_path / "claims" / "curve_r10_criteo.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_heatmaps_are_the_seed_mean_of_each_recorded_matrix(tmp_path):
+    """A heatmap panel is numpy's mean over the seeds whose records have the matrices; records without them and
+    older protocols are left out; it is linked under its claim once some record has them."""
+    rng = np.random.default_rng(0)
+    mats = [[rng.uniform(-1, 1, (3, 3)).round(4) for _ in range(2)] for _ in range(3)]
+    recs = [record("v", seed, 0.7, extra={"m": [m.tolist() for m in pair_]}) for seed, pair_ in enumerate(mats)]
+    recs += [record("v", 3, 0.7), record("v", 4, 0.7, protocol=1, extra={"m": [np.ones((3, 3)).tolist()] * 2})]
+    heatmap = C.Heatmap("S19", "criteo", "v", "views", lambda r: [(f"L{i}", m) for i, m in enumerate(r["extra"]["m"])])
+    proto, panels, seeds = C.heatmap_panels(heatmap, C.Records(recs), variant=lambda s: s)
+    assert proto == 2 and seeds == 3 and [label for label, _ in panels] == ["L0", "L1"]
+    for i, (_, mean) in enumerate(panels):
+        np.testing.assert_allclose(mean, np.mean([m[i] for m in mats], axis=0))
+    for r in recs:
+        write_record(tmp_path / "runs" / "criteo" / f"{r['variant']}__seed{r['seed']}.json", r)
+    absent = C.Heatmap("S19", "criteo", "w", "none recorded", heatmap.panels)
+    text = C.write_claims(tmp_path, tmp_path / "CLAIMS.md", plots=True, curves=[], heatmaps=[heatmap, absent],
+                          variant=lambda s: s)
+    s19 = text.split("### S19", 1)[1].split("###", 1)[0]
+    assert s19.count("](claims/heatmap_s19_criteo_v.png)") == 1 and "none recorded" not in s19
+    assert (tmp_path / "claims" / "heatmap_s19_criteo_v.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.skipif(not (ROOT / "results" / "runs").is_dir(), reason="no committed run records")

@@ -669,6 +669,67 @@ def curve_plot(curve: Curve, proto: int, series: dict[str, list[CurvePoint]], re
     atomic_write_bytes(path, png_bytes(fig, dpi=PLOT_DPI, metadata={"Software": None}))
 
 
+# ---- heatmaps -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Heatmap:
+    """Matrices a method records, drawn as heatmaps next to a claim (the papers' heatmap figures): on `dataset`,
+    the mean over `spec`'s seeds (newest protocol) of each panel `panels` reads from a record, as (label,
+    matrix) pairs (e.g. one matrix per layer); records without them are left out."""
+
+    claim: str
+    dataset: str
+    spec: str
+    title: str
+    panels: Callable[[dict], list[tuple[str, list[list[float]]]]]
+
+    def read(self, record: dict) -> Optional[list[tuple[str, np.ndarray]]]:
+        """`record`'s panels, or None when it does not have them."""
+        try:
+            return [(label, np.asarray(m, dtype=float)) for label, m in self.panels(record)]
+        except (KeyError, TypeError, IndexError):
+            return None
+
+
+def heatmap_panels(heatmap: Heatmap, recs: "Records", variant: Callable[[str], str] = canonical_variant
+                   ) -> tuple[Optional[int], list[tuple[str, np.ndarray]], int]:
+    """(protocol, each panel's mean matrix over the seeds that have it, number of seeds) from the records."""
+    v = variant(heatmap.spec)
+    protos = recs.protocols.get((heatmap.dataset, v))
+    if not protos:
+        return None, [], 0
+    proto = max(protos)
+    runs = [p for r in recs.ok[(table_name(heatmap.dataset, proto), v)] if (p := heatmap.read(r))]
+    if not runs:
+        return None, [], 0
+    labels = [label for label, _ in runs[0]]
+    return proto, [(label, np.mean([run[i][1] for run in runs], axis=0)) for i, label in enumerate(labels)], len(runs)
+
+
+def heatmap_file(heatmap: Heatmap) -> str:
+    """Where CLAIMS.md links a heatmap (relative to its folder)."""
+    return f"claims/heatmap_{heatmap.claim.lower()}_{file_slug(heatmap.dataset).lower()}_{file_slug(heatmap.spec)}.png"
+
+
+def heatmap_plot(heatmap: Heatmap, proto: int, panels: list[tuple[str, np.ndarray]], seeds: int, path: Path) -> None:
+    """One heatmap per panel, side by side, on a shared colour scale from -1 to 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 0.8, 3.4), squeeze=False)
+    image = None
+    for ax, (label, matrix) in zip(axes[0], panels):
+        image = ax.imshow(matrix, vmin=-1.0, vmax=1.0, cmap="RdBu_r")
+        off = matrix[~np.eye(len(matrix), dtype=bool)] if len(matrix) > 1 else np.zeros(1)
+        ax.set_title(f"{label}: mean |off-diagonal| {np.abs(off).mean():.3f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(f"{heatmap.claim} on {heatmap.dataset}: {heatmap.title}\n`{heatmap.spec}`, mean over {seeds} "
+                 f"seed(s), protocol {proto}", fontsize=9)
+    atomic_write_bytes(path, png_bytes(fig, dpi=PLOT_DPI, metadata={"Software": None}))
+
+
 # ---- rendering ----------------------------------------------------------------------------------------------
 def _num(x: float, fmt: str, signed: bool = False) -> str:
     if x is None or math.isnan(x):
@@ -738,8 +799,8 @@ def _anchor(claim_id: str) -> str:
 
 
 def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[str, str],
-           curves: Optional[dict[str, list[tuple[Curve, str]]]] = None) -> str:
-    """CLAIMS.md's text; `plots`: a forest plot per paper, `curves`: (curve, link) per claim id."""
+           curves: Optional[dict[str, list[tuple[Curve | Heatmap, str]]]] = None) -> str:
+    """CLAIMS.md's text; `plots`: a forest plot per paper, `curves`: (curve or heatmap, link) per claim id."""
     from leanrec import claims_registry as reg
 
     out = ["# The four papers' claims, measured by leanrec", "",
@@ -910,10 +971,11 @@ def forest_plot(paper: str, rows: list[Measured], path: Path) -> None:
 
 def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
                  claims: Optional[Iterable[Claim]] = None, curves: Optional[Iterable[Curve]] = None,
+                 heatmaps: Optional[Iterable[Heatmap]] = None,
                  variant: Callable[[str], str] = canonical_variant) -> str:
     """Measure every claim from results_dir's records, write `out` (Markdown) and, with plots, one forest plot
-    per paper and the registry's sweep and scaling curves under `<out's folder>/claims/`. Returns the
-    Markdown."""
+    per paper and the registry's sweep and scaling curves and heatmaps under `<out's folder>/claims/`. Returns
+    the Markdown."""
     from leanrec.claims_registry import CLAIMS
 
     results_dir, out = Path(results_dir), Path(out)
@@ -934,7 +996,7 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
                 forest_plot(paper, rows, out.parent / name)
     from leanrec.claims_registry import CURVES
 
-    curve_links: dict[str, list[tuple[Curve, str]]] = defaultdict(list)
+    curve_links: dict[str, list[tuple[Curve | Heatmap, str]]] = defaultdict(list)   # figures per claim id
     for curve in CURVES if curves is None else curves:
         proto, series, refs = curve_points(curve, recs, variant)
         if proto is None or sum(len(points) for points in series.values()) < 2:
@@ -942,6 +1004,15 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
         curve_links[curve.claim].append((curve, curve_file(curve)))
         if plots:
             curve_plot(curve, proto, series, refs, out.parent / curve_file(curve))
+    from leanrec.claims_registry import HEATMAPS
+
+    for heatmap in HEATMAPS if heatmaps is None else heatmaps:
+        proto, panels, seeds = heatmap_panels(heatmap, recs, variant)
+        if proto is None:
+            continue
+        curve_links[heatmap.claim].append((heatmap, heatmap_file(heatmap)))
+        if plots:
+            heatmap_plot(heatmap, proto, panels, seeds, out.parent / heatmap_file(heatmap))
     md = render(results, plot_links, curve_links)
     atomic_write_text(out, md + "\n")
     return md

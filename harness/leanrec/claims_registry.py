@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from leanrec.claims import (AFE_RIVALS, DENSE_KEEP, DTF_CONTROL, DTF_CONTROL_3, DTF_CONTROL_4, RANKMIXER_WIDTHS,
-                            SYNTHETIC_1M, SYNTHETIC_5M, WUKONG_WIDTHS, Check, Claim, Curve, rankmixer_matched,
+                            SYNTHETIC_1M, SYNTHETIC_5M, WUKONG_WIDTHS, Check, Claim, Curve, Heatmap, rankmixer_matched,
                             wukong_matched)
 
 PAPER_TITLES = {
@@ -572,4 +572,12 @@ CURVES: list[Curve] = [
     *(Curve("I8", d, "cumulative-probability threshold (Fig. 4)", "cpt",
             (("i-Razor", tuple((c, f"irazor:cpt={c}") for c in (0.1, 0.3, 0.5))),),
             reference=(("argmax (cpt = 0)", "irazor-argmax"),)) for d in (FG[AVAZU], FG[ML])),
+]
+
+# Figures drawn as heatmaps (SSR Fig. 6: the views' pairwise cosine similarity, per layer)
+HEATMAPS: list[Heatmap] = [
+    Heatmap("S19", d, spec, "cosine similarity between the views' projections W^proj (Fig. 6)",
+            lambda r: [(f"layer {i + 1}", layer["cosine"])
+                       for i, layer in enumerate(r["extra"]["view_diversity"]["layers"])])
+    for spec in ("ssr-d", SSR_D_SMALL) for d in (CRITEO, AVAZU)
 ]
