@@ -36,8 +36,9 @@ def seed_everything(seed: int) -> None:
 def flush_denormals() -> bool:
     """Make CPU kernels treat denormal floats (|x| < 1.2e-38 in float32) as zero; returns whether the CPU
     supports it (x86 with SSE3). A model that fits its sample closely drives gradients into the denormal range,
-    where x86 arithmetic falls back to microcode: a backward pass then takes 10-65x longer (an SSR-D without
-    its filter ran 4 s a step instead of 0.4 s). Values that small change no trained weight measurably."""
+    where x86 arithmetic falls back to microcode: a backward pass then takes tens of times longer (an SSR-D
+    without its filter ran 4 s a step instead of 0.4 s; benchmarks/bench_denormals.py). Values that small change
+    no trained weight measurably (benchmarks/rerun_records.py: committed records rerun bit for bit)."""
     return bool(torch.set_flush_denormal(True))
 
 

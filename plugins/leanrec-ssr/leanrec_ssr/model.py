@@ -154,6 +154,7 @@ def view_diversity(trained: Sequence[torch.Tensor], init: Sequence[torch.Tensor]
     the initialiser). ``mean_abs_cosine`` and ``relative_change`` at the top level are means over layers."""
     layers = []
     for w, w0 in zip(trained, init):
+        w, w0 = w.detach().cpu().double(), w0.detach().cpu().double()   # small (b x b) results: on the CPU
         b = w.shape[0]
         off = ~torch.eye(b, dtype=torch.bool)
         cos, cos0 = view_cosine(w), view_cosine(w0)
@@ -161,7 +162,7 @@ def view_diversity(trained: Sequence[torch.Tensor], init: Sequence[torch.Tensor]
             "mean_abs_cosine": float(cos[off].abs().mean()) if b > 1 else None,
             "max_abs_cosine": float(cos[off].abs().max()) if b > 1 else None,
             "init_mean_abs_cosine": float(cos0[off].abs().mean()) if b > 1 else None,
-            "relative_change": float((w.double() - w0.double()).norm() / w0.double().norm()),
+            "relative_change": float((w - w0).norm() / w0.norm()),
             "cosine": [[round(float(v), 4) for v in row] for row in cos],
         })
     means = {key: (sum(vals) / len(vals) if (vals := [x[key] for x in layers if x[key] is not None]) else None)
