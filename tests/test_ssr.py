@@ -319,3 +319,10 @@ def test_ssr_d_fit_trains_as_a_plain_backbone_and_records_view_diversity(one_thr
     diversity = ours.extra["view_diversity"]
     assert len(diversity["layers"]) == 2 and diversity["relative_change"] > 0
     assert all(len(layer["cosine"]) == 3 for layer in diversity["layers"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_view_diversity_of_a_cuda_model_matches_the_cpu():
+    w0 = torch.randn(3, 4, 5)
+    w = w0 + torch.randn(3, 4, 5)
+    assert view_diversity([w.cuda()], [w0.cuda()]) == view_diversity([w], [w0])
