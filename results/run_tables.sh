@@ -38,7 +38,8 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
 #                  | ssr-scale-5m | claims-fg | claims-afe | claims-dense | claims-transfer
-#                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals (issue 21's claim runs; not part of `all`)
+#                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals | ssr-views
+#                  (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
   CORE="dnn deepfm lr fm reaction-baseline reaction lightfmp lightfmp-deepfm irazor irazor-argmax ssr-s mi lasso"
@@ -170,6 +171,11 @@ if [[ $what == claims-movielens ]]; then  # ~2 min a run on one core (80K traini
   run movielens-100k adafs autofield dnn:embedding_dim=30 lasso mvfs optfs pca lightfmp-wide-deep:weight_transfer=false \
     lightfmp-xdeepfm:prune_ratio=0.0 lightfmp-xdeepfm:prune_ratio=0.25 lightfmp-xdeepfm:prune_ratio=0.75 \
     reaction-afe:keep_ratio=0.5
+fi
+# S19: the views' projections after 783 steps on the 1M-row log (the heads' runs move them less than their norm)
+if [[ $what == ssr-views ]]; then
+  "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 -m ssr-d:b=8,d_v=64 \
+    --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results --no-progress --threads "${THREADS:-1}"
 fi
 # SSR-D at its paper defaults (b = 16, d_v = 256: ~20M backbone parameters, ~70 s a seed on the Avazu head,
 # minutes on Frappe and MovieLens) and its Table 4-5 ablations on the Avazu head (CLAIMS.md S2, S5-S13; the

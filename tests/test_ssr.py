@@ -280,6 +280,7 @@ def test_view_diversity_matches_sklearn_cosine(b, rows, cols, seed):
     w = w0 + torch.tensor(rng.normal(size=(b, rows, cols)))
     ref = cosine_similarity(w.reshape(b, -1).numpy())
     ref0 = cosine_similarity(w0.reshape(b, -1).numpy())
+    ref_update = cosine_similarity((w - w0).reshape(b, -1).numpy())
     off = ~np.eye(b, dtype=bool)
     stats = view_diversity([w, w], [w0, w0])
     layer = stats["layers"][0]
@@ -287,9 +288,24 @@ def test_view_diversity_matches_sklearn_cosine(b, rows, cols, seed):
     assert layer["mean_abs_cosine"] == pytest.approx(np.abs(ref[off]).mean())
     assert layer["max_abs_cosine"] == pytest.approx(np.abs(ref[off]).max())
     assert layer["init_mean_abs_cosine"] == pytest.approx(np.abs(ref0[off]).mean())
+    np.testing.assert_allclose(layer["update_cosine"], ref_update, atol=1e-4)
+    assert layer["update_mean_abs_cosine"] == pytest.approx(np.abs(ref_update[off]).mean())
+    assert layer["update_max_abs_cosine"] == pytest.approx(np.abs(ref_update[off]).max())
     change = np.linalg.norm((w - w0).numpy()) / np.linalg.norm(w0.numpy())
     assert layer["relative_change"] == pytest.approx(change)
     assert stats["mean_abs_cosine"] == pytest.approx(np.abs(ref[off]).mean())   # both layers alike here
+    assert stats["update_mean_abs_cosine"] == pytest.approx(np.abs(ref_update[off]).mean())
+
+
+def test_view_diversity_tells_views_pulled_together_from_views_moved_apart():
+    """Views whose updates share one direction have update cosines near 1; independent updates, near 0."""
+    torch.manual_seed(0)
+    w0 = torch.randn(4, 32, 64)
+    shared = torch.randn(32, 64)
+    together = view_diversity([w0 + 3 * shared], [w0])
+    apart = view_diversity([w0 + 3 * torch.randn(4, 32, 64)], [w0])
+    assert together["update_mean_abs_cosine"] > 0.99 and together["mean_abs_cosine"] > 0.8
+    assert apart["update_mean_abs_cosine"] < 0.1 and apart["mean_abs_cosine"] < 0.1
 
 
 def test_view_projections_are_each_views_rows_of_the_projection():

@@ -130,6 +130,8 @@ METRICS: dict[str, Metric] = {
                               lambda r: r["extra"]["dense_weights"]["top_power_share_first"], "ratio"),
     "view_cosine": Metric("mean |cosine| between different views' projection matrices W^proj, over layers",
                           lambda r: r["extra"]["view_diversity"]["mean_abs_cosine"], "ratio"),
+    "update_cosine": Metric("mean |cosine| between different views' updates W^proj − W₀ (what training added), "
+                            "over layers", lambda r: r["extra"]["view_diversity"]["update_mean_abs_cosine"], "ratio"),
     "view_relative_change": Metric("how far training moved the views' projections, ||W − W₀|| / ||W₀||",
                                    lambda r: r["extra"]["view_diversity"]["relative_change"], "ratio"),
     "sparsity": Metric("filter sparsity (share of exact zeros, mean over layers)", _sparsity(None), "ratio"),
@@ -344,6 +346,7 @@ def wukong_matched(width: int) -> str:
 
 SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
     "ssr-scale-rivals": {SYNTHETIC_1M: (*map(rankmixer_matched, RANKMIXER_WIDTHS), *map(wukong_matched, WUKONG_WIDTHS))},
+    "ssr-views": {SYNTHETIC_1M: ("ssr-d:b=8,d_v=64",)},
     "ssr-scaling": {d: ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8") for d in ("criteo", "avazu")},
     "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},
     "afe-options": {"criteo": ("reaction:estimator=shuffle,lookahead=true",

@@ -151,22 +151,28 @@ def view_diversity(trained: Sequence[torch.Tensor], init: Sequence[torch.Tensor]
     """SSR Fig. 6's statistic per layer: the mean and largest |cosine| between different views' projection
     matrices, after training and at initialisation, the (b, b) matrix itself (4 decimals, for heatmaps) and
     ``relative_change`` = ||W - W_0|| / ||W_0|| (how far training moved them: near 0, the similarities describe
-    the initialiser). ``mean_abs_cosine`` and ``relative_change`` at the top level are means over layers."""
+    the initialiser). The same statistics of the updates W - W_0 (``update_*``) say whether training itself
+    pulls the views together (updates pointing the same way) or apart, however far it moved them.
+    ``mean_abs_cosine``, ``update_mean_abs_cosine`` and ``relative_change`` at the top level are means over
+    layers."""
     layers = []
     for w, w0 in zip(trained, init):
         w, w0 = w.detach().cpu().double(), w0.detach().cpu().double()   # small (b x b) results: on the CPU
         b = w.shape[0]
         off = ~torch.eye(b, dtype=torch.bool)
-        cos, cos0 = view_cosine(w), view_cosine(w0)
+        cos, cos0, cos_update = view_cosine(w), view_cosine(w0), view_cosine(w - w0)
         layers.append({
             "mean_abs_cosine": float(cos[off].abs().mean()) if b > 1 else None,
             "max_abs_cosine": float(cos[off].abs().max()) if b > 1 else None,
             "init_mean_abs_cosine": float(cos0[off].abs().mean()) if b > 1 else None,
+            "update_mean_abs_cosine": float(cos_update[off].abs().mean()) if b > 1 else None,
+            "update_max_abs_cosine": float(cos_update[off].abs().max()) if b > 1 else None,
             "relative_change": float((w - w0).norm() / w0.norm()),
             "cosine": [[round(float(v), 4) for v in row] for row in cos],
+            "update_cosine": [[round(float(v), 4) for v in row] for row in cos_update],
         })
     means = {key: (sum(vals) / len(vals) if (vals := [x[key] for x in layers if x[key] is not None]) else None)
-             for key in ("mean_abs_cosine", "relative_change")}
+             for key in ("mean_abs_cosine", "update_mean_abs_cosine", "relative_change")}
     return {**means, "layers": layers}
 
 
