@@ -328,3 +328,10 @@ def test_fits_run_with_denormals_flushed(tmp_path):
         torch.set_flush_denormal(False)
     recs, _ = _grid(tmp_path, ["tiny-dnn"])
     assert all(r["environment"]["flush_denormal"] is True for r in recs)
+
+
+def test_records_name_the_cpu_kernels_they_ran_on(tmp_path):
+    """Records say which instruction set torch's CPU kernels used (results reproduce bit for bit only on the same)."""
+    recs, _ = _grid(tmp_path, ["tiny-dnn"])
+    assert {r["environment"]["cpu_capability"] for r in recs} == {torch.backends.cpu.get_cpu_capability()}
+    assert all("cpu" in r["environment"] for r in recs)

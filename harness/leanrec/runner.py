@@ -72,14 +72,29 @@ def _split_top_level(text: str) -> list[str]:
     return parts + [cur]
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` says), None when unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment() -> dict[str, Any]:
-    """Versions, git commit and hardware, stored in every record."""
+    """Versions, git commit and hardware, stored in every record. ``cpu_capability`` is the instruction set
+    torch's CPU kernels dispatch to (e.g. AVX2, AVX512): runs on CPUs of different capability take different
+    float paths, so a record reproduces bit for bit only on the same kind (docs/protocol.md)."""
     from leanrec.provenance import leanrec_commit
 
     commit = leanrec_commit()  # only leanrec's own checkout: never the commit of a repo that holds the venv
     return {
         "leanrec": leanrec.__version__, "git_commit": commit, "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
