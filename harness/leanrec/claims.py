@@ -725,7 +725,7 @@ def heatmap_plot(heatmap: Heatmap, proto: int, panels: list[tuple[str, np.ndarra
     for ax, (label, matrix) in zip(axes[0], panels):
         image = ax.imshow(matrix, vmin=-1.0, vmax=1.0, cmap="RdBu_r")
         off = matrix[~np.eye(len(matrix), dtype=bool)] if len(matrix) > 1 else np.zeros(1)
-        ax.set_title(f"{label}: mean |off-diagonal| {np.abs(off).mean():.3f}", fontsize=8)
+        ax.set_title(f"{label}\nmean |off-diagonal| {np.abs(off).mean():.3f}", fontsize=8)
         ax.tick_params(labelsize=6)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     fig.suptitle(f"{heatmap.claim} on {heatmap.dataset}: {heatmap.title}\n`{heatmap.spec}`, mean over {seeds} "
