@@ -8,10 +8,19 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = REPO / "harness" / "leanrec" / "datasets"  # the built-in cards (package data)
 SHARED_DATA = Path(os.environ.get("LEANREC_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _ieee_denormals():
+    """Each test starts with IEEE denormals (hypothesis' float strategies refuse to run when a flush-to-zero
+    mode leaked from an earlier test; the harness itself restores it, tested in test_harness)."""
+    torch.set_flush_denormal(False)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -330,6 +330,23 @@ def test_fits_run_with_denormals_flushed(tmp_path):
     assert all(r["environment"]["flush_denormal"] is True for r in recs)
 
 
+@pytest.mark.parametrize("caller_flushes", [False, True])
+def test_runs_give_the_caller_its_denormal_handling_back(tmp_path, caller_flushes):
+    """Fits flush denormals, but a run leaves the process as it found it (a denormal times one stays one)."""
+    from leanrec.context import denormals_flushed
+
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(caller_flushes)
+    try:
+        recs, _ = _grid(tmp_path, ["tiny-dnn"])
+        assert all(r["environment"]["flush_denormal"] is True for r in recs)      # the fits flushed
+        assert denormals_flushed() is caller_flushes
+        assert (float(torch.tensor([1e-39]) * 1.0) == 0.0) is caller_flushes    # the probe's own oracle
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_records_name_the_cpu_kernels_they_ran_on(tmp_path):
     """Records say which instruction set torch's CPU kernels used (results reproduce bit for bit only on the same)."""
     recs, _ = _grid(tmp_path, ["tiny-dnn"])

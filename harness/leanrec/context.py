@@ -42,11 +42,28 @@ def flush_denormals() -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
+def denormals_flushed() -> bool:
+    """Whether CPU arithmetic flushes denormals now (a float32 denormal times one comes out zero)."""
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
 def prepare_fit(seed: int) -> None:
     """What the harness does before every fit: flush denormals (:func:`flush_denormals`) and seed every
-    generator (:func:`seed_everything`)."""
+    generator (:func:`seed_everything`). Flushing is process-wide: callers restore the state they found
+    (:func:`restoring_denormals`)."""
     flush_denormals()
     seed_everything(seed)
+
+
+@contextmanager
+def restoring_denormals() -> Iterator[None]:
+    """Give the process back the denormal handling it had (fits flush; a library must not leave that set for
+    its caller, whose own float code, e.g. hypothesis' subnormal floats, relies on IEEE behaviour)."""
+    was = denormals_flushed()
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was)
 
 
 @dataclass

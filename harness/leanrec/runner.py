@@ -17,7 +17,7 @@ import torch
 import leanrec
 from leanrec import distributed
 from leanrec.batches import return_freed_memory
-from leanrec.context import RunContext, flush_denormals, pick_device, prepare_fit
+from leanrec.context import RunContext, flush_denormals, pick_device, prepare_fit, restoring_denormals
 from leanrec.errors import ConfigError
 from leanrec.measure import measure, quality
 from leanrec.methods import Method, canonical_overrides, check_fit_result
@@ -143,6 +143,7 @@ def _identity(data: Any, dataset: str, method: str, config: dict[str, Any], budg
                         budget=budget.to_dict(), seed=seed, protocol=PROTOCOL_VERSION, execution=execution)
 
 
+@restoring_denormals()   # fits flush denormals; the caller gets its own float state back
 def run_one(method_cls: type[Method], spec: MethodSpec, data, seed: int, *, budget: Budget,
             device: torch.device, progress: bool, reg: Registry, dataset: str | None = None,
             data_overrides: dict[str, Any] | None = None, memory_budget: int | None = None,

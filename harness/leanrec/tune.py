@@ -269,10 +269,11 @@ def method_objective(method_cls: type, fixed: dict[str, Any], data: Any, *, budg
                      device: Any) -> Objective:
     """Train `method_cls` with `fixed` + the trial's values through the harness and return its model's AUC on
     the validation split (the test split is not read)."""
-    from leanrec.context import RunContext, prepare_fit
+    from leanrec.context import RunContext, prepare_fit, restoring_denormals
     from leanrec.metrics import delong_variance
     from leanrec.trainer import predict_logits
 
+    @restoring_denormals()
     def objective(params: dict[str, Any], report: Report) -> tuple[float, dict[str, Any]]:
         method = method_cls.from_overrides({**fixed, **{k: thaw(v) for k, v in params.items()}})
         ctx = RunContext(device=device, seed=seed, budget=budget, progress=False, on_eval=report)
