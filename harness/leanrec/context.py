@@ -38,7 +38,8 @@ def flush_denormals() -> bool:
     supports it (x86 with SSE3). A model that fits its sample closely drives gradients into the denormal range,
     where x86 arithmetic falls back to microcode: a backward pass then takes tens of times longer (an SSR-D
     without its filter ran 4 s a step instead of 0.4 s; benchmarks/bench_denormals.py). Values that small change
-    no trained weight measurably (benchmarks/rerun_records.py: committed records rerun bit for bit)."""
+    no trained weight measurably (benchmarks/rerun_records.py: on the CPU kind that made them, committed
+    records rerun bit for bit)."""
     return bool(torch.set_flush_denormal(True))
 
 

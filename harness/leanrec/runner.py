@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import functools
 import json
 import os
 import platform
@@ -72,6 +73,7 @@ def _split_top_level(text: str) -> list[str]:
     return parts + [cur]
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str | None:
     """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` says), None when unknown."""
     try:
