@@ -140,13 +140,16 @@ fi
 # hidden layers whose width matches each size (264, 408, 616, 912: claims_registry.dense_matched).
 # ssr-scale-5m: the same on a 5M-row log (4M training rows; not run yet: the 1M-row seeds took 9-13 min of one core
 # each, so roughly an hour a seed at 5x the rows), where the dense MLPs have more data to saturate on.
+# `oracle` (seconds) serves the generator's own click probability: the log's AUC ceiling, drawn on S15's and
+# S18's curves and listed above the leaderboard's ranked rows.
 if [[ $what == ssr-scale || $what == ssr-scale-5m ]]; then
   scale_rows=1000000; [[ $what == ssr-scale-5m ]] && scale_rows=5000000
   for attempt in 1 2 3; do
     "$LEANREC" run -d synthetic --data synthetic.n_rows=$scale_rows --data synthetic.n_fields=30 \
       -m ssr-s:b=2 -m ssr-s:b=4 -m ssr-s:b=8 -m ssr-s -m 'dnn:embedding_dim=16,hidden=[264,264,264]' \
       -m 'dnn:embedding_dim=16,hidden=[408,408,408]' -m 'dnn:embedding_dim=16,hidden=[616,616,616]' \
-      -m 'dnn:embedding_dim=16,hidden=[912,912,912]' --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results \
+      -m 'dnn:embedding_dim=16,hidden=[912,912,912]' -m oracle --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 \
+      --results-dir results \
       --no-progress --threads "${THREADS:-1}" && break
     echo "attempt $attempt failed; resuming" >&2
   done

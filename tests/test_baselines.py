@@ -44,7 +44,7 @@ def test_every_registered_method_is_found_through_the_entry_point():
     reg = load_registry()
     info = reg.plugins["leanrec-baselines"]
     assert not info.errors
-    assert sorted(info.methods) == sorted(NAMES + ["magprune"]) == sorted(EXPECTED + ["magprune"])
+    assert sorted(info.methods) == sorted(NAMES + ["magprune", "oracle"]) == sorted(EXPECTED + ["magprune", "oracle"])
     for cls in ALL_METHODS:
         assert reg.method(cls.name) is cls
         assert issubclass(cls, BackboneMethod) and cls.family == "backbone" and cls.is_baseline

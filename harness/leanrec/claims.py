@@ -638,6 +638,18 @@ def curve_points(curve: Curve, recs: "Records", variant: Callable[[str], str] = 
     return proto, {k: v for k, v in series.items() if v}, refs
 
 
+def curve_caption(dataset: str, series: dict[str, list[CurvePoint]], refs: dict[str, CurvePoint]) -> str:
+    """The numbers of a curve's reference lines under it, and how far the curve's highest point is from each
+    (on a synthetic log the ceiling says how much any model could still gain); "" without references."""
+    if not refs:
+        return ""
+    top = max((p for points in series.values() for p in points), key=lambda p: p.mean)
+    parts = [f"{label}: {p.mean:.4f} ± {p.std:.4f} ({p.seeds} seeds); the highest point, `{top.variant}` "
+             f"{top.mean:.4f}, is {abs(p.mean - top.mean):.4f} {'below' if top.mean <= p.mean else 'above'} it"
+             for label, p in refs.items()]
+    return f"*Reference lines on {dataset}:* " + "; ".join(parts) + "."
+
+
 def curve_file(curve: Curve) -> str:
     """Where CLAIMS.md links a curve (relative to its folder)."""
     return f"claims/curve_{curve.claim.lower()}_{file_slug(curve.dataset).lower()}.png"
@@ -802,8 +814,8 @@ def _anchor(claim_id: str) -> str:
 
 
 def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[str, str],
-           curves: Optional[dict[str, list[tuple[Curve | Heatmap, str]]]] = None) -> str:
-    """CLAIMS.md's text; `plots`: a forest plot per paper, `curves`: (curve or heatmap, link) per claim id."""
+           curves: Optional[dict[str, list[tuple[Curve | Heatmap, str, str]]]] = None) -> str:
+    """CLAIMS.md's text; `plots`: a forest plot per paper, `curves`: (curve or heatmap, link, caption) per claim id."""
     from leanrec import claims_registry as reg
 
     out = ["# The four papers' claims, measured by leanrec", "",
@@ -861,8 +873,8 @@ def render(results: list[tuple[Claim, str, str, list[Measured]]], plots: dict[st
         for c, v, summ, ms in rs:
             out += [f"### {c.id}", "", f"**{c.where}.** {c.text}", "", f"Paper: {c.numbers}", "",
                     f"Verdict: **{v}** — {summ}", ""]
-            for curve, link in (curves or {}).get(c.id, []):
-                out += [f"![{c.id} on {curve.dataset}: {curve.title}]({link})", ""]
+            for curve, link, caption in (curves or {}).get(c.id, []):
+                out += [f"![{c.id} on {curve.dataset}: {curve.title}]({link})", ""] + ([caption, ""] if caption else [])
             if not ms:
                 continue
             out += ["| dataset | check | seeds | A | B | Δ (95% CI) | paper Δ | p | DeLong A / B | protocol | verdict "
@@ -999,12 +1011,13 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
                 forest_plot(paper, rows, out.parent / name)
     from leanrec.claims_registry import CURVES
 
-    curve_links: dict[str, list[tuple[Curve | Heatmap, str]]] = defaultdict(list)   # figures per claim id
+    # figures per claim id: (curve or heatmap, link, caption)
+    curve_links: dict[str, list[tuple[Curve | Heatmap, str, str]]] = defaultdict(list)
     for curve in CURVES if curves is None else curves:
         proto, series, refs = curve_points(curve, recs, variant)
         if proto is None or sum(len(points) for points in series.values()) < 2:
             continue   # a curve needs two points; linked or not by the records alone, never by `plots`
-        curve_links[curve.claim].append((curve, curve_file(curve)))
+        curve_links[curve.claim].append((curve, curve_file(curve), curve_caption(curve.dataset, series, refs)))
         if plots:
             curve_plot(curve, proto, series, refs, out.parent / curve_file(curve))
     from leanrec.claims_registry import HEATMAPS
@@ -1013,7 +1026,7 @@ def write_claims(results_dir: Path, out: Path, *, plots: bool = True,
         proto, panels, seeds = heatmap_panels(heatmap, recs, variant)
         if proto is None:
             continue
-        curve_links[heatmap.claim].append((heatmap, heatmap_file(heatmap)))
+        curve_links[heatmap.claim].append((heatmap, heatmap_file(heatmap), ""))
         if plots:
             heatmap_plot(heatmap, proto, panels, seeds, out.parent / heatmap_file(heatmap))
     md = render(results, plot_links, curve_links)

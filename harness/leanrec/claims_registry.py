@@ -255,6 +255,8 @@ LIGHTFMP = [
 ]
 
 SCALE_LOGS = (SYNTHETIC_1M, SYNTHETIC_5M)   # S15's synthetic logs (run_tables.sh ssr-scale, ssr-scale-5m)
+# the synthetic logs' AUC ceiling: the generator's own click probability, served by `oracle` (leanrec-baselines)
+CEILING = ("ceiling: the generator's click probability (oracle)", "oracle")
 
 # S16 measures learned weights: runs whose hidden weights moved less than their initial norm cannot test it
 TRAINED_AWAY = ("relative_change", ">=", 1.0)
@@ -571,14 +573,14 @@ CURVES: list[Curve] = [
             "backbone parameters (no embeddings), log scale",
             (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
              ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
-            x_metric="backbone_params", log_x=True) for d in SCALE_LOGS),
+            reference=(CEILING,), x_metric="backbone_params", log_x=True) for d in SCALE_LOGS),
     Curve("S18", SYNTHETIC_1M, "SSR against RankMixer, Wukong and dense MLPs as each grows (Fig. 4)",
           "backbone parameters (no embeddings), log scale",
           (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
            ("RankMixer, token width 48 … 128", tuple((w, rankmixer_matched(w)) for w in RANKMIXER_WIDTHS)),
            ("Wukong, width 128 … 640", tuple((w, wukong_matched(w)) for w in WUKONG_WIDTHS)),
            ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
-          x_metric="backbone_params", log_x=True),
+          reference=(CEILING,), x_metric="backbone_params", log_x=True),
     *(Curve("I8", d, "cumulative-probability threshold (Fig. 4)", "cpt",
             (("i-Razor", tuple((c, f"irazor:cpt={c}") for c in (0.1, 0.3, 0.5))),),
             reference=(("argmax (cpt = 0)", "irazor-argmax"),)) for d in (FG[AVAZU], FG[ML])),

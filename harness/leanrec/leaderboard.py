@@ -74,6 +74,12 @@ class Row:
     bb_p_value: float = math.nan
     bb_time_ratio: float = math.nan
 
+    @property
+    def reference(self) -> bool:
+        """A known bound, not a method (family ``reference``, e.g. a synthetic log's ``oracle``): listed, never
+        ranked or compared."""
+        return self.family == "reference"
+
     def mean(self, key: str) -> float:
         v = getattr(self, key)
         return float(np.mean(v)) if v else math.nan
@@ -180,7 +186,10 @@ def build_rows(records: Iterable[dict[str, Any]],
 
 
 def _annotate(rows: list[Row]) -> None:
-    rows.sort(key=lambda r: (-r.mean("auc") if r.auc else math.inf, r.variant))
+    """Rank the rows (reference rows last, unranked: rank 0) and fill in every comparison between them."""
+    refs = sorted((r for r in rows if r.reference), key=lambda r: -r.mean("auc") if r.auc else math.inf)
+    rows[:] = sorted((r for r in rows if not r.reference),
+                     key=lambda r: (-r.mean("auc") if r.auc else math.inf, r.variant))
     for i, r in enumerate(rows, 1):
         r.rank = i
     # the plain `dnn` row, else the first dnn variant (e.g. `dnn[hidden=[128,128]]` in the quick demo)
@@ -204,6 +213,32 @@ def _annotate(rows: list[Row]) -> None:
             r.bb_delta_auc = r.mean("auc") - own.mean("auc")
             r.bb_p_value = paired_p_value(own, r)
             r.bb_time_ratio = r.train_s / own.train_s if own.train_s else math.nan
+    for r in refs:
+        if ref is not None and r.auc:
+            r.delta_auc = r.mean("auc") - ref.mean("auc")
+    rows.extend(refs)
+
+
+def ranked(rows: Sequence[Row]) -> list[Row]:
+    """The rows that are ranked (every row but the reference rows), in rank order."""
+    return [r for r in rows if not r.reference]
+
+
+def ceiling_note(rows: Sequence[Row]) -> str:
+    """What a table's reference rows say about its ranked rows: the best row's gap to each bound (paired over
+    the seeds both have), or "" when the table has no reference row."""
+    top = next((r for r in ranked(rows) if r.auc), None)
+    notes = []
+    for c in (r for r in rows if r.reference and r.auc):
+        line = f"ceiling `{c.variant}` (the log's known click probability): {_fmt(c.mean('auc'))} ± {_fmt(c.std('auc'))}"
+        if top is not None:
+            common = sorted(set(c.seeds) & set(top.seeds))
+            gaps = [c.auc[c.seeds.index(s)] - top.auc[top.seeds.index(s)] for s in common]
+            if gaps:
+                line += (f"; #1 `{top.variant}` is {_fmt(float(np.mean(gaps)))} below it (mean over {len(gaps)} "
+                         f"shared seed{'s' if len(gaps) > 1 else ''}), what is left to learn on this log")
+        notes.append(line + ".")
+    return " ".join(notes)
 
 
 def paired_p_value(a: Row, b: Row) -> float:
@@ -309,8 +344,8 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             ["Δ AUC vs own backbone (p)", "time × own backbone"] if has_own else []) + ["seeds"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        for r in rows:
-            cells = [str(r.rank) + (" ≈" if r.tie_with_best and r.rank > 1 else ""),
+        for r in [*(r for r in rows if r.reference), *ranked(rows)]:
+            cells = ["ceiling" if r.reference else str(r.rank) + (" ≈" if r.tie_with_best and r.rank > 1 else ""),
                      f"`{r.variant}`" + (" (baseline)" if r.is_baseline else "") + _flags(r),
                      f"{_fmt(r.mean('auc'))} ± {_fmt(r.std('auc'))}", _fmt(r.mean("logloss"))]
             if has_gauc:
@@ -329,11 +364,15 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             cells.append(f"{len(r.seeds)}" + (f" ({r.failed} failed)" if r.failed else ""))
             out.append("| " + " | ".join(cells) + " |")
         ties = [r for r in rows if r.tie_with_best and r.rank > 1]
-        if rows and rows[0].auc:
-            out.append(f"\n≈: not distinguishable from #1 `{rows[0].variant}` (paired t-test over seeds, p ≥ {ALPHA}; "
+        order = ranked(rows)
+        if order and order[0].auc:
+            out.append(f"\n≈: not distinguishable from #1 `{order[0].variant}` (paired t-test over seeds, p ≥ {ALPHA}; "
                        f"DeLong intervals for single runs): {len(ties)} row(s).")
+        ceiling = ceiling_note(rows)
+        if ceiling:
+            out.append(ceiling[0].upper() + ceiling[1:])
         if not math.isnan(mdd):
-            gaps = [a.mean("auc") - b.mean("auc") for a, b in zip(rows, rows[1:]) if a.auc and b.auc]
+            gaps = [a.mean("auc") - b.mean("auc") for a, b in zip(order, order[1:]) if a.auc and b.auc]
             small = sum(g < mdd for g in gaps)
             out.append(f"Test split: {rows[0].test_pos:,} positives / {rows[0].test_neg:,} negatives; one run's AUC has "
                        f"a DeLong SE of about {se:.4f}, so one split cannot resolve differences below about "

@@ -156,7 +156,9 @@ class FitResult:
 #   selector          chooses a subset of fields: fit must return selected_fields and extra["keep_ratio"]
 #                     (share of fields kept), which groups its rows in the selection table
 #   model, pruning, dimension-search   labels shown in the leaderboard's family column (no extra contract)
-FAMILIES: tuple[str, ...] = ("model", "backbone", "selector", "pruning", "dimension-search")
+#   reference         not a method to rank but a known bound, e.g. a synthetic log's true click probability
+#                     (`oracle`): the leaderboard lists it above the ranked rows, outside every comparison
+FAMILIES: tuple[str, ...] = ("model", "backbone", "selector", "pruning", "dimension-search", "reference")
 
 
 class Method:
@@ -164,7 +166,7 @@ class Method:
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""          # citation of the paper the method comes from
-    family: ClassVar[str] = "model"    # one of FAMILIES: model | backbone | selector | pruning | dimension-search
+    family: ClassVar[str] = "model"    # one of FAMILIES: model | backbone | selector | pruning | dimension-search | reference
     is_baseline: ClassVar[bool] = False  # the best baseline row is what the leaderboard's p-value compares against
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 

@@ -105,7 +105,8 @@ def auc_vs_params_figure(rows: Sequence[Row], title: str) -> Figure | None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    rows = [r for r in rows if r.auc and not math.isnan(r.params)]
+    ceilings = [r for r in rows if r.reference and r.auc]
+    rows = [r for r in rows if r.auc and not math.isnan(r.params) and not r.reference]
     if not rows:
         return None
     pts = [(r.params, r.mean("auc")) for r in rows]
@@ -127,7 +128,11 @@ def auc_vs_params_figure(rows: Sequence[Row], title: str) -> Figure | None:
     ax.set_xscale("log")
     xs = [p[0] for p in pts]
     ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)  # room for labels beside the extreme points
-    ys = [p[1] for p in pts]
+    for c in ceilings:  # a known bound (e.g. a synthetic log's oracle): a line, not a point
+        ax.axhline(c.mean("auc"), color="0.35", ls=":", lw=1.0, zorder=1)
+        ax.annotate(f"ceiling ({c.variant}) {c.mean('auc'):.4f}", (0.01, c.mean("auc")), xycoords=("axes fraction", "data"),
+                    xytext=(0, 2), textcoords="offset points", fontsize=7, color="0.35", va="bottom")
+    ys = [p[1] for p in pts] + [c.mean("auc") for c in ceilings]
     span = max(max(ys) - min(ys), 1e-3)
     ax.set_ylim(min(ys) - 0.12 * span, max(ys) + 0.12 * span)  # error bars may run off: the means stay in view
     ax.set_xlabel("parameters of the serving model (log)")

@@ -162,6 +162,7 @@ def _dataset_section(dataset: str, blocks: list[tuple[str, str, list[Row]]],
 
 def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict[tuple[str, str], list[dict]],
            results_dir: Path, base: Path) -> str:
+    from leanrec.leaderboard import REFERENCE, ceiling_note, ranked
     from leanrec.plots import pareto_front
 
     has = {
@@ -173,8 +174,6 @@ def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict
     cols = [Column("rank", "#"), Column("variant", "method"), Column("family", "family"),
             Column("auc", "AUC", "test AUC, mean ± std over seeds"), Column("logloss", "logloss")]
     cols += [Column("gauc", "gAUC")] if has["gauc"] else []
-    from leanrec.leaderboard import REFERENCE
-
     cols += [Column("delta_auc", f"Δ AUC vs {REFERENCE}"),
              Column("p_value", "p", "two-sided paired t-test of test AUC against the best baseline"),
              Column("params", "params", "parameters the serving model keeps"), Column("emb_params", "embedding"),
@@ -187,29 +186,31 @@ def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict
     cols += [Column("pareto", "Pareto", "on the Pareto front of AUC against parameters (in this view)"),
              Column("seeds", "seeds / records", "one link per run record (seed)")]
     cols += [Column("failed", "failed runs")] if has["fail"] else []
-    plotted = [r for r in rows if r.auc and not _nan(r.params)]
+    plotted = [r for r in rows if r.auc and not _nan(r.params) and not r.reference]
     front = {plotted[i].variant for i in pareto_front([(r.params, r.mean("auc")) for r in plotted])}
     head = "".join(f'<th data-key="{c.key}" title="{html.escape(c.title or c.head)}">{html.escape(c.head)}</th>'
                    for c in cols)
     body = []
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r.rank):   # a reference row (rank 0) first
         cells = []
         for c in cols:
             sort, text = _cell(c.key, r, front, runs.get((dataset, r.variant), []), results_dir, base)
             attr = "" if sort is None else f' data-v="{sort}"'
             cells.append(f"<td{attr}>{text}</td>")
         body.append(f'<tr data-variant="{html.escape(r.variant)}">' + "".join(cells) + "</tr>")
+    note = ceiling_note(rows)
+    note = f'<p class="muted">{html.escape(note[0].upper() + note[1:]).replace("`", "")}</p>' if note else ""
     return (f'<div class="table" data-view="{view}"><p class="view-title">{html.escape(view_title)} '
-            f'<span class="muted">({len(rows)} methods; click a column to sort)</span></p>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+            f'<span class="muted">({len(ranked(rows))} methods; click a column to sort)</span></p>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}</div>")
 
 
 def _cell(key: str, r: Row, front: set[str], recs: list[dict], results_dir: Path,
           base: Path) -> tuple[Any, str]:
     """(sort value or None for text sorting, cell HTML)."""
     esc = html.escape
-    if key == "rank":
-        return r.rank, str(r.rank)
+    if key == "rank":   # a reference row (a known ceiling, rank 0) sorts first
+        return r.rank, "ceiling" if r.reference else str(r.rank)
     if key == "variant":
         badge = ' <span class="badge">baseline</span>' if r.is_baseline else ""
         return None, f"<code>{esc(r.variant)}</code>{badge}"

@@ -255,6 +255,72 @@ def ground_truth(cfg: SyntheticConfig) -> dict[str, Any]:
     return make_plan(cfg).ground_truth()
 
 
+def true_logit(cfg: SyntheticConfig, X: np.ndarray) -> np.ndarray:
+    """The generator's click logit (bias included) of raw rows `X` (n, n_fields) of value ids: sigmoid of it is
+    the true click probability, the Bayes-optimal prediction."""
+    plan = make_plan(cfg)
+    return _logit(plan, np.asarray(X), cfg) + plan.bias
+
+
+@dataclass
+class EncodedLogit:
+    """The generator's click logit as a function of an encoded dataset's codes (:func:`encoded_logit`):
+    ``bias + sum_f effects[f][code_f] + interaction_effect * signs[a][code_a] * signs[b][code_b]``."""
+
+    bias: float
+    effects: dict[str, np.ndarray]        # informative field -> logit effect per code
+    signs: dict[str, np.ndarray]          # interaction field -> expected sign per code (empty without a pair)
+    interaction_effect: float
+    merged_share: dict[str, float]        # field -> probability mass of its values that share one code (OOV)
+
+    def __call__(self, X: np.ndarray, columns: dict[str, int]) -> np.ndarray:
+        """Logits of encoded rows `X` whose field f is column `columns[f]`."""
+        z = np.full(len(X), self.bias)
+        for f, eff in self.effects.items():
+            z += eff[X[:, columns[f]]]
+        if self.signs:
+            (a, sa), (b, sb) = self.signs.items()
+            z += self.interaction_effect * sa[X[:, columns[a]]] * sb[X[:, columns[b]]]
+        return z
+
+
+def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> EncodedLogit:
+    """The generator's logit seen through an encoding: `vocab_values[f]` is the raw value id of each code
+    2, 3, ... of field f (codes 0 = missing and 1 = out of vocabulary are implicit, as in leanrec's caches).
+
+    A code that holds one value gets that value's effect; the OOV code (values unseen in training) gets the
+    mean effect of the values it holds, weighted by their probability, and so does the missing code (never
+    used: the generator has no nulls). Interaction signs likewise. Where every value has its own code this is
+    exactly :func:`true_logit`; for a merged code it is the expected effect of the values behind it, all a
+    model reading the codes can know of them.
+    """
+    plan = make_plan(cfg)
+    pmfs = {i: np.diff(plan.cdfs[i], prepend=0.0) for i in range(len(plan.names))}
+
+    def per_code(i: int, per_value: np.ndarray) -> tuple[np.ndarray, float]:
+        name = plan.names[i]
+        if name not in vocab_values:
+            raise ConfigError(f"encoded_logit: no vocabulary for field {name!r} of the generator")
+        ids = np.asarray(vocab_values[name], dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(per_value) or len(np.unique(ids)) != ids.size):
+            raise ConfigError(f"encoded_logit: field {name!r}'s vocabulary is not a set of its value ids "
+                              f"0..{len(per_value) - 1}")
+        pmf = pmfs[i]
+        merged = np.ones(len(per_value), dtype=bool)
+        merged[ids] = False
+        mass = float(pmf[merged].sum())
+        oov = float(pmf[merged] @ per_value[merged] / mass) if mass > 0 else 0.0
+        overall = float(pmf @ per_value)
+        return np.concatenate([[overall, oov], per_value[ids]]), mass
+
+    effects, signs, merged_share = {}, {}, {}
+    for i, eff in plan.effects.items():
+        effects[plan.names[i]], merged_share[plan.names[i]] = per_code(i, eff)
+    for i in plan.roles["interaction"]:
+        signs[plan.names[i]], merged_share[plan.names[i]] = per_code(i, plan.signs[i])
+    return EncodedLogit(plan.bias, effects, signs, cfg.interaction_effect, merged_share)
+
+
 def label_names(cfg: SyntheticConfig) -> list[str]:
     return list(LABEL_NAMES[:cfg.n_labels])
 
