@@ -38,7 +38,8 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 #                  | tuned (issue 22; not part of `all`: hours of CPU) | truth (issue 21; not part of `all`: ~1-2 h)
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
 #                  | ssr-scale-5m | claims-fg | claims-afe | claims-dense | claims-transfer
-#                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals | ssr-views
+#                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals | ssr-views | ssr-scale-teacher
+#                  | ssr-scale-rivals-teacher
 #                  (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
@@ -142,10 +143,14 @@ fi
 # each, so roughly an hour a seed at 5x the rows), where the dense MLPs have more data to saturate on.
 # `oracle` (seconds) serves the generator's own click probability: the log's AUC ceiling, drawn on S15's and
 # S18's curves and listed above the leaderboard's ranked rows.
-if [[ $what == ssr-scale || $what == ssr-scale-5m ]]; then
+# ssr-scale-teacher: the same grid on a 1M-row log whose signal is mostly a fixed random network over the 5
+# informative fields (synthetic.teacher_width = 128; additive effects 0.3): a log that leaves the models room
+# below its ceiling, where the additive one leaves ~0.003 at 5M rows.
+if [[ $what == ssr-scale || $what == ssr-scale-5m || $what == ssr-scale-teacher ]]; then
   scale_rows=1000000; [[ $what == ssr-scale-5m ]] && scale_rows=5000000
+  teacher=(); [[ $what == ssr-scale-teacher ]] && teacher=(--data synthetic.teacher_width=128 --data synthetic.effect=0.3)
   for attempt in 1 2 3; do
-    "$LEANREC" run -d synthetic --data synthetic.n_rows=$scale_rows --data synthetic.n_fields=30 \
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=$scale_rows --data synthetic.n_fields=30 "${teacher[@]}" \
       -m ssr-s:b=2 -m ssr-s:b=4 -m ssr-s:b=8 -m ssr-s -m 'dnn:embedding_dim=16,hidden=[264,264,264]' \
       -m 'dnn:embedding_dim=16,hidden=[408,408,408]' -m 'dnn:embedding_dim=16,hidden=[616,616,616]' \
       -m 'dnn:embedding_dim=16,hidden=[912,912,912]' -m oracle --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 \
@@ -157,9 +162,11 @@ fi
 # S18: RankMixer and Wukong scaled on the same 1M-row log to SSR-S's backbone sizes (claims.RANKMIXER_WIDTHS,
 # WUKONG_WIDTHS): RankMixer's token width 48, 64, 96, 128 (8 tokens, 2 layers: 0.32M-2.17M parameters), Wukong's
 # FMB and top-MLP width 128, 192, 400, 640 (0.30M-2.13M).
-if [[ $what == ssr-scale-rivals ]]; then
+# ssr-scale-rivals-teacher: the same on the teacher log of ssr-scale-teacher.
+if [[ $what == ssr-scale-rivals || $what == ssr-scale-rivals-teacher ]]; then
+  teacher=(); [[ $what == ssr-scale-rivals-teacher ]] && teacher=(--data synthetic.teacher_width=128 --data synthetic.effect=0.3)
   for attempt in 1 2 3; do
-    "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 \
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 "${teacher[@]}" \
       -m rankmixer:embedding_dim=16,token_dim=48 -m rankmixer:embedding_dim=16,token_dim=64 \
       -m rankmixer:embedding_dim=16,token_dim=96 -m rankmixer:embedding_dim=16,token_dim=128 \
       -m 'wukong:embedding_dim=16,fmb_hidden=[128],hidden=[128,128,128]' \

@@ -154,3 +154,42 @@ def test_a_reference_row_is_listed_but_never_ranked_or_compared():
     fig = auc_vs_params_figure(rows, "t")   # the ceiling (0 parameters) is a line, not a point on the log axis
     assert fig is not None and [ln.get_ydata()[0] for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"] \
         == [pytest.approx(ceiling.mean("auc"))]
+
+
+def test_a_teacher_network_adds_signal_without_changing_the_fields():
+    teach = synthetic.SyntheticConfig(**{**SMALL.__dict__, "teacher_width": 16, "teacher_dim": 3})
+    plain, _ = synthetic.generate(SMALL, n_rows=30_000)
+    taught, gt = synthetic.generate(teach, n_rows=30_000)
+    names = synthetic.make_plan(SMALL).names
+    assert plain.select(names).equals(taught.select(names))   # same rows; only the labels' law changes
+    assert gt == synthetic.ground_truth(SMALL)
+    X = np.stack([taught[c].to_numpy() for c in names], axis=1)
+    z_plain, z = synthetic.true_logit(SMALL, X), synthetic.true_logit(teach, X)
+    extra = (z - z_plain) - np.mean(z - z_plain)   # the teacher's part, up to the recalibrated bias
+    assert np.std(extra) == pytest.approx(teach.teacher_effect, rel=0.05)
+    p = 1 / (1 + np.exp(-z))
+    y = taught["click"].to_numpy()
+    assert roc_auc_score(y, z) > roc_auc_score(y, z_plain)   # the labels follow the teacher's logit
+    assert abs(y.mean() - p.mean()) < 4 * math.sqrt(p.mean() * (1 - p.mean()) / len(y))
+    # the encoding of a complete vocabulary serves it exactly
+    plan = synthetic.make_plan(teach)
+    vocab = {f: np.random.default_rng(0).permutation(int(k)) for f, k in zip(plan.names, plan.cards)}
+    enc = synthetic.encoded_logit(teach, vocab)
+    got = enc(_encode(X[:5000], vocab), {f: j for j, f in enumerate(plan.names)})
+    np.testing.assert_allclose(got, z[:5000], atol=1e-9)
+    with pytest.raises(ConfigError, match="teacher_width"):
+        synthetic.SyntheticConfig.from_options({"teacher_width": -1})
+
+
+def test_the_html_report_lists_the_ceiling_first_and_says_the_gap(tmp_path):
+    from leanrec.records import SCHEMA_VERSION, write_record
+    from leanrec.report import build_report
+
+    for s in range(2):
+        for rec in (_record("dnn", s, 0.70 + 0.01 * s, baseline=True), _record("oracle", s, 0.75, family="reference")):
+            write_record(tmp_path / "runs" / "d" / f"{rec['variant']}__seed{s}.json",
+                         {**rec, "schema_version": SCHEMA_VERSION})
+    page = build_report(tmp_path, tmp_path / "report.html", plots=False)
+    table = page.split("<tbody>", 1)[1]
+    assert table.index(">ceiling<") < table.index(">1<")
+    assert "(1 methods;" in page and "dnn is 0.0450 below it" in page

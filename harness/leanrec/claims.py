@@ -297,6 +297,9 @@ class DatasetRun:
 
 SYNTHETIC_1M = "synthetic[n_fields=30,n_rows=1000000]"   # the ground-truth study's log (run_tables.sh truth)
 SYNTHETIC_5M = "synthetic[n_fields=30,n_rows=5000000]"   # the same generator, 5x the rows (SSR's scaling, S15)
+# 1M rows whose signal is mostly a fixed random network over the informative fields (synthetic.teacher_width):
+# room below the ceiling where the additive log has little (S15, S18)
+SYNTHETIC_TEACHER = "synthetic[effect=0.3,n_fields=30,n_rows=1000000,teacher_width=128]"
 
 
 DATASETS: dict[str, DatasetRun] = {
@@ -312,6 +315,9 @@ DATASETS: dict[str, DatasetRun] = {
                              seeds=3, max_epochs=1),
     SYNTHETIC_5M: DatasetRun("-d synthetic --data synthetic.n_rows=5000000 --data synthetic.n_fields=30",
                              "ssr-scale-5m", seeds=3, max_epochs=1),
+    SYNTHETIC_TEACHER: DatasetRun("-d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 "
+                                  "--data synthetic.teacher_width=128 --data synthetic.effect=0.3",
+                                  "ssr-scale-teacher", seeds=3, max_epochs=1),
 }
 # variants that results/run_tables.sh runs in a section other than their dataset's: section -> dataset -> the
 # `-m` specs as that section passes them (canonicalised when first looked up, see `section_of`)
@@ -345,7 +351,8 @@ def wukong_matched(width: int) -> str:
 
 
 SECTION_SPECS: dict[str, dict[str, tuple[str, ...]]] = {
-    "ssr-scale-rivals": {SYNTHETIC_1M: (*map(rankmixer_matched, RANKMIXER_WIDTHS), *map(wukong_matched, WUKONG_WIDTHS))},
+    **{section: {log: (*map(rankmixer_matched, RANKMIXER_WIDTHS), *map(wukong_matched, WUKONG_WIDTHS))}
+       for section, log in (("ssr-scale-rivals", SYNTHETIC_1M), ("ssr-scale-rivals-teacher", SYNTHETIC_TEACHER))},
     "ssr-views": {SYNTHETIC_1M: ("ssr-d:b=8,d_v=64",)},
     "ssr-scaling": {d: ("ssr-s:b=1", "ssr-s:b=2", "ssr-s:b=4", "ssr-s:b=8") for d in ("criteo", "avazu")},
     "criteo-extra": {"criteo": ("ssr-d", "irazor:backbone=deepfm", "irazor:backbone=ipnn", "irazor:backbone=xdeepfm")},

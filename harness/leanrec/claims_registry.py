@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from leanrec.claims import (AFE_RIVALS, DENSE_KEEP, DTF_CONTROL, DTF_CONTROL_3, DTF_CONTROL_4, RANKMIXER_WIDTHS,
-                            SYNTHETIC_1M, SYNTHETIC_5M, WUKONG_WIDTHS, Check, Claim, Curve, Heatmap, rankmixer_matched,
-                            wukong_matched)
+                            SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER, WUKONG_WIDTHS, Check, Claim, Curve, Heatmap,
+                            rankmixer_matched, wukong_matched)
 
 PAPER_TITLES = {
     "REACTION": "Wu, Du, Jia, Dong. *REACTION: Parameter-Efficient Learning for Recommendation.* AAAI 2026 "
@@ -254,7 +254,9 @@ LIGHTFMP = [
                                     ("mvfs", 0.6170, 0.3787)))),
 ]
 
-SCALE_LOGS = (SYNTHETIC_1M, SYNTHETIC_5M)   # S15's synthetic logs (run_tables.sh ssr-scale, ssr-scale-5m)
+# S15's synthetic logs (run_tables.sh ssr-scale, ssr-scale-5m, ssr-scale-teacher)
+SCALE_LOGS = (SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER)
+RIVAL_LOGS = (SYNTHETIC_1M, SYNTHETIC_TEACHER)   # S18's (run_tables.sh ssr-scale-rivals, ssr-scale-rivals-teacher)
 # the synthetic logs' AUC ceiling: the generator's own click probability, served by `oracle` (leanrec-baselines)
 CEILING = ("ceiling: the generator's click probability (oracle)", "oracle")
 
@@ -378,9 +380,11 @@ SSR = [
            Check("ssr-s:b=8", ">", "ssr-s:b=4", (CRITEO, AVAZU)),
            Check("ssr-s", ">", "ssr-s:b=8", (CRITEO, AVAZU), note="b = 16 (default) vs 8"))),
     Claim("S15", S, "Abstract; Sec. 4.3.2; Fig. 4", "SSR keeps gaining as it scales (5M → 900M parameters) where "
-          "dense MLPs saturate. Counterpart: on the 1M-row synthetic log (800K training rows, one epoch) and a "
-          "5M-row one from the same generator (4M training rows), SSR-S "
-          "from b = 2 to 16 views (0.27M → 2.1M backbone parameters) against DNNs with SSR's embedding dim (16) "
+          "dense MLPs saturate. Counterpart: on the 1M-row synthetic log (800K training rows, one epoch), a "
+          "5M-row one from the same generator (4M training rows), and a 1M-row log whose signal is mostly a fixed "
+          "random network over its informative fields (a teacher: `synthetic.teacher_width = 128`), which leaves "
+          "the models room below the log's ceiling (the generator's own click probability, `oracle`, drawn on "
+          "each curve), SSR-S from b = 2 to 16 views (0.27M → 2.1M backbone parameters) against DNNs with SSR's embedding dim (16) "
           "and three hidden layers of the width that matches each size's backbone parameters (264 → 912).",
           "Fig. 4 (industrial): curves only.",
           (Check("ssr-s", ">", "ssr-s:b=2", SCALE_LOGS, note="SSR-S keeps gaining: b = 16 vs b = 2"),
@@ -402,16 +406,16 @@ SSR = [
                       "sum of its squared weights"))),
     Claim("S18", S, "Sec. 4.3.2; Fig. 4", "SSR scales more steeply than the strongest baselines RankMixer and Wukong: "
           "the gap grows with the parameter budget.",
-          "Fig. 4 (industrial): curves only. Counterpart: S15's 1M-row synthetic log, RankMixer (token width 48 → "
-          "128) and Wukong (FMB and top-MLP width 128 → 640) at SSR-S's backbone sizes (0.3M → 2.1M parameters).",
-          (*(Check("ssr-s", ">", "ssr-s:b=2", (SYNTHETIC_1M,), metric="auc_gain", ref=rival(widths[-1]),
+          "Fig. 4 (industrial): curves only. Counterpart: S15's 1M-row synthetic log and its teacher log, RankMixer "
+          "(token width 48 → 128) and Wukong (FMB and top-MLP width 128 → 640) at SSR-S's backbone sizes (0.3M → 2.1M parameters).",
+          (*(Check("ssr-s", ">", "ssr-s:b=2", RIVAL_LOGS, metric="auc_gain", ref=rival(widths[-1]),
                    b_ref=rival(widths[0]),
                    note=f"SSR-S's AUC gain over {name} at 2.1M backbone parameters against its gain at 0.3M")
              for name, rival, widths in (("RankMixer", rankmixer_matched, RANKMIXER_WIDTHS),
                                          ("Wukong", wukong_matched, WUKONG_WIDTHS))),
-           Check("ssr-s", ">", rankmixer_matched(RANKMIXER_WIDTHS[-1]), (SYNTHETIC_1M,),
+           Check("ssr-s", ">", rankmixer_matched(RANKMIXER_WIDTHS[-1]), RIVAL_LOGS,
                  note="at 2.1M backbone parameters each"),
-           Check("ssr-s", ">", wukong_matched(WUKONG_WIDTHS[-1]), (SYNTHETIC_1M,),
+           Check("ssr-s", ">", wukong_matched(WUKONG_WIDTHS[-1]), RIVAL_LOGS,
                  note="at 2.1M backbone parameters each"))),
     Claim("S19", S, "Sec. 4.4.3; Fig. 6", "The views learn diverse subspaces: low pairwise cosine similarity between "
           "the views' projection matrices, in both layers, without a diversity regulariser.",
@@ -424,7 +428,10 @@ SSR = [
           (Check("ssr-d", "<", 0.1, (AVAZU, CRITEO), metric="view_cosine", requires=PROJECTIONS_TRAINED,
                  note="the paper's b = 16, d_v = 256, both layers averaged (each layer's numbers and its b x b "
                       "matrix are in the record's extra.view_diversity)"),
+           Check("ssr-d", "<", 0.1, (AVAZU, CRITEO), metric="update_cosine", requires=PROJECTIONS_MOVED,
+                 note="the paper's b = 16, d_v = 256"),
            small_check(SSR_D_SMALL, "<", 0.1, metric="view_cosine", requires=PROJECTIONS_TRAINED),
+           small_check(SSR_D_SMALL, "<", 0.1, metric="update_cosine", requires=PROJECTIONS_MOVED),
            Check(SSR_D_SMALL, "<", 0.1, (SYNTHETIC_1M,), metric="view_cosine", requires=PROJECTIONS_TRAINED,
                  note=f"{SMALL}, 783 steps on 800K rows"),
            Check(SSR_D_SMALL, "<", 0.1, (SYNTHETIC_1M,), metric="update_cosine", requires=PROJECTIONS_MOVED,
@@ -574,13 +581,13 @@ CURVES: list[Curve] = [
             (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
              ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
             reference=(CEILING,), x_metric="backbone_params", log_x=True) for d in SCALE_LOGS),
-    Curve("S18", SYNTHETIC_1M, "SSR against RankMixer, Wukong and dense MLPs as each grows (Fig. 4)",
-          "backbone parameters (no embeddings), log scale",
-          (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
-           ("RankMixer, token width 48 … 128", tuple((w, rankmixer_matched(w)) for w in RANKMIXER_WIDTHS)),
-           ("Wukong, width 128 … 640", tuple((w, wukong_matched(w)) for w in WUKONG_WIDTHS)),
-           ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
-          reference=(CEILING,), x_metric="backbone_params", log_x=True),
+    *(Curve("S18", d, "SSR against RankMixer, Wukong and dense MLPs as each grows (Fig. 4)",
+            "backbone parameters (no embeddings), log scale",
+            (("SSR-S, b = 2 … 16", tuple((b, f"ssr-s:b={b}") for b in (2, 4, 8, 16))),
+             ("RankMixer, token width 48 … 128", tuple((w, rankmixer_matched(w)) for w in RANKMIXER_WIDTHS)),
+             ("Wukong, width 128 … 640", tuple((w, wukong_matched(w)) for w in WUKONG_WIDTHS)),
+             ("DNN [w, w, w], w = 264 … 912", tuple((w, dense_matched(w)) for w in (264, 408, 616, 912)))),
+            reference=(CEILING,), x_metric="backbone_params", log_x=True) for d in RIVAL_LOGS),
     *(Curve("I8", d, "cumulative-probability threshold (Fig. 4)", "cpt",
             (("i-Razor", tuple((c, f"irazor:cpt={c}") for c in (0.1, 0.3, 0.5))),),
             reference=(("argmax (cpt = 0)", "irazor-argmax"),)) for d in (FG[AVAZU], FG[ML])),

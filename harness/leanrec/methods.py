@@ -166,7 +166,7 @@ class Method:
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""          # citation of the paper the method comes from
-    family: ClassVar[str] = "model"    # one of FAMILIES: model | backbone | selector | pruning | dimension-search | reference
+    family: ClassVar[str] = "model"    # one of FAMILIES (model, backbone, selector, pruning, ...)
     is_baseline: ClassVar[bool] = False  # the best baseline row is what the leaderboard's p-value compares against
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 

@@ -27,7 +27,9 @@ SUITES: dict[str, Suite] = {
         methods=["lr", "fm", "dnn:hidden=[128,128]", "deepfm:hidden=[128,128]",
                  'mi:keep_ratio=0.5,backbone_config={"hidden":[128,128]}',
                  'lightfmp:prune_ratio=0.5,backbone_config={"hidden":[128,128]}',
-                 'irazor:backbone_config={"hidden":[128,128]}', "ssr-s:b=8,d_v=64", "reaction"],
+                 'irazor:backbone_config={"hidden":[128,128]}', "ssr-s:b=8,d_v=64", "reaction",
+                 # the log's ceiling (the generator's own click probability): listed above the ranked rows
+                 "oracle"],
         seeds=3,
         max_epochs=4,
         data_overrides={"synthetic": {"n_rows": 50000}},

@@ -14,13 +14,19 @@ Fields are named C1..Cn (names do not reveal roles). Values are integer ids draw
   probability `redundancy_noise`);
 - noise: independent of everything.
 
+With ``teacher_width > 0`` the informative fields also feed a *teacher*: a fixed random network (an embedding of
+`teacher_dim` per value, two tanh layers of `teacher_width`) whose output, standardised to std `teacher_effect`,
+is added to the logit. Its signal is a dense high-order interaction of those fields, which a model needs
+capacity (and rows) to learn: the log for scaling studies, where the additive effects alone leave larger models
+nothing to gain (their ceiling, the `oracle` row, is reached by small ones).
+
 Label 1 ("click") ~ Bernoulli(sigmoid(bias + effects)) with bias calibrated to `ctr`. With n_labels = 2 a
 second label ("conversion") is 1 only for clicks, with probability sigmoid(bias2 + other informative effects).
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from dataclasses import asdict, dataclass, fields as dc_fields, replace
+from dataclasses import asdict, dataclass, field, fields as dc_fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -50,6 +56,9 @@ class SyntheticConfig:
     ctr: float = 0.25
     conversion_rate: float = 0.3
     seed: int = 0
+    teacher_width: int = 0      # 0: no teacher network (the logit is additive effects and the interaction pair)
+    teacher_dim: int = 8
+    teacher_effect: float = 2.0
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, where: str = "synthetic options",
@@ -72,6 +81,8 @@ class SyntheticConfig:
             problems.append("max_cardinality must be >= 3")
         if not 0 < cfg.ctr < 1 or not 0 < cfg.conversion_rate < 1 or not 0 <= cfg.redundancy_noise <= 1:
             problems.append("ctr and conversion_rate must be in (0, 1), redundancy_noise in [0, 1]")
+        if cfg.teacher_width < 0 or cfg.teacher_dim < 1 or cfg.teacher_effect < 0:
+            problems.append("need teacher_width >= 0 (0 = none), teacher_dim >= 1 and teacher_effect >= 0")
         if problems:
             raise ConfigError(f"{where}: " + "; ".join(problems))
         return cfg
@@ -91,12 +102,47 @@ class _Plan:
     zipf: float = 1.1
     bias: float = 0.0
     bias2: float = 0.0
+    teacher: "_Teacher | None" = None
 
     def ground_truth(self) -> dict[str, Any]:
         gt: dict[str, Any] = {role: [self.names[i] for i in idx] for role, idx in self.roles.items()}
         gt["redundant_of"] = {self.names[r]: self.names[s] for r, s in self.copy_of.items()}
         gt["cardinality"] = {n: int(c) for n, c in zip(self.names, self.cards)}
         return gt
+
+
+@dataclass
+class _Teacher:
+    """A fixed random network over the informative fields: per-value embeddings, two tanh layers, a linear read
+    out, shifted and scaled so its output has mean 0 and std `effect` on the generator's own rows."""
+
+    fields: list[int]                 # informative field indices, in input order
+    embeddings: list[np.ndarray]      # per field: (cardinality, dim)
+    layers: list[tuple[np.ndarray, np.ndarray]]   # (W, b) of the two tanh layers
+    readout: np.ndarray
+    shift: float = 0.0
+    scale: float = 1.0
+
+    def raw(self, embedded: list[np.ndarray]) -> np.ndarray:
+        """The network's output from each field's embedding rows (n, dim), before standardising."""
+        h = np.concatenate(embedded, axis=1)
+        for W, b in self.layers:
+            h = np.tanh(h @ W + b)
+        return h @ self.readout
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return (self.raw([e[X[:, i]] for i, e in zip(self.fields, self.embeddings)]) - self.shift) * self.scale
+
+
+def _make_teacher(cfg: SyntheticConfig, cards: np.ndarray, fields: list[int]) -> _Teacher:
+    """The teacher of `cfg` (its own random stream: the rest of the plan is the same with or without one)."""
+    rng = np.random.default_rng([cfg.seed, 0x7EAC])
+    d, w, gain = cfg.teacher_dim, cfg.teacher_width, 2.0   # gain 2: tanh units work in their nonlinear range
+    emb = [rng.normal(size=(int(cards[i]), d)) for i in fields]
+    fan_in = d * len(fields)
+    layers = [(rng.normal(size=(fan_in, w)) * gain / np.sqrt(fan_in), rng.normal(size=w) * 0.5),
+              (rng.normal(size=(w, w)) * gain / np.sqrt(w), rng.normal(size=w) * 0.5)]
+    return _Teacher(fields, emb, layers, rng.normal(size=w) / np.sqrt(w))
 
 
 def _zipf_cdf(k: int, a: float) -> np.ndarray:
@@ -178,6 +224,10 @@ def _make_plan(cfg: SyntheticConfig) -> _Plan:
                  signs={i: _balanced_signs(cdfs[i]) for i in roles["interaction"]}, zipf=cfg.zipf)
     # calibrate biases on a fixed sample so the click rate and conversion rate match the options
     X = _draw_fields(plan, 50_000, np.random.default_rng([cfg.seed, 0xCA1]), cfg.redundancy_noise)
+    if cfg.teacher_width > 0:
+        plan.teacher = teacher = _make_teacher(cfg, cards, roles["informative"])
+        out = teacher(X)
+        teacher.shift, teacher.scale = float(out.mean()), cfg.teacher_effect / float(out.std())
     plan.bias = _calibrate(_logit(plan, X, cfg), cfg.ctr)
     plan.bias2 = _calibrate(_logit2(plan, X), cfg.conversion_rate)
     return plan
@@ -212,6 +262,8 @@ def _logit(plan: _Plan, X: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
     if plan.roles["interaction"]:
         a, b = plan.roles["interaction"]
         z += cfg.interaction_effect * plan.signs[a][X[:, a]] * plan.signs[b][X[:, b]]
+    if plan.teacher is not None:
+        z += plan.teacher(X)
     return z
 
 
@@ -272,6 +324,8 @@ class EncodedLogit:
     signs: dict[str, np.ndarray]          # interaction field -> expected sign per code (empty without a pair)
     interaction_effect: float
     merged_share: dict[str, float]        # field -> probability mass of its values that share one code (OOV)
+    teacher: "_Teacher | None" = None
+    teacher_embeddings: dict[str, np.ndarray] = field(default_factory=dict)   # field -> embedding per code
 
     def __call__(self, X: np.ndarray, columns: dict[str, int]) -> np.ndarray:
         """Logits of encoded rows `X` whose field f is column `columns[f]`."""
@@ -281,6 +335,9 @@ class EncodedLogit:
         if self.signs:
             (a, sa), (b, sb) = self.signs.items()
             z += self.interaction_effect * sa[X[:, columns[a]]] * sb[X[:, columns[b]]]
+        if self.teacher is not None:
+            out = self.teacher.raw([e[X[:, columns[f]]] for f, e in self.teacher_embeddings.items()])
+            z += (out - self.teacher.shift) * self.teacher.scale
         return z
 
 
@@ -290,9 +347,10 @@ def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> 
 
     A code that holds one value gets that value's effect; the OOV code (values unseen in training) gets the
     mean effect of the values it holds, weighted by their probability, and so does the missing code (never
-    used: the generator has no nulls). Interaction signs likewise. Where every value has its own code this is
-    exactly :func:`true_logit`; for a merged code it is the expected effect of the values behind it, all a
-    model reading the codes can know of them.
+    used: the generator has no nulls). Interaction signs and the teacher's embeddings likewise (for the teacher
+    that is an approximation: the network of the mean embedding, not the mean of the network). Where every
+    value has its own code this is exactly :func:`true_logit`; for a merged code it is the expected effect of
+    the values behind it, all a model reading the codes can know of them.
     """
     plan = make_plan(cfg)
     pmfs = {i: np.diff(plan.cdfs[i], prepend=0.0) for i in range(len(plan.names))}
@@ -309,8 +367,8 @@ def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> 
         merged = np.ones(len(per_value), dtype=bool)
         merged[ids] = False
         mass = float(pmf[merged].sum())
-        oov = float(pmf[merged] @ per_value[merged] / mass) if mass > 0 else 0.0
-        overall = float(pmf @ per_value)
+        oov = pmf[merged] @ per_value[merged] / mass if mass > 0 else np.zeros(per_value.shape[1:])
+        overall = pmf @ per_value
         return np.concatenate([[overall, oov], per_value[ids]]), mass
 
     effects, signs, merged_share = {}, {}, {}
@@ -318,7 +376,12 @@ def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> 
         effects[plan.names[i]], merged_share[plan.names[i]] = per_code(i, eff)
     for i in plan.roles["interaction"]:
         signs[plan.names[i]], merged_share[plan.names[i]] = per_code(i, plan.signs[i])
-    return EncodedLogit(plan.bias, effects, signs, cfg.interaction_effect, merged_share)
+    teacher_embeddings = {}
+    if plan.teacher is not None:
+        for i, emb in zip(plan.teacher.fields, plan.teacher.embeddings):
+            teacher_embeddings[plan.names[i]] = per_code(i, emb)[0]
+    return EncodedLogit(plan.bias, effects, signs, cfg.interaction_effect, merged_share, plan.teacher,
+                        teacher_embeddings)
 
 
 def label_names(cfg: SyntheticConfig) -> list[str]:

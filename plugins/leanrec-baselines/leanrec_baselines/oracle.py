@@ -26,28 +26,15 @@ if TYPE_CHECKING:
 
 
 class EncodedLogitModel(nn.Module):
-    """Serves a :class:`leanrec.data.synthetic.EncodedLogit`: a lookup per field, no trained parameters."""
+    """Serves a :class:`leanrec.data.synthetic.EncodedLogit` (numpy, on the host; no trained parameters)."""
 
     def __init__(self, logit: synthetic.EncodedLogit, columns: dict[str, int]):
         super().__init__()
-        self.bias = float(logit.bias)
-        self.interaction_effect = float(logit.interaction_effect)
-        self.effect_columns = [columns[f] for f in logit.effects]
-        self.sign_columns = [columns[f] for f in logit.signs]
-        for k, table in enumerate(logit.effects.values()):
-            self.register_buffer(f"effect_{k}", torch.as_tensor(table, dtype=torch.float64))
-        for k, table in enumerate(logit.signs.values()):
-            self.register_buffer(f"sign_{k}", torch.as_tensor(table, dtype=torch.float64))
+        self.logit, self.columns = logit, columns
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        X = X.long()
-        z = torch.full((X.shape[0],), self.bias, dtype=torch.float64, device=X.device)
-        for k, col in enumerate(self.effect_columns):
-            z = z + getattr(self, f"effect_{k}")[X[:, col]]
-        if self.sign_columns:
-            (ca, cb) = self.sign_columns
-            z = z + self.interaction_effect * self.sign_0[X[:, ca]] * self.sign_1[X[:, cb]]
-        return z
+        z = self.logit(X.detach().cpu().numpy().astype(np.int64, copy=False), self.columns)
+        return torch.as_tensor(z, dtype=torch.float64, device=X.device)
 
 
 @dataclass
