@@ -193,3 +193,9 @@ def test_the_html_report_lists_the_ceiling_first_and_says_the_gap(tmp_path):
     table = page.split("<tbody>", 1)[1]
     assert table.index(">ceiling<") < table.index(">1<")
     assert "(1 methods;" in page and "dnn is 0.0450 below it" in page
+
+
+def test_the_oracle_has_nothing_to_tune():
+    from leanrec.space import search_space
+
+    assert search_space(registry().method("oracle")) == {}

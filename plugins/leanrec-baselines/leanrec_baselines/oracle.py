@@ -19,6 +19,7 @@ from torch import nn
 from leanrec.data import synthetic
 from leanrec.errors import ConfigError
 from leanrec.methods import FitResult, Method, MethodConfig
+from leanrec.space import tunable
 
 if TYPE_CHECKING:
     from leanrec.context import RunContext
@@ -39,7 +40,12 @@ class EncodedLogitModel(nn.Module):
 
 @dataclass
 class OracleConfig(MethodConfig):
-    """No settings of its own: the training keys it inherits are ignored (nothing is trained)."""
+    """No settings of its own: the training keys it inherits are ignored (nothing is trained), and none is
+    searchable (`leanrec tune -m oracle` says there is nothing to tune)."""
+
+    embedding_dim: int = tunable(10, None)
+    batch_size: int = tunable(1024, None)
+    lr: float = tunable(1e-3, None)
 
 
 class Oracle(Method):
