@@ -39,7 +39,7 @@ what=${1:-all}   # criteo | frappe | movielens | avazu | afe-options | criteo-ex
 #                  | claims-criteo | claims-avazu | claims-movielens | claims-ssr | ssr-scale | claims-ssr-d
 #                  | ssr-scale-5m | claims-fg | claims-afe | claims-dense | claims-transfer
 #                  | claims-irazor-fde | claims-dtf-control | ssr-scale-rivals | ssr-views | ssr-scale-teacher
-#                  | ssr-scale-rivals-teacher
+#                  | ssr-scale-rivals-teacher | ssr-scale-teacher-5m
 #                  (issue 21's claim runs; not part of `all`)
 if [[ $what == criteo || $what == all ]]; then
   # each paper's core comparison first, then the rest of every table
@@ -156,6 +156,17 @@ if [[ $what == ssr-scale || $what == ssr-scale-5m || $what == ssr-scale-teacher 
       -m 'dnn:embedding_dim=16,hidden=[912,912,912]' -m oracle --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 \
       --results-dir results \
       --no-progress --threads "${THREADS:-1}" && break
+    echo "attempt $attempt failed; resuming" >&2
+  done
+fi
+# ssr-scale-teacher-5m: the teacher log at 5M rows (4M training rows), S15's end points only (SSR-S b = 2 and 16, the
+# 264- and 912-wide DNNs; ~35 min a seed on one core): does more data let the larger models gain where 1M rows did not?
+if [[ $what == ssr-scale-teacher-5m ]]; then
+  for attempt in 1 2 3; do
+    "$LEANREC" run -d synthetic --data synthetic.n_rows=5000000 --data synthetic.n_fields=30 \
+      --data synthetic.teacher_width=128 --data synthetic.effect=0.3 -m ssr-s:b=2 -m ssr-s \
+      -m 'dnn:embedding_dim=16,hidden=[264,264,264]' -m 'dnn:embedding_dim=16,hidden=[912,912,912]' -m oracle \
+      --seeds "${SCALE_SEEDS:-3}" --max-epochs 1 --results-dir results --no-progress --threads "${THREADS:-1}" && break
     echo "attempt $attempt failed; resuming" >&2
   done
 fi

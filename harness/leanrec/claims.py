@@ -300,6 +300,7 @@ SYNTHETIC_5M = "synthetic[n_fields=30,n_rows=5000000]"   # the same generator, 5
 # 1M rows whose signal is mostly a fixed random network over the informative fields (synthetic.teacher_width):
 # room below the ceiling where the additive log has little (S15, S18)
 SYNTHETIC_TEACHER = "synthetic[effect=0.3,n_fields=30,n_rows=1000000,teacher_width=128]"
+SYNTHETIC_TEACHER_5M = "synthetic[effect=0.3,n_fields=30,n_rows=5000000,teacher_width=128]"   # 5x its rows
 
 
 DATASETS: dict[str, DatasetRun] = {
@@ -318,6 +319,9 @@ DATASETS: dict[str, DatasetRun] = {
     SYNTHETIC_TEACHER: DatasetRun("-d synthetic --data synthetic.n_rows=1000000 --data synthetic.n_fields=30 "
                                   "--data synthetic.teacher_width=128 --data synthetic.effect=0.3",
                                   "ssr-scale-teacher", seeds=3, max_epochs=1),
+    SYNTHETIC_TEACHER_5M: DatasetRun("-d synthetic --data synthetic.n_rows=5000000 --data synthetic.n_fields=30 "
+                                     "--data synthetic.teacher_width=128 --data synthetic.effect=0.3",
+                                     "ssr-scale-teacher-5m", seeds=3, max_epochs=1),
 }
 # variants that results/run_tables.sh runs in a section other than their dataset's: section -> dataset -> the
 # `-m` specs as that section passes them (canonicalised when first looked up, see `section_of`)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from leanrec.claims import (AFE_RIVALS, DENSE_KEEP, DTF_CONTROL, DTF_CONTROL_3, DTF_CONTROL_4, RANKMIXER_WIDTHS,
-                            SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER, WUKONG_WIDTHS, Check, Claim, Curve, Heatmap,
+                            SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER,
+                            SYNTHETIC_TEACHER_5M, WUKONG_WIDTHS, Check, Claim, Curve, Heatmap,
                             rankmixer_matched, wukong_matched)
 
 PAPER_TITLES = {
@@ -254,8 +255,8 @@ LIGHTFMP = [
                                     ("mvfs", 0.6170, 0.3787)))),
 ]
 
-# S15's synthetic logs (run_tables.sh ssr-scale, ssr-scale-5m, ssr-scale-teacher)
-SCALE_LOGS = (SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER)
+# S15's synthetic logs (run_tables.sh ssr-scale, ssr-scale-5m, ssr-scale-teacher, ssr-scale-teacher-5m)
+SCALE_LOGS = (SYNTHETIC_1M, SYNTHETIC_5M, SYNTHETIC_TEACHER, SYNTHETIC_TEACHER_5M)
 RIVAL_LOGS = (SYNTHETIC_1M, SYNTHETIC_TEACHER)   # S18's (run_tables.sh ssr-scale-rivals, ssr-scale-rivals-teacher)
 # the synthetic logs' AUC ceiling: the generator's own click probability, served by `oracle` (leanrec-baselines)
 CEILING = ("ceiling: the generator's click probability (oracle)", "oracle")
@@ -382,8 +383,8 @@ SSR = [
     Claim("S15", S, "Abstract; Sec. 4.3.2; Fig. 4", "SSR keeps gaining as it scales (5M → 900M parameters) where "
           "dense MLPs saturate. Counterpart: on the 1M-row synthetic log (800K training rows, one epoch), a "
           "5M-row one from the same generator (4M training rows), and a 1M-row log whose signal is mostly a fixed "
-          "random network over its informative fields (a teacher: `synthetic.teacher_width = 128`), which leaves "
-          "the models room below the log's ceiling (the generator's own click probability, `oracle`, drawn on "
+          "random network over its informative fields (a teacher: `synthetic.teacher_width = 128`) and 5M rows of "
+          "it (the two end points of each curve only), which leave the models room below the log's ceiling (the generator's own click probability, `oracle`, drawn on "
           "each curve), SSR-S from b = 2 to 16 views (0.27M → 2.1M backbone parameters) against DNNs with SSR's embedding dim (16) "
           "and three hidden layers of the width that matches each size's backbone parameters (264 → 912).",
           "Fig. 4 (industrial): curves only.",
