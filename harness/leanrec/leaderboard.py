@@ -230,7 +230,8 @@ def ceiling_note(rows: Sequence[Row]) -> str:
     top = next((r for r in ranked(rows) if r.auc), None)
     notes = []
     for c in (r for r in rows if r.reference and r.auc):
-        line = f"ceiling `{c.variant}` (the log's known click probability): {_fmt(c.mean('auc'))} ± {_fmt(c.std('auc'))}"
+        line = (f"ceiling `{c.variant}` (a reference row: the most a model can reach on this split): "
+                f"{_fmt(c.mean('auc'))} ± {_fmt(c.std('auc'))}")
         if top is not None:
             common = sorted(set(c.seeds) & set(top.seeds))
             gaps = [c.auc[c.seeds.index(s)] - top.auc[top.seeds.index(s)] for s in common]
