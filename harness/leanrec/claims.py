@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -688,7 +689,8 @@ def curve_plot(curve: Curve, proto: int, series: dict[str, list[CurvePoint]], re
     seeds = sorted({p.seeds for pts in series.values() for p in pts} | {p.seeds for p in refs.values()})
     ax.set_xlabel(curve.x_label, fontsize=8)
     ax.set_ylabel(f"test AUC, mean ± std over seeds ({'/'.join(map(str, seeds))})", fontsize=8)
-    ax.set_title(f"{curve.claim} on {curve.dataset} (protocol {proto})\n{curve.title}", fontsize=9)
+    head = textwrap.fill(f"{curve.claim} on {curve.dataset} (protocol {proto})", 80)   # long dataset labels wrap
+    ax.set_title(f"{head}\n{curve.title}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
