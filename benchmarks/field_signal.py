@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import OneHotEncoder
 
 from leanrec.data import load_dataset
-from leanrec.leaderboard import select_records
+from leanrec.leaderboard import near_uniform_search, select_records
 from leanrec.records import iter_records
 
 
@@ -47,8 +47,10 @@ def main() -> None:
         for r in sorted(recs, key=lambda r: (r["variant"], r["seed"])):
             if r["status"] == "ok":
                 kept = (r.get("selection") or {}).get("fields") or names
+                # a search that ended near uniform did not choose: its kept fields are not the method's
+                keeps = "- (search near uniform)" if near_uniform_search(r) else args.key in kept
                 print(f"{r['variant']:<40} seed {r['seed']}  test AUC {r['metrics']['auc']:.4f}  "
-                      f"keeps {args.key}: {args.key in kept}")
+                      f"keeps {args.key}: {keeps}")
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ if [[ $what == ssr-scale || $what == ssr-scale-5m || $what == ssr-scale-teacher 
   done
 fi
 # ssr-scale-teacher-5m: the teacher log at 5M rows (4M training rows), S15's end points only (SSR-S b = 2 and 16, the
-# 264- and 912-wide DNNs; ~35 min a seed on one core): does more data let the larger models gain where 1M rows did not?
+# 264- and 912-wide DNNs; ~60 min a seed on one core (seed 0, other core busy)): does more data let the larger models gain where 1M rows did not?
 if [[ $what == ssr-scale-teacher-5m ]]; then
   for attempt in 1 2 3; do
     "$LEANREC" run -d synthetic --data synthetic.n_rows=5000000 --data synthetic.n_fields=30 \

@@ -224,31 +224,39 @@ def ranked(rows: Sequence[Row]) -> list[Row]:
     return [r for r in rows if not r.reference]
 
 
+def display_order(rows: Sequence[Row]) -> list[Row]:
+    """How a table lists its rows: the reference rows (ceilings) first, then the ranked rows in rank order."""
+    return [*(r for r in rows if r.reference), *ranked(rows)]
+
+
 def ceiling_note(rows: Sequence[Row]) -> str:
     """What a table's reference rows say about its ranked rows: the best row's gap to each bound (paired over
-    the seeds both have), or "" when the table has no reference row."""
+    the seeds both have), as sentences, or "" when the table has no reference row."""
     top = next((r for r in ranked(rows) if r.auc), None)
     notes = []
     for c in (r for r in rows if r.reference and r.auc):
-        line = (f"ceiling `{c.variant}` (a reference row: the most a model can reach on this split): "
+        line = (f"Ceiling `{c.variant}` (a reference row: the most a model can reach on this split): "
                 f"{_fmt(c.mean('auc'))} ± {_fmt(c.std('auc'))}")
         if top is not None:
-            common = sorted(set(c.seeds) & set(top.seeds))
-            gaps = [c.auc[c.seeds.index(s)] - top.auc[top.seeds.index(s)] for s in common]
-            if gaps:
+            gaps = np.subtract(*shared_seed_aucs(c, top))
+            if len(gaps):
                 line += (f"; #1 `{top.variant}` is {_fmt(float(np.mean(gaps)))} below it (mean over {len(gaps)} "
                          f"shared seed{'s' if len(gaps) > 1 else ''}), what is left to learn on this log")
         notes.append(line + ".")
     return " ".join(notes)
 
 
+def shared_seed_aucs(a: Row, b: Row) -> tuple[list[float], list[float]]:
+    """Test AUCs of rows a and b on the seeds both have, in seed order (same seed = same split and init)."""
+    common = sorted(set(a.seeds) & set(b.seeds))
+    return [a.auc[a.seeds.index(s)] for s in common], [b.auc[b.seeds.index(s)] for s in common]
+
+
 def paired_p_value(a: Row, b: Row) -> float:
     """Two-sided paired t-test of test AUC on the seeds both rows share (same seed = same split and init)."""
-    common = sorted(set(a.seeds) & set(b.seeds))
-    if len(common) < 2:
+    x, y = shared_seed_aucs(a, b)
+    if len(x) < 2:
         return math.nan
-    x = [a.auc[a.seeds.index(s)] for s in common]
-    y = [b.auc[b.seeds.index(s)] for s in common]
     return differences_p_value(np.subtract(x, y))
 
 
@@ -345,7 +353,7 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
             ["Δ AUC vs own backbone (p)", "time × own backbone"] if has_own else []) + ["seeds"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        for r in [*(r for r in rows if r.reference), *ranked(rows)]:
+        for r in display_order(rows):
             cells = ["ceiling" if r.reference else str(r.rank) + (" ≈" if r.tie_with_best and r.rank > 1 else ""),
                      f"`{r.variant}`" + (" (baseline)" if r.is_baseline else "") + _flags(r),
                      f"{_fmt(r.mean('auc'))} ± {_fmt(r.std('auc'))}", _fmt(r.mean("logloss"))]
@@ -371,7 +379,7 @@ def to_markdown(tables: dict[str, list[Row]]) -> str:
                        f"DeLong intervals for single runs): {len(ties)} row(s).")
         ceiling = ceiling_note(rows)
         if ceiling:
-            out.append(ceiling[0].upper() + ceiling[1:])
+            out.append(ceiling)
         if not math.isnan(mdd):
             gaps = [a.mean("auc") - b.mean("auc") for a, b in zip(order, order[1:]) if a.auc and b.auc]
             small = sum(g < mdd for g in gaps)

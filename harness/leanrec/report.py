@@ -162,7 +162,7 @@ def _dataset_section(dataset: str, blocks: list[tuple[str, str, list[Row]]],
 
 def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict[tuple[str, str], list[dict]],
            results_dir: Path, base: Path) -> str:
-    from leanrec.leaderboard import REFERENCE, ceiling_note, ranked
+    from leanrec.leaderboard import REFERENCE, ceiling_note, display_order, ranked
     from leanrec.plots import pareto_front
 
     has = {
@@ -191,7 +191,7 @@ def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict
     head = "".join(f'<th data-key="{c.key}" title="{html.escape(c.title or c.head)}">{html.escape(c.head)}</th>'
                    for c in cols)
     body = []
-    for r in sorted(rows, key=lambda r: r.rank):   # a reference row (rank 0) first
+    for r in display_order(rows):
         cells = []
         for c in cols:
             sort, text = _cell(c.key, r, front, runs.get((dataset, r.variant), []), results_dir, base)
@@ -199,7 +199,7 @@ def _table(dataset: str, view: str, view_title: str, rows: list[Row], runs: dict
             cells.append(f"<td{attr}>{text}</td>")
         body.append(f'<tr data-variant="{html.escape(r.variant)}">' + "".join(cells) + "</tr>")
     note = ceiling_note(rows)
-    note = f'<p class="muted">{html.escape(note[0].upper() + note[1:]).replace("`", "")}</p>' if note else ""
+    note = f'<p class="muted">{html.escape(note).replace("`", "")}</p>' if note else ""
     return (f'<div class="table" data-view="{view}"><p class="view-title">{html.escape(view_title)} '
             f'<span class="muted">({len(ranked(rows))} methods; click a column to sort)</span></p>'
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}</div>")

@@ -103,6 +103,7 @@ class _Plan:
     bias: float = 0.0
     bias2: float = 0.0
     teacher: "_Teacher | None" = None
+    values: "LogitTables | None" = None   # the click logit's lookups by value id (set by _make_plan)
 
     def ground_truth(self) -> dict[str, Any]:
         gt: dict[str, Any] = {role: [self.names[i] for i in idx] for role, idx in self.roles.items()}
@@ -130,8 +131,9 @@ class _Teacher:
             h = np.tanh(h @ W + b)
         return h @ self.readout
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        return (self.raw([e[X[:, i]] for i, e in zip(self.fields, self.embeddings)]) - self.shift) * self.scale
+    def __call__(self, embedded: list[np.ndarray]) -> np.ndarray:
+        """The standardised output (its share of the logit)."""
+        return (self.raw(embedded) - self.shift) * self.scale
 
 
 def _make_teacher(cfg: SyntheticConfig, cards: np.ndarray, fields: list[int]) -> _Teacher:
@@ -226,9 +228,14 @@ def _make_plan(cfg: SyntheticConfig) -> _Plan:
     X = _draw_fields(plan, 50_000, np.random.default_rng([cfg.seed, 0xCA1]), cfg.redundancy_noise)
     if cfg.teacher_width > 0:
         plan.teacher = teacher = _make_teacher(cfg, cards, roles["informative"])
-        out = teacher(X)
+        out = teacher.raw([e[X[:, i]] for i, e in zip(teacher.fields, teacher.embeddings)])
         teacher.shift, teacher.scale = float(out.mean()), cfg.teacher_effect / float(out.std())
-    plan.bias = _calibrate(_logit(plan, X, cfg), cfg.ctr)
+    names = plan.names
+    plan.values = LogitTables(
+        0.0, {names[i]: e for i, e in plan.effects.items()},
+        {names[i]: plan.signs[i] for i in roles["interaction"]}, cfg.interaction_effect, teacher=plan.teacher,
+        teacher_embeddings={names[i]: e for i, e in zip(teacher.fields, teacher.embeddings)} if plan.teacher else {})
+    plan.bias = _calibrate(_logit(plan, X), cfg.ctr)
     plan.bias2 = _calibrate(_logit2(plan, X), cfg.conversion_rate)
     return plan
 
@@ -255,16 +262,9 @@ def _draw_fields(plan: _Plan, n: int, rng: np.random.Generator, noise: float) ->
     return X
 
 
-def _logit(plan: _Plan, X: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
-    z = np.zeros(len(X))
-    for i, eff in plan.effects.items():
-        z += eff[X[:, i]]
-    if plan.roles["interaction"]:
-        a, b = plan.roles["interaction"]
-        z += cfg.interaction_effect * plan.signs[a][X[:, a]] * plan.signs[b][X[:, b]]
-    if plan.teacher is not None:
-        z += plan.teacher(X)
-    return z
+def _logit(plan: _Plan, X: np.ndarray) -> np.ndarray:
+    """The click logit of raw rows, without the bias."""
+    return plan.values(X, {name: j for j, name in enumerate(plan.names)})
 
 
 def _logit2(plan: _Plan, X: np.ndarray) -> np.ndarray:
@@ -276,7 +276,7 @@ def _logit2(plan: _Plan, X: np.ndarray) -> np.ndarray:
 
 def _chunk(plan: _Plan, cfg: SyntheticConfig, n: int, rng: np.random.Generator) -> pa.Table:
     X = _draw_fields(plan, n, rng, cfg.redundancy_noise)
-    click = rng.random(n) < 1 / (1 + np.exp(-(_logit(plan, X, cfg) + plan.bias)))
+    click = rng.random(n) < 1 / (1 + np.exp(-(_logit(plan, X) + plan.bias)))
     cols: dict[str, Any] = {"click": click.astype(np.int8)}
     if cfg.n_labels == 2:
         conv = click & (rng.random(n) < 1 / (1 + np.exp(-(_logit2(plan, X) + plan.bias2))))
@@ -311,24 +311,29 @@ def true_logit(cfg: SyntheticConfig, X: np.ndarray) -> np.ndarray:
     """The generator's click logit (bias included) of raw rows `X` (n, n_fields) of value ids: sigmoid of it is
     the true click probability, the Bayes-optimal prediction."""
     plan = make_plan(cfg)
-    return _logit(plan, np.asarray(X), cfg) + plan.bias
+    return _logit(plan, np.asarray(X)) + plan.bias
 
 
 @dataclass
-class EncodedLogit:
-    """The generator's click logit as a function of an encoded dataset's codes (:func:`encoded_logit`):
-    ``bias + sum_f effects[f][code_f] + interaction_effect * signs[a][code_a] * signs[b][code_b]``."""
+class LogitTables:
+    """The generator's click logit as lookups per field: ``bias + sum_f effects[f][x_f] + interaction_effect *
+    signs[a][x_a] * signs[b][x_b] + teacher(teacher_embeddings[f][x_f], ...)``, where x_f is a row's value id
+    (the plan's own tables, :func:`true_logit`) or its code in an encoded dataset (:func:`encoded_logit`)."""
 
     bias: float
-    effects: dict[str, np.ndarray]        # informative field -> logit effect per code
-    signs: dict[str, np.ndarray]          # interaction field -> expected sign per code (empty without a pair)
+    effects: dict[str, np.ndarray]        # informative field -> logit effect per value / code
+    signs: dict[str, np.ndarray]          # interaction field -> (expected) sign per value / code (empty: no pair)
     interaction_effect: float
-    merged_share: dict[str, float]        # field -> probability mass of its values that share one code (OOV)
+    merged_share: dict[str, float] = field(default_factory=dict)   # field -> mass of its values in the OOV code
     teacher: "_Teacher | None" = None
-    teacher_embeddings: dict[str, np.ndarray] = field(default_factory=dict)   # field -> embedding per code
+    teacher_embeddings: dict[str, np.ndarray] = field(default_factory=dict)   # field -> embedding per value / code
+
+    def fields(self) -> list[str]:
+        """The fields the logit reads."""
+        return list(dict.fromkeys([*self.effects, *self.signs, *self.teacher_embeddings]))
 
     def __call__(self, X: np.ndarray, columns: dict[str, int]) -> np.ndarray:
-        """Logits of encoded rows `X` whose field f is column `columns[f]`."""
+        """Logits of rows `X` whose field f is column `columns[f]`."""
         z = np.full(len(X), self.bias)
         for f, eff in self.effects.items():
             z += eff[X[:, columns[f]]]
@@ -336,12 +341,17 @@ class EncodedLogit:
             (a, sa), (b, sb) = self.signs.items()
             z += self.interaction_effect * sa[X[:, columns[a]]] * sb[X[:, columns[b]]]
         if self.teacher is not None:
-            out = self.teacher.raw([e[X[:, columns[f]]] for f, e in self.teacher_embeddings.items()])
-            z += (out - self.teacher.shift) * self.teacher.scale
+            z += self.teacher([e[X[:, columns[f]]] for f, e in self.teacher_embeddings.items()])
         return z
 
 
-def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> EncodedLogit:
+def logit_fields(cfg: SyntheticConfig) -> list[str]:
+    """The fields the generator's click logit reads (informative and interaction fields): the vocabularies
+    :func:`encoded_logit` needs."""
+    return make_plan(cfg).values.fields()
+
+
+def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> LogitTables:
     """The generator's logit seen through an encoding: `vocab_values[f]` is the raw value id of each code
     2, 3, ... of field f (codes 0 = missing and 1 = out of vocabulary are implicit, as in leanrec's caches).
 
@@ -353,35 +363,29 @@ def encoded_logit(cfg: SyntheticConfig, vocab_values: dict[str, np.ndarray]) -> 
     the values behind it, all a model reading the codes can know of them.
     """
     plan = make_plan(cfg)
-    pmfs = {i: np.diff(plan.cdfs[i], prepend=0.0) for i in range(len(plan.names))}
+    values = plan.values
+    merged_share: dict[str, float] = {}
 
-    def per_code(i: int, per_value: np.ndarray) -> tuple[np.ndarray, float]:
-        name = plan.names[i]
+    def per_code(name: str, per_value: np.ndarray) -> np.ndarray:
         if name not in vocab_values:
             raise ConfigError(f"encoded_logit: no vocabulary for field {name!r} of the generator")
         ids = np.asarray(vocab_values[name], dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= len(per_value) or len(np.unique(ids)) != ids.size):
             raise ConfigError(f"encoded_logit: field {name!r}'s vocabulary is not a set of its value ids "
                               f"0..{len(per_value) - 1}")
-        pmf = pmfs[i]
+        pmf = np.diff(plan.cdfs[plan.names.index(name)], prepend=0.0)
         merged = np.ones(len(per_value), dtype=bool)
         merged[ids] = False
-        mass = float(pmf[merged].sum())
+        mass = merged_share[name] = float(pmf[merged].sum())
         oov = pmf[merged] @ per_value[merged] / mass if mass > 0 else np.zeros(per_value.shape[1:])
         overall = pmf @ per_value
-        return np.concatenate([[overall, oov], per_value[ids]]), mass
+        return np.concatenate([[overall, oov], per_value[ids]])
 
-    effects, signs, merged_share = {}, {}, {}
-    for i, eff in plan.effects.items():
-        effects[plan.names[i]], merged_share[plan.names[i]] = per_code(i, eff)
-    for i in plan.roles["interaction"]:
-        signs[plan.names[i]], merged_share[plan.names[i]] = per_code(i, plan.signs[i])
-    teacher_embeddings = {}
-    if plan.teacher is not None:
-        for i, emb in zip(plan.teacher.fields, plan.teacher.embeddings):
-            teacher_embeddings[plan.names[i]] = per_code(i, emb)[0]
-    return EncodedLogit(plan.bias, effects, signs, cfg.interaction_effect, merged_share, plan.teacher,
-                        teacher_embeddings)
+    def coded(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: per_code(name, per_value) for name, per_value in tables.items()}
+
+    return LogitTables(plan.bias, coded(values.effects), coded(values.signs), values.interaction_effect,
+                       merged_share, values.teacher, coded(values.teacher_embeddings))
 
 
 def label_names(cfg: SyntheticConfig) -> list[str]:

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 
 class EncodedLogitModel(nn.Module):
-    """Serves a :class:`leanrec.data.synthetic.EncodedLogit` (numpy, on the host; no trained parameters)."""
+    """Serves a :class:`leanrec.data.synthetic.LogitTables` of codes (numpy, on the host; no trained parameters)."""
 
-    def __init__(self, logit: synthetic.EncodedLogit, columns: dict[str, int]):
+    def __init__(self, logit: synthetic.LogitTables, columns: dict[str, int]):
         super().__init__()
         self.logit, self.columns = logit, columns
 
@@ -63,12 +63,11 @@ class Oracle(Method):
                               "is not synthetic, so it has no known ceiling (run it on `-d synthetic`)")
         cfg = synthetic.SyntheticConfig.from_options(options, where=f"{data.name} synthetic options")
         columns = {f: j for j, f in enumerate(data.field_names)}
-        plan_fields = synthetic.make_plan(cfg).names
-        missing = [f for f in plan_fields if f not in columns]
+        read = synthetic.logit_fields(cfg)   # only these fields' vocabularies are needed
+        missing = [f for f in read if f not in columns]
         if missing:
             raise ConfigError(f"oracle: dataset {data.name!r} lacks the generator's fields {missing}")
-        vocab = {f: np.asarray(data.vocab(f)["value"].to_numpy(zero_copy_only=False), dtype=np.int64)
-                 for f in plan_fields}
+        vocab = {f: np.asarray(data.vocab(f)["value"].to_numpy(zero_copy_only=False), dtype=np.int64) for f in read}
         logit = synthetic.encoded_logit(cfg, vocab)
         return FitResult(model=EncodedLogitModel(logit, columns), extra={
             "reference": "the generator's click logit given the encoded fields (no training)",
